@@ -1,0 +1,29 @@
+# Two entry points for a fresh machine with Python 3.11:
+#   make demo   -> .venv + pinned dependencies + the project, then the main job on the embedded data
+#   make test   -> the same environment, then the whole test suite
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fedadmet-installed
+
+.PHONY: demo test install bench clean
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements/lock.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/fedadmet demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) bench/featurize.py
+
+clean:
+	rm -rf $(VENV) .fedadmet-cache runs

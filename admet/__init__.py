@@ -1,0 +1,3 @@
+"""admet package."""
+
+import pipelines  # noqa: F401  (applies the offline/quiet runtime defaults)
