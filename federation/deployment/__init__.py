@@ -1,0 +1,1 @@
+"""Deployment Engine helpers: certificates, SuperNode keys, SuperLink/SuperNode processes, run submission."""

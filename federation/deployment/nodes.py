@@ -1,0 +1,186 @@
+"""Launch ``flower-superlink`` (TLS + SuperNode authentication) and ``flower-supernode`` processes.
+
+Flower 1.42 serves the Fleet, Control and Runtime APIs of the SuperLink over one HTTPS port
+(``--host``/``--port``). Each SuperNode also binds a local Runtime API port (``--port``) that its
+ClientApp subprocesses talk to, so every SuperNode on one machine needs its own port.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from federation.deployment.certs import ConsortiumCredentials, PARTNER_ID_PATTERN
+from federation.deployment.processes import (
+    ManagedProcess,
+    flower_env,
+    flower_executable,
+    free_port,
+    wait_until,
+)
+from pipelines.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SuperLinkSpec:
+    """Where and how the consortium's SuperLink runs."""
+
+    run_dir: Path
+    """Folder for the SuperLink's FLWR_HOME, state database and log."""
+    credentials: ConsortiumCredentials
+    host: str = "127.0.0.1"
+    """Address the HTTPS API binds to (0.0.0.0 to accept partners from other machines)."""
+    port: int = 0
+    """HTTPS port for Fleet + Control + Runtime APIs; 0 picks a free one."""
+    node_auth: bool = True
+    """Only registered SuperNode public keys may connect."""
+
+    @property
+    def client_host(self) -> str:
+        """Host that local clients (the CLI, tests) use to reach the SuperLink."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+
+
+@dataclass(frozen=True, slots=True)
+class SuperNodeSpec:
+    """One partner's SuperNode."""
+
+    partner: str
+    superlink: str
+    """SuperLink address as host:port."""
+    ca_cert: Path
+    """CA certificate that signed the SuperLink's TLS certificate."""
+    private_key: Path | None
+    """The partner's OpenSSH EC private key (None: no node authentication)."""
+    data_path: Path
+    """The partner's private table; handed to the ClientApp as node config ``data-path``."""
+    run_dir: Path
+    """Folder for this node's FLWR_HOME and log."""
+    extra_node_config: tuple[tuple[str, str | int | float], ...] = ()
+    runtime_port: int = 0
+    max_retries: int | None = None
+    """How often to retry connecting before giving up (None: forever)."""
+
+
+def _https_ok(url: str, ca_cert: Path, timeout: float = 1.0) -> bool:
+    ctx = ssl.create_default_context(cafile=str(ca_cert))
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:  # noqa: S310
+            return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def superlink_healthy(address: str, ca_cert: Path) -> bool:
+    """True when the SuperLink answers ``/health`` over TLS verified against ``ca_cert``."""
+    return _https_ok(f"https://{address}/health", ca_cert)
+
+
+def start_superlink(spec: SuperLinkSpec, startup_timeout: float = 60.0) -> tuple[ManagedProcess, str]:
+    """Start ``flower-superlink`` with TLS (and node authentication) and wait until healthy.
+
+    Returns the process and the client address ``host:port``."""
+    creds = spec.credentials
+    port = spec.port or free_port(spec.client_host)
+    home = spec.run_dir / "superlink"
+    command = [
+        flower_executable("flower-superlink"),
+        "--ssl-ca-certfile", str(creds.ca_cert),
+        "--ssl-certfile", str(creds.server_cert),
+        "--ssl-keyfile", str(creds.server_key),
+        "--isolation", "subprocess",
+        "--database", str(home / "state.db"),
+        "--host", spec.host,
+        "--port", str(port),
+        "--disable-runtime-dependency-installation",
+    ]
+    if spec.node_auth:
+        command.append("--enable-supernode-auth")
+    proc = ManagedProcess("superlink", command, home / "superlink.log", env=flower_env(home / "flwr-home"))
+    proc.start(cwd=home)
+    address = f"{spec.client_host}:{port}"
+    try:
+        wait_until(lambda: superlink_healthy(address, creds.ca_cert), startup_timeout,
+                   f"the SuperLink at {address}", abort=proc.exit_reason)
+    except (TimeoutError, RuntimeError):
+        proc.stop()
+        raise
+    log.info("SuperLink ready at %s (TLS%s)", address, ", node authentication" if spec.node_auth else "")
+    return proc, address
+
+
+def _node_config_arg(spec: SuperNodeSpec) -> str:
+    pairs: list[tuple[str, str | int | float]] = [
+        ("partner", spec.partner),
+        ("data-path", str(spec.data_path.resolve())),
+        *spec.extra_node_config,
+    ]
+    parts = []
+    for key, value in pairs:
+        if isinstance(value, str):
+            if '"' in value:
+                raise InputError(f"node config value for {key!r} may not contain '\"': {value!r}")
+            parts.append(f'{key}="{value}"')
+        else:
+            parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+def start_supernode(spec: SuperNodeSpec) -> ManagedProcess:
+    """Start ``flower-supernode`` for one partner (TLS to the SuperLink, signed with its key)."""
+    if not PARTNER_ID_PATTERN.match(spec.partner):
+        raise InputError(f"invalid partner id {spec.partner!r}")
+    if not spec.data_path.exists():
+        raise InputError(f"partner data not found: {spec.data_path}")
+    if spec.private_key is not None and not spec.private_key.is_file():
+        raise InputError(f"SuperNode private key not found: {spec.private_key}")
+    home = spec.run_dir / "nodes" / spec.partner
+    command = [
+        flower_executable("flower-supernode"),
+        "--superlink", spec.superlink,
+        "--root-certificates", str(spec.ca_cert),
+        "--node-config", _node_config_arg(spec),
+        "--isolation", "subprocess",
+        "--host", "127.0.0.1",
+        "--port", str(spec.runtime_port or free_port()),
+    ]
+    if spec.private_key is not None:
+        command += ["--auth-supernode-private-key", str(spec.private_key)]
+    if spec.max_retries is not None:
+        command += ["--max-retries", str(spec.max_retries)]
+    proc = ManagedProcess(f"supernode {spec.partner}", command, home / "supernode.log",
+                          env=flower_env(home / "flwr-home"))
+    return proc.start(cwd=home)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsortiumState:
+    """What ``consortium start`` leaves behind so ``run``/``stop`` find the SuperLink."""
+
+    superlink_address: str
+    superlink_pid: int
+    ca_cert: str
+    credentials_dir: str
+    flwr_home: str
+    """FLWR_HOME of the operator's CLI (holds the connection named ``consortium``)."""
+    node_ids: dict[str, int]
+    """partner -> SuperNode id assigned at registration."""
+
+    def write(self, run_dir: Path) -> Path:
+        path = run_dir / "consortium.json"
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    @staticmethod
+    def read(run_dir: Path) -> ConsortiumState:
+        path = Path(run_dir) / "consortium.json"
+        if not path.is_file():
+            raise InputError(f"no consortium.json in {run_dir}: start one with `fedadmet consortium start`")
+        return ConsortiumState(**json.loads(path.read_text()))

@@ -1,0 +1,1 @@
+"""Tiny linear-regression Flower app (numpy only) for the deployment tests."""
