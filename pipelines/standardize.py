@@ -1,0 +1,238 @@
+"""Standardize one SMILES with RDKit: parse, sanitize, keep the parent fragment, neutralize, canonicalize.
+
+The identity of a compound is the InChIKey of its standardized parent. Every input gives either a
+``Standardized`` with a SMILES and an InChIKey, or one with a ``RejectReason`` (never an exception).
+
+Steps, in order (each skipped when it cannot change anything, because this is on the screening
+hot path):
+
+1. type and emptiness checks; a raw-length guard so megabyte strings are not parsed at all;
+2. parse without sanitization (syntax errors -> ``unparsable``), then sanitize with error capture
+   (valence problems -> ``valence_error``; aromaticity/kekulization problems -> ``unparsable``);
+3. no carbon anywhere -> ``metal_only`` when every heavy atom is a metal, else ``no_carbon``;
+4. several fragments -> the largest *organic* fragment (salts, counter-ions and solvents go);
+5. too many heavy atoms in the parent -> ``too_many_heavy_atoms``;
+6. charged atoms -> RDKit's ``Uncharger`` (neutralizes acids/bases, keeps zwitterions balanced);
+7. optional canonical tautomer (slow: off by default);
+8. canonical isomeric SMILES and InChIKey.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+from dataclasses import dataclass
+
+from rdkit import Chem
+from rdkit.Chem.MolStandardize import rdMolStandardize
+
+log = logging.getLogger(__name__)
+
+#: Default upper bound on heavy atoms of the parent fragment (drug-like, peptides and macrocycles fit).
+DEFAULT_MAX_HEAVY_ATOMS = 150
+#: Strings longer than this are rejected before parsing (about 4 characters per heavy atom is generous).
+_MAX_CHARS_PER_HEAVY_ATOM = 8
+
+# Metals (alkali, alkaline earth, transition, post-transition, lanthanides, actinides).
+_METALS = frozenset(
+    [3, 4, 11, 12, 13, 19, 20, *range(21, 32), 37, 38, *range(39, 51), 55, 56, *range(57, 85),
+     87, 88, *range(89, 119)]
+)
+
+
+_CARBON = Chem.MolFromSmarts("[#6]")
+_HYDROGEN = Chem.MolFromSmarts("[#1]")
+_CHARGED = Chem.MolFromSmarts("[+,-]")
+
+
+class RejectReason(str, enum.Enum):
+    """Why a row was rejected. The values are the strings written to ``rejected.csv``."""
+
+    EMPTY = "empty"                                  #: empty or whitespace-only SMILES
+    NOT_A_STRING = "not_a_string"                    #: missing (NaN/None) or a non-text value
+    UNPARSABLE = "unparsable"                        #: SMILES syntax error, bad aromaticity, unreadable record
+    VALENCE_ERROR = "valence_error"                  #: an atom with an impossible valence
+    NO_CARBON = "no_carbon"                          #: inorganic: no carbon atom at all
+    METAL_ONLY = "metal_only"                        #: only metal atoms (e.g. ``[Na+]``, ``[Pt]``)
+    TOO_MANY_HEAVY_ATOMS = "too_many_heavy_atoms"    #: parent fragment above ``max_heavy_atoms``
+    STANDARDIZATION_FAILED = "standardization_failed"  #: RDKit failed in a later step (e.g. no InChI)
+    # Row-level reasons for measurement tables (``validate_long_table``).
+    BAD_VALUE = "bad_value"                          #: value missing, text, or not finite
+    BAD_RELATION = "bad_relation"                    #: relation not one of = < > <= >= (or a known word)
+    MISSING_ENDPOINT = "missing_endpoint"            #: no endpoint name
+    UNKNOWN_UNIT = "unknown_unit"                    #: a unit that is not the endpoint's catalog unit
+    UNIT_MISMATCH = "unit_mismatch"                  #: a unit other than the endpoint's majority unit
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Standardized:
+    """The outcome of standardizing one SMILES."""
+
+    smiles: str | None
+    """Canonical isomeric SMILES of the standardized parent, or None when rejected."""
+    inchikey: str | None
+    """Standard InChIKey of the parent (the compound identity), or None when rejected."""
+    reason: RejectReason | None
+    """None when accepted, else why the input was rejected."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the input was accepted."""
+        return self.reason is None
+
+
+@functools.lru_cache(maxsize=1)
+def _fragment_chooser() -> rdMolStandardize.LargestFragmentChooser:
+    return rdMolStandardize.LargestFragmentChooser(preferOrganic=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _uncharger() -> rdMolStandardize.Uncharger:
+    return rdMolStandardize.Uncharger(canonicalOrder=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _tautomer_enumerator() -> rdMolStandardize.TautomerEnumerator:
+    enumerator = rdMolStandardize.TautomerEnumerator()
+    enumerator.SetMaxTautomers(200)
+    enumerator.SetRemoveSp3Stereo(False)
+    enumerator.SetRemoveBondStereo(False)
+    return enumerator
+
+
+def _reject(reason: RejectReason) -> Standardized:
+    return Standardized(None, None, reason)
+
+
+def _has_internal_whitespace(text: str) -> bool:
+    # "CCO ethanol" would parse as CCO with a name: a cell with a second token is not a SMILES.
+    # CXSMILES extensions (" |...|") are allowed.
+    head, sep, tail = text.partition(" ")
+    if "\t" in text or "\n" in text or "\r" in text:
+        return True
+    return bool(sep) and not tail.lstrip().startswith("|")
+
+
+def parse_smiles(smiles: object, max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS
+                 ) -> tuple[Chem.Mol | None, RejectReason | None]:
+    """Parse and sanitize one SMILES: ``(mol, None)`` or ``(None, reason)``. Never raises."""
+    if not isinstance(smiles, str):
+        return None, RejectReason.NOT_A_STRING
+    text = smiles.strip()
+    if not text:
+        return None, RejectReason.EMPTY
+    if len(text) > _MAX_CHARS_PER_HEAVY_ATOM * max_heavy_atoms:
+        return None, RejectReason.TOO_MANY_HEAVY_ATOMS
+    if _has_internal_whitespace(text):
+        return None, RejectReason.UNPARSABLE
+    try:
+        mol = Chem.MolFromSmiles(text, sanitize=False)
+    except Exception:  # noqa: BLE001 - RDKit may raise on pathological input
+        mol = None
+    if mol is None or mol.GetNumAtoms() == 0:
+        return None, RejectReason.UNPARSABLE
+    # Explicit hydrogens in a SMILES string are always written in brackets ("[H]", "[2H]", "[H+]").
+    return sanitize_mol(mol, may_have_hydrogens="H" in text)
+
+
+def sanitize_mol(mol: Chem.Mol, may_have_hydrogens: bool = True
+                 ) -> tuple[Chem.Mol | None, RejectReason | None]:
+    """Sanitize in place, mapping RDKit's failure to a reason. Never raises."""
+    try:
+        failed = Chem.SanitizeMol(mol, catchErrors=True)
+    except Exception:  # noqa: BLE001
+        return None, RejectReason.UNPARSABLE
+    if failed != Chem.SanitizeFlags.SANITIZE_NONE:
+        if failed == Chem.SanitizeFlags.SANITIZE_PROPERTIES:
+            return None, RejectReason.VALENCE_ERROR
+        return None, RejectReason.UNPARSABLE
+    try:
+        # Explicit hydrogens (from SDF, or "[H]" in SMILES) are removed so the identity is the same.
+        if may_have_hydrogens and mol.HasSubstructMatch(_HYDROGEN):
+            mol = Chem.RemoveHs(mol)
+    except Exception:  # noqa: BLE001
+        return None, RejectReason.STANDARDIZATION_FAILED
+    return mol, None
+
+
+def _carbon_check(mol: Chem.Mol) -> RejectReason | None:
+    if mol.HasSubstructMatch(_CARBON):
+        return None
+    heavy = [atom.GetAtomicNum() for atom in mol.GetAtoms() if atom.GetAtomicNum() > 1]
+    if 6 in heavy:
+        return None
+    if heavy and all(z in _METALS for z in heavy):
+        return RejectReason.METAL_ONLY
+    return RejectReason.NO_CARBON
+
+
+def standardize_mol(mol: Chem.Mol, tautomer: bool = False,
+                    max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS
+                    ) -> tuple[Chem.Mol | None, RejectReason | None]:
+    """Standardize a sanitized molecule to its neutral parent: ``(parent, None)`` or ``(None, reason)``."""
+    reason = _carbon_check(mol)
+    if reason is not None:
+        return None, reason
+    try:
+        if mol.GetNumAtoms() > 1 and len(Chem.GetMolFrags(mol)) > 1:
+            mol = _fragment_chooser().choose(mol)
+            reason = _carbon_check(mol)
+            if reason is not None:
+                return None, reason
+        if mol.GetNumHeavyAtoms() > max_heavy_atoms:
+            return None, RejectReason.TOO_MANY_HEAVY_ATOMS
+        if mol.HasSubstructMatch(_CHARGED):
+            mol = _uncharger().uncharge(mol)
+        if tautomer:
+            mol = _tautomer_enumerator().Canonicalize(mol)
+    except Exception:  # noqa: BLE001 - any RDKit failure in these steps is a reject, not a crash
+        log.debug("standardization failed for %s", Chem.MolToSmiles(mol), exc_info=True)
+        return None, RejectReason.STANDARDIZATION_FAILED
+    return mol, None
+
+
+def standardize_smiles(smiles: object, tautomer: bool = False,
+                       max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS,
+                       with_inchikey: bool = True) -> Standardized:
+    """Standardize one SMILES (see the module docstring for the steps). Never raises.
+
+    ``with_inchikey=False`` skips the InChIKey (about half the cost) for callers that only need the
+    canonical SMILES, e.g. screening a library; ``inchikey`` is then None.
+    """
+    mol, reason = parse_smiles(smiles, max_heavy_atoms)
+    if reason is not None:
+        return _reject(reason)
+    parent, reason = standardize_mol(mol, tautomer=tautomer, max_heavy_atoms=max_heavy_atoms)
+    if reason is not None:
+        return _reject(reason)
+    try:
+        canonical = Chem.MolToSmiles(parent)
+        inchikey = Chem.MolToInchiKey(parent) if with_inchikey else None
+    except Exception:  # noqa: BLE001
+        return _reject(RejectReason.STANDARDIZATION_FAILED)
+    if not canonical or (with_inchikey and not inchikey):
+        return _reject(RejectReason.STANDARDIZATION_FAILED)
+    return Standardized(canonical, inchikey, None)
+
+
+def standardize_many(smiles: list[object] | tuple[object, ...], tautomer: bool = False,
+                     max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS,
+                     with_inchikey: bool = True) -> list[Standardized]:
+    """Standardize a sequence, computing each distinct input string once. Output aligns with input."""
+    done: dict[object, Standardized] = {}
+    out: list[Standardized] = []
+    for item in smiles:
+        key = item.strip() if isinstance(item, str) else None
+        if key is None:
+            out.append(standardize_smiles(item, tautomer, max_heavy_atoms, with_inchikey))
+            continue
+        result = done.get(key)
+        if result is None:
+            result = standardize_smiles(key, tautomer, max_heavy_atoms, with_inchikey)
+            done[key] = result
+        out.append(result)
+    return out
