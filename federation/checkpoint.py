@@ -1,0 +1,60 @@
+"""Per-round server checkpoints of the global arrays, written atomically, and resuming from them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+LATEST = "latest.json"
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    round: int
+    arrays: dict[str, np.ndarray]
+    meta: dict
+
+
+class Checkpointer:
+    """``round_NNN.npz`` per round plus ``latest.json`` pointing at the newest complete one."""
+
+    def __init__(self, folder: Path, keep: int = 3) -> None:
+        self.folder = Path(folder)
+        self.keep = keep
+
+    def save(self, server_round: int, arrays: dict[str, np.ndarray], meta: dict | None = None) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"round_{server_round:03d}.npz"
+        tmp = self.folder / f".round_{server_round:03d}.tmp.npz"
+        keys = list(arrays)
+        np.savez(tmp, **{f"a{i:04d}": np.asarray(arrays[k]) for i, k in enumerate(keys)})
+        os.replace(tmp, path)
+        pointer = {"round": server_round, "file": path.name, "keys": keys, "meta": meta or {}}
+        tmp_json = self.folder / f".{LATEST}.tmp"
+        tmp_json.write_text(json.dumps(pointer, indent=2))
+        os.replace(tmp_json, self.folder / LATEST)
+        self._prune(server_round)
+        log.info("checkpoint: round %d -> %s", server_round, path)
+        return path
+
+    def latest(self) -> Checkpoint | None:
+        pointer_path = self.folder / LATEST
+        if not pointer_path.exists():
+            return None
+        pointer = json.loads(pointer_path.read_text())
+        with np.load(self.folder / pointer["file"], allow_pickle=False) as z:
+            arrays = {k: z[f"a{i:04d}"] for i, k in enumerate(pointer["keys"])}
+        return Checkpoint(int(pointer["round"]), arrays, pointer.get("meta", {}))
+
+    def _prune(self, newest: int) -> None:
+        for path in self.folder.glob("round_*.npz"):
+            number = int(path.stem.split("_")[1])
+            if number <= newest - self.keep:
+                path.unlink(missing_ok=True)

@@ -1,0 +1,136 @@
+"""The validated configuration of a federated run, and its flat form for Flower's run config."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.errors import InputError
+
+STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedmedian", "trimmed")
+HEAD_MODES = ("private", "shared")
+
+
+@dataclass(slots=True)
+class FederatedConfig:
+    """Everything a federated run needs; validated once in ``__post_init__``."""
+
+    out_dir: Path
+    """Run folder: report, checkpoints, bundles, the resolved config, Flower's home."""
+    data: Path | None = None
+    """A long/wide table to partition into partners (``None`` and no ``partners_dir``: the embedded catalog)."""
+    partners_dir: Path | None = None
+    """An existing partition folder (``partner_XX/data.csv``); wins over ``data``."""
+    n_partners: int = 20
+    rounds: int = 5
+    local_epochs: int = 2
+    strategy: str = "fedavg"
+    heads: str = "private"
+    """``private``: MELLODDY, only the trunk travels; ``shared``: the whole model is averaged."""
+    proximal_mu: float = 0.01
+    """FedProx proximal term weight (only used by ``fedprox``)."""
+    trim_fraction: float = 0.2
+    server_lr: float = 0.01
+    """FedAdam server learning rate."""
+    secagg: bool = False
+    """Secure aggregation (SecAgg+, Flower's legacy API path)."""
+    dp_clip: float | None = None
+    """Client-side clipping norm for differential privacy (with ``dp_noise``)."""
+    dp_noise: float | None = None
+    """Gaussian noise multiplier for differential privacy."""
+    validate_norms: bool = True
+    """Reject updates whose norm is a robust-z outlier in the round."""
+    norm_z_threshold: float = 3.5
+    hidden: tuple[int, ...] = (512,)
+    dropout: float = 0.2
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 1e-5
+    featurizer: str = "morgan_count+rdkit2d"
+    alpha: float = 0.5
+    """Dirichlet concentration of the non-IID partition."""
+    seed: int = 0
+    min_partners: int | None = None
+    """Fewest partners a round needs (default: all)."""
+    endpoints: tuple[str, ...] | None = None
+    """Restrict the embedded catalog to these endpoints."""
+    max_rows: int | None = None
+    """Use only the first N rows of the table (small slices for tests)."""
+    baselines: bool = True
+    """Also train local-only and pooled references for the report."""
+    resume: bool = False
+    """Continue from the last checkpoint in ``out_dir``."""
+    num_cpus: int = 2
+    """CPUs given to the Ray backend (one ClientApp per CPU)."""
+    poison_partners: tuple[str, ...] = ()
+    """Robustness experiments only: partners that send sign-flipped, scaled updates."""
+    poison_scale: float = 5.0
+    cache_dir: Path | None = None
+    """Feature cache (default ``out_dir/feature_cache``)."""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        self.data = Path(self.data) if self.data else None
+        self.partners_dir = Path(self.partners_dir) if self.partners_dir else None
+        self.cache_dir = Path(self.cache_dir) if self.cache_dir else self.out_dir / "feature_cache"
+        self.hidden = tuple(int(h) for h in self.hidden)
+        self.endpoints = tuple(self.endpoints) if self.endpoints else None
+        self.poison_partners = tuple(self.poison_partners)
+        problems = []
+        if self.strategy not in STRATEGIES:
+            problems.append(f"strategy {self.strategy!r} is not one of {STRATEGIES}")
+        if self.heads not in HEAD_MODES:
+            problems.append(f"heads {self.heads!r} is not one of {HEAD_MODES}")
+        if self.n_partners < 2:
+            problems.append("a federation needs at least 2 partners")
+        if self.rounds < 1 or self.local_epochs < 1:
+            problems.append("rounds and local epochs must be >= 1")
+        if (self.dp_clip is None) != (self.dp_noise is None):
+            problems.append("differential privacy needs both --dp-clip and --dp-noise")
+        if self.dp_clip is not None and (self.dp_clip <= 0 or self.dp_noise < 0):
+            problems.append("--dp-clip must be > 0 and --dp-noise >= 0")
+        if self.secagg and self.dp_clip is not None:
+            problems.append("SecAgg+ (legacy API) and the DP mods (Message API) cannot be combined")
+        if self.secagg and self.strategy not in ("fedavg", "fedprox"):
+            problems.append("SecAgg+ only sums updates: use --strategy fedavg or fedprox")
+        if not 0 <= self.trim_fraction < 0.5:
+            problems.append("trim fraction must be in [0, 0.5)")
+        if self.data is not None and not self.data.exists():
+            problems.append(f"data table {self.data} does not exist")
+        if self.partners_dir is not None and not self.partners_dir.is_dir():
+            problems.append(f"partners folder {self.partners_dir} does not exist")
+        if self.min_partners is not None and self.min_partners < 1:
+            problems.append("min partners must be >= 1")
+        if problems:
+            raise InputError("invalid federated config: " + "; ".join(problems))
+
+    @property
+    def dp(self) -> bool:
+        return self.dp_clip is not None
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    def write(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FederatedConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"unknown federated config key(s): {unknown}")
+        return cls(**data)

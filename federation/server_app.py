@@ -1,0 +1,213 @@
+"""The consortium's ServerApp (Flower Message API): moves arrays and metrics in and out of messages.
+
+Stages of a run:
+1. ``stats`` query: every partner returns summed feature / label moments and its endpoint list;
+   the server forms the union task list and the consortium scaling (``task.consortium_scaling``).
+2. training rounds via ``FederatedStrategy.start`` (wrapped in Flower's client-side fixed-clipping
+   DP strategy when DP is on); after each round the global arrays are checkpointed.
+3. ``report`` query: each partner scores global trunk + its own heads on its own test rows.
+The outcome (``federation_result.json``, ``global_model.npz``) is written to the run folder;
+``federation.report`` turns it into the report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
+
+from federation import modelio, task
+from federation.checkpoint import Checkpointer
+from federation.config import FederatedConfig
+from federation.strategy import FederatedStrategy, numpy_to_record, record_to_numpy
+from pipelines.errors import InputError
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "federation_result.json"
+GLOBAL_MODEL_FILE = "global_model.npz"
+NODE_WAIT_S = 120.0
+
+
+def base_config(cfg: FederatedConfig) -> dict:
+    """Settings every partner needs, as ConfigRecord values."""
+    return {"featurizer": cfg.featurizer, "seed": int(cfg.seed), "local-epochs": int(cfg.local_epochs),
+            "lr": float(cfg.lr), "batch-size": int(cfg.batch_size), "weight-decay": float(cfg.weight_decay),
+            "hidden": [int(h) for h in cfg.hidden], "dropout": float(cfg.dropout), "heads": cfg.heads}
+
+
+def wait_for_nodes(grid: Grid, minimum: int, timeout: float = NODE_WAIT_S) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = sorted(grid.get_node_ids())
+        if len(nodes) >= minimum or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if len(nodes) < minimum:
+        raise InputError(f"only {len(nodes)} partner node(s) connected; the run needs {minimum}")
+    return nodes
+
+
+def query_all(grid: Grid, nodes: list[int], config: dict, arrays: ArrayRecord | None = None,
+              timeout: float = 3600) -> list[Message]:
+    messages = []
+    for node in nodes:
+        content = RecordDict({"config": ConfigRecord(dict(config))})
+        if arrays is not None:
+            content["arrays"] = arrays
+        messages.append(Message(content=content, message_type=MessageType.QUERY, dst_node_id=node))
+    return list(grid.send_and_receive(messages, timeout=timeout))
+
+
+def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
+    """Stage 1: partner names, union task list and consortium scaling from summed moments."""
+    replies = query_all(grid, nodes, {**base_config(cfg), "stage": "stats"})
+    partner_of: dict[int, str] = {}
+    contributions, per_partner_tasks, n_train = [], [], {}
+    failed = []
+    for msg in replies:
+        if msg.has_error():
+            failed.append(f"node-{msg.metadata.src_node_id}")
+            log.warning("stats: node %s failed: %s", msg.metadata.src_node_id, msg.error.reason)
+            continue
+        info = msg.content["partner"]
+        partner = str(info["partner-id"])
+        partner_of[msg.metadata.src_node_id] = partner
+        tasks = [task.TaskSpec(n, t, u) for n, t, u in zip(info["task-names"], info["task-types"], info["task-units"])]
+        per_partner_tasks.append(tasks)
+        moments = record_to_numpy(msg.content["moments"])
+        contributions.append(([t.name for t in tasks], moments))
+        n_train[partner] = int(msg.content["metrics"]["num-examples"])
+    if len(contributions) < 2:
+        raise InputError(f"federated statistics need at least 2 partners; got {len(contributions)} (failed: {failed})")
+    tasks = task.union_tasks(per_partner_tasks)
+    n_features = len(contributions[0][1]["feature-sum"])
+    scaling = task.consortium_scaling(n_features, tasks, contributions)
+    log.info("stats: %d partners, %d endpoints, %d features", len(partner_of), len(tasks), n_features)
+    return partner_of, scaling, n_train, failed
+
+
+def run_server(grid: Grid, cfg: FederatedConfig) -> dict:
+    """The whole server side of a run; returns (and writes) the federation result."""
+    t0 = time.perf_counter()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    minimum = cfg.min_partners or cfg.n_partners
+    nodes = wait_for_nodes(grid, minimum)
+    partner_of, scaling, n_train, stats_failed = collect_stats(grid, nodes, cfg)
+    model = task.build_model(scaling.n_features, scaling.tasks, cfg.hidden, cfg.dropout, cfg.seed)
+    shared = cfg.heads == "shared"
+    arrays = modelio.model_arrays(model, include_heads=shared)
+    checkpointer = Checkpointer(out / "checkpoints")
+    offset = 0
+    if cfg.resume:
+        ckpt = checkpointer.latest()
+        if ckpt is not None:
+            if list(ckpt.arrays) != list(arrays):
+                raise InputError("checkpoint does not match this run's model (different tasks or architecture)")
+            arrays, offset = ckpt.arrays, ckpt.round
+            log.info("resuming from checkpoint round %d", offset)
+    remaining = max(cfg.rounds - offset, 0)
+    round_config = {**base_config(cfg), **scaling.to_config()}
+    strategy = FederatedStrategy(strategy=cfg.strategy, partner_of=partner_of, round_config=round_config,
+                                 proximal_mu=cfg.proximal_mu, trim_fraction=cfg.trim_fraction,
+                                 server_lr=cfg.server_lr, validate_norms=cfg.validate_norms,
+                                 norm_z_threshold=cfg.norm_z_threshold, uniform_weights=cfg.dp,
+                                 round_offset=offset, min_nodes=min(minimum, len(partner_of)))
+    runner = strategy
+    if cfg.dp:
+        runner = DifferentialPrivacyClientSideFixedClipping(strategy, noise_multiplier=float(cfg.dp_noise),
+                                                            clipping_norm=float(cfg.dp_clip),
+                                                            num_sampled_clients=len(partner_of))
+    round_times: list[float] = []
+    last = [time.perf_counter()]
+
+    def after_round(server_round: int, record: ArrayRecord):
+        if server_round > 0:
+            checkpointer.save(offset + server_round, record_to_numpy(record),
+                              {"strategy": cfg.strategy, "heads": cfg.heads})
+            round_times.append(time.perf_counter() - last[0])
+        last[0] = time.perf_counter()
+        return None
+
+    final = numpy_to_record(arrays)
+    t_train = time.perf_counter()
+    if remaining > 0:
+        result = runner.start(grid=grid, initial_arrays=numpy_to_record(arrays), num_rounds=remaining,
+                              train_config=ConfigRecord(), evaluate_config=ConfigRecord(),
+                              evaluate_fn=after_round)
+        if result.arrays is not None and len(result.arrays) > 0:
+            final = result.arrays
+    train_seconds = time.perf_counter() - t_train
+    final_arrays = record_to_numpy(final)
+    np.savez(out / GLOBAL_MODEL_FILE, keys=np.array(list(final_arrays)),
+             **{f"a{i:04d}": v for i, v in enumerate(final_arrays.values())})
+    report_cfg = {**round_config, "stage": "report", "global-round": cfg.rounds, "proximal-mu": 0.0}
+    replies = query_all(grid, sorted(partner_of), report_cfg, arrays=final)
+    partners = {}
+    for msg in replies:
+        name = partner_of.get(msg.metadata.src_node_id, f"node-{msg.metadata.src_node_id}")
+        if msg.has_error():
+            log.warning("report: %s failed: %s", name, msg.error.reason)
+            continue
+        partners[name] = {k: float(v) for k, v in msg.content["metrics"].items()}
+    model_bytes = int(sum(np.asarray(v).nbytes for v in final_arrays.values()))
+    outcome = {
+        "strategy": cfg.strategy, "heads": cfg.heads, "rounds": cfg.rounds, "resumed_from": offset,
+        "tasks": [t.to_dict() for t in scaling.tasks], "partners": partners, "n_train": n_train,
+        "partner_of_node": {str(k): v for k, v in partner_of.items()},
+        "stats_failed": stats_failed,
+        "round_log": [r.to_dict() for r in strategy.rounds],
+        "rejections": [r.to_dict() for r in strategy.rejections],
+        "model_bytes": model_bytes, "n_parameters_sent": int(sum(np.asarray(v).size for v in final_arrays.values())),
+        "dp": {"clipping_norm": cfg.dp_clip, "noise_multiplier": cfg.dp_noise} if cfg.dp else None,
+        "secagg": False, "train_seconds": train_seconds, "round_seconds": round_times,
+        "server_seconds": time.perf_counter() - t0,
+        "scaling": scaling.to_config(),
+    }
+    (out / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
+    if shared:
+        from federation.bundles import write_bundle
+
+        full = task.build_model(scaling.n_features, scaling.tasks, cfg.hidden, cfg.dropout, cfg.seed)
+        modelio.load_arrays(full, final_arrays)
+        write_bundle(full, scaling, out / "global_bundle", cfg.featurizer, data_tasks=[t.name for t in scaling.tasks],
+                     metrics={})
+    log.info("federated run finished: %d rounds in %.1fs", remaining, train_seconds)
+    return outcome
+
+
+def config_from_context(context: Context) -> FederatedConfig:
+    """``flwr run .``: the run config names a resolved config JSON, or gives flat keys."""
+    rc = dict(context.run_config)
+    if "config-path" in rc and str(rc["config-path"]):
+        return FederatedConfig.from_dict(json.loads(Path(str(rc["config-path"])).read_text()))
+    mapping = {"out-dir": "out_dir", "num-server-rounds": "rounds", "local-epochs": "local_epochs",
+               "strategy": "strategy", "heads": "heads", "n-partners": "n_partners",
+               "min-partners": "min_partners", "partners-dir": "partners_dir", "seed": "seed",
+               "resume": "resume", "dp-clip": "dp_clip", "dp-noise": "dp_noise"}
+    data = {mapping[k]: v for k, v in rc.items() if k in mapping and v != ""}
+    if "hidden" in rc:
+        data["hidden"] = tuple(int(h) for h in str(rc["hidden"]).split(",") if h)
+    data.setdefault("out_dir", "fedadmet_run")
+    return FederatedConfig.from_dict(data)
+
+
+def make_server_app(cfg: FederatedConfig | None = None) -> ServerApp:
+    """A ServerApp bound to ``cfg`` (simulation) or reading the run config (``flwr run .``)."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        run_server(grid, cfg if cfg is not None else config_from_context(context))
+
+    return app
+
+
+app = make_server_app()

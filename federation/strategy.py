@@ -1,0 +1,219 @@
+"""The server's strategy: FedAvg's sampling and messaging, with our own checks and aggregation.
+
+``FederatedStrategy`` extends Flower's message-API ``FedAvg``:
+- every reply is checked (``federation.aggregation.validate_updates``): wrong keys or shapes,
+  non-finite values and norm outliers are rejected, the partner is named in the log and in
+  ``rejections`` (which the report lists); the round goes on with the rest;
+- aggregation by config: weighted mean (FedAvg / FedProx), FedAdam server step, coordinate-wise
+  median (FedMedian) or trimmed mean; in shared-heads mode a task head is weighted by each
+  partner's label count for that task (a partner without the task does not dilute it);
+- FedProx's proximal weight and the consortium scaling travel in the round's config;
+- bytes sent down and up are counted per round; partners that did not answer are recorded.
+
+Checkpointing lives in ``federation.checkpoint`` and runs from the server loop's per-round hook,
+so it stores what the round finally produced (after DP noise, when on).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from federation.aggregation import AdamServerOptimizer, Rejection, aggregate, validate_updates
+
+log = logging.getLogger(__name__)
+
+NUM_EXAMPLES = "num-examples"
+TASK_COUNT_PREFIX = "n."
+HEAD_PREFIX = "head."
+
+#: strategy name -> (aggregation method, server optimizer)
+STRATEGY_RULES = {
+    "fedavg": ("mean", None),
+    "fedprox": ("mean", None),
+    "fedadam": ("mean", "adam"),
+    "fedmedian": ("median", None),
+    "trimmed": ("trimmed", None),
+}
+
+
+@dataclass(slots=True)
+class RoundLog:
+    """What happened in one training round."""
+
+    round: int
+    bytes_down: int = 0
+    bytes_up: int = 0
+    n_replies: int = 0
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    norms: dict[str, float] = field(default_factory=dict)
+    train_loss: float = float("nan")
+
+    def to_dict(self) -> dict:
+        return {"round": self.round, "bytes_down": self.bytes_down, "bytes_up": self.bytes_up,
+                "bytes": self.bytes_down + self.bytes_up, "n_replies": self.n_replies,
+                "accepted": self.accepted, "rejected": self.rejected, "failed": self.failed,
+                "norms": self.norms, "train_loss": self.train_loss}
+
+
+def array_bytes(record: ArrayRecord) -> int:
+    return int(sum(len(a.data) for a in record.values()))
+
+
+def record_to_numpy(record: ArrayRecord) -> dict[str, np.ndarray]:
+    return {k: a.numpy() for k, a in record.items()}
+
+
+def numpy_to_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
+    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
+
+
+class FederatedStrategy(FedAvg):
+    """FedAvg messaging + validation + configurable aggregation (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        strategy: str = "fedavg",
+        partner_of: dict[int, str] | None = None,
+        round_config: dict | None = None,
+        proximal_mu: float = 0.0,
+        trim_fraction: float = 0.2,
+        server_lr: float = 0.01,
+        validate_norms: bool = True,
+        norm_z_threshold: float = 3.5,
+        uniform_weights: bool = False,
+        round_offset: int = 0,
+        min_nodes: int = 2,
+    ) -> None:
+        if strategy not in STRATEGY_RULES:
+            raise ValueError(f"unknown strategy {strategy!r}; use one of {sorted(STRATEGY_RULES)}")
+        super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=min_nodes,
+                         min_evaluate_nodes=min_nodes, min_available_nodes=min_nodes)
+        self.name = strategy
+        self.method, optimizer = STRATEGY_RULES[strategy]
+        self.server_opt = AdamServerOptimizer(eta=server_lr) if optimizer == "adam" else None
+        self.partner_of = dict(partner_of or {})
+        self.round_config = dict(round_config or {})
+        self.proximal_mu = proximal_mu if strategy == "fedprox" else 0.0
+        self.trim_fraction = trim_fraction
+        self.validate_norms = validate_norms
+        self.norm_z_threshold = norm_z_threshold
+        self.uniform_weights = uniform_weights
+        self.round_offset = round_offset
+        self.current: dict[str, np.ndarray] | None = None
+        self.rejections: list[Rejection] = []
+        self.rounds: list[RoundLog] = []
+
+    def summary(self) -> None:
+        log.info("strategy %s: aggregation %s, server optimizer %s, norm validation %s (z > %.1f)",
+                 self.name, self.method, "adam" if self.server_opt else "none",
+                 self.validate_norms, self.norm_z_threshold)
+
+    def partner(self, node_id: int) -> str:
+        return self.partner_of.get(node_id, f"node-{node_id}")
+
+    # -- sending --------------------------------------------------------------------------------
+    def _with_round_config(self, server_round: int, config: ConfigRecord) -> ConfigRecord:
+        for key, value in self.round_config.items():
+            config[key] = value
+        config["global-round"] = self.round_offset + server_round
+        config["proximal-mu"] = float(self.proximal_mu)
+        return config
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        self.current = record_to_numpy(arrays)
+        messages = list(super().configure_train(server_round, arrays,
+                                                self._with_round_config(server_round, config), grid))
+        self.rounds.append(RoundLog(round=self.round_offset + server_round,
+                                    bytes_down=array_bytes(arrays) * len(messages)))
+        return messages
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                           grid: Grid) -> Iterable[Message]:
+        return super().configure_evaluate(server_round, arrays,
+                                          self._with_round_config(server_round, config), grid)
+
+    # -- receiving ------------------------------------------------------------------------------
+    def aggregate_train(self, server_round: int,
+                        replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        rlog = self.rounds[-1] if self.rounds else RoundLog(self.round_offset + server_round)
+        global_round = self.round_offset + server_round
+        rlog.n_replies = len(replies)
+        updates: list[tuple[str, dict[str, np.ndarray]]] = []
+        metrics: list[MetricRecord] = []
+        for msg in replies:
+            partner = self.partner(msg.metadata.src_node_id)
+            if msg.has_error():
+                rlog.failed.append(partner)
+                log.warning("round %d: %s failed: %s", global_round, partner, msg.error.reason)
+                continue
+            content = msg.content
+            if len(content.array_records) != 1 or len(content.metric_records) != 1:
+                rejection = Rejection(global_round, partner, "malformed: expected one ArrayRecord and one MetricRecord")
+                self.rejections.append(rejection)
+                rlog.rejected.append(partner)
+                log.warning("round %d: rejected update from %s: %s", global_round, partner, rejection.reason)
+                continue
+            record = next(iter(content.array_records.values()))
+            rlog.bytes_up += array_bytes(record)
+            updates.append((partner, record_to_numpy(record)))
+            metrics.append(next(iter(content.metric_records.values())))
+        if self.current is None:
+            raise RuntimeError("aggregate_train called before configure_train")
+        outcome = validate_updates(global_round, self.current, updates, check_norms=self.validate_norms,
+                                   z_threshold=self.norm_z_threshold)
+        self.rejections.extend(outcome.rejections)
+        rlog.rejected.extend(r.partner for r in outcome.rejections)
+        rlog.norms = outcome.norms
+        kept = outcome.accepted
+        rlog.accepted = [updates[i][0] for i in kept]
+        if not kept:
+            log.warning("round %d: no acceptable update; the global model stays as it was", global_round)
+            return None, None
+        arrays = [updates[i][1] for i in kept]
+        kept_metrics = [metrics[i] for i in kept]
+        weights = [1.0 if self.uniform_weights else float(m.get(NUM_EXAMPLES, 1.0)) for m in kept_metrics]
+        key_weights = None if self.uniform_weights else self._head_weights(arrays[0], kept_metrics)
+        result = aggregate(arrays, weights, method=self.method, trim_fraction=self.trim_fraction,
+                           key_weights=key_weights)
+        if self.server_opt is not None:
+            result = self.server_opt.step(self.current, result)
+        losses = [float(m.get("train-loss", np.nan)) for m in kept_metrics]
+        rlog.train_loss = float(np.nanmean(losses)) if np.isfinite(losses).any() else float("nan")
+        summary = MetricRecord({"train-loss": rlog.train_loss, "n-accepted": len(kept),
+                                "n-rejected": len(outcome.rejections), NUM_EXAMPLES: float(sum(weights))})
+        log.info("round %d: aggregated %d update(s) (%s), rejected %d, failed %d",
+                 global_round, len(kept), self.method, len(outcome.rejections), len(rlog.failed))
+        return numpy_to_record(result), summary
+
+    def _head_weights(self, template: dict[str, np.ndarray], metrics: list[MetricRecord]) -> dict[str, list[float]]:
+        """Shared heads: ``head.<task>.<param>`` weighted by each partner's label count for ``task``."""
+        out: dict[str, list[float]] = {}
+        for key in template:
+            if not key.startswith(HEAD_PREFIX):
+                continue
+            task = key[len(HEAD_PREFIX):].rsplit(".", 1)[0]
+            out[key] = [float(m.get(TASK_COUNT_PREFIX + task, 0.0)) for m in metrics]
+        return out
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        kept = [m for m in replies if not m.has_error() and len(m.content.metric_records) == 1]
+        if not kept:
+            return None
+        records = [next(iter(m.content.metric_records.values())) for m in kept]
+        weights = np.array([float(r.get(NUM_EXAMPLES, 1.0)) for r in records])
+        values = np.array([float(r.get("valid-loss", np.nan)) for r in records])
+        ok = np.isfinite(values) & (weights > 0)
+        loss = float(np.average(values[ok], weights=weights[ok])) if ok.any() else float("nan")
+        return MetricRecord({"valid-loss": loss, NUM_EXAMPLES: float(weights.sum())})

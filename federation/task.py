@@ -1,0 +1,246 @@
+"""What a partner does with its own data, with no Flower types: load, featurize, split, scale, train, score.
+
+A partner folder holds ``data.csv`` (the K-MELLODDY-style long table). ``load_partner`` turns it into
+a feature matrix and a label matrix for the partner's own endpoints, split by scaffold into
+train / valid / test, and caches the arrays in the partner's node-local work folder.
+``local_moments`` gives the sums, sums of squares and counts the server combines into the
+consortium's feature and target scaling (``ConsortiumScaling``); rows never leave the partner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from admet.features import FeatureScaler, feature_moments
+from admet.model import MultitaskNet
+from admet.tasks import TaskSpec, task_data_from_long
+from admet.train import TargetScaler, TrainConfig, predict_raw, seed_everything, train_epochs
+from pipelines.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DATA_FILE = "data.csv"
+#: Scaled features are clipped to this many standard deviations (descriptor tails are long).
+FEATURE_CLIP = 6.0
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+@dataclass(slots=True)
+class PartnerData:
+    """One partner's featurized data (own endpoints only)."""
+
+    partner: str
+    X: np.ndarray
+    """float32 (n, d) raw (unscaled) features of the valid molecules."""
+    Y: np.ndarray
+    """float (n, T_own) labels in original units, NaN = not measured."""
+    censor: np.ndarray
+    """int8 (n, T_own)."""
+    tasks: list[TaskSpec]
+    split: np.ndarray
+    """``train`` / ``valid`` / ``test`` per row (scaffold split inside the partner)."""
+    n_invalid: int = 0
+    """Molecules dropped because featurization failed."""
+
+    def rows(self, fold: str) -> np.ndarray:
+        return np.flatnonzero(self.split == fold)
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+
+@dataclass(slots=True)
+class ConsortiumScaling:
+    """Feature and target scaling computed from the partners' summed moments."""
+
+    features: FeatureScaler
+    """Mean / std from the summed moments, clipped to +/- ``FEATURE_CLIP``."""
+    tasks: list[TaskSpec]
+    """Union of all partners' endpoints, in model column order."""
+    target: TargetScaler
+
+    @property
+    def n_features(self) -> int:
+        return len(self.features.center)
+
+    def scale_features(self, X: np.ndarray) -> np.ndarray:
+        return self.features.transform(X)
+
+    def to_config(self) -> dict:
+        """Flat lists and strings (what a Flower ``ConfigRecord`` can carry)."""
+        return {
+            "feature-mean": [float(v) for v in self.features.center],
+            "feature-std": [float(v) for v in self.features.scale],
+            "task-names": [t.name for t in self.tasks],
+            "task-types": [t.task_type for t in self.tasks],
+            "task-units": [t.unit for t in self.tasks],
+            "target-mean": [float(v) for v in self.target.mean],
+            "target-std": [float(v) for v in self.target.std],
+        }
+
+    @classmethod
+    def from_config(cls, cfg) -> "ConsortiumScaling":
+        tasks = [TaskSpec(n, t, u) for n, t, u in zip(cfg["task-names"], cfg["task-types"], cfg["task-units"])]
+        is_cls = np.array([t.is_classification for t in tasks], dtype=bool)
+        target = TargetScaler(np.asarray(cfg["target-mean"], float), np.asarray(cfg["target-std"], float), is_cls)
+        features = FeatureScaler(np.asarray(cfg["feature-mean"], np.float32),
+                                 np.asarray(cfg["feature-std"], np.float32), clip=FEATURE_CLIP)
+        return cls(features, tasks, target)
+
+
+def read_partner_table(data_dir: Path) -> pd.DataFrame:
+    """The partner's long table (``data.csv`` in its folder, or the file itself)."""
+    path = Path(data_dir)
+    if path.is_dir():
+        path = path / DATA_FILE
+    if not path.exists():
+        raise InputError(f"partner data not found: {path}")
+    try:
+        from pipelines.readers import read_long_table
+    except ImportError:  # reader module not there: plain CSV in the project long format
+        table = pd.read_csv(path, dtype={"compound_id": str})
+    else:
+        table = read_long_table(path)
+    missing = {"smiles", "endpoint", "value"} - set(table.columns)
+    if missing:
+        raise InputError(f"partner table {path} lacks column(s) {sorted(missing)}")
+    return table
+
+
+def featurize(smiles: list[str], spec: str, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """(X float32, valid bool) via the pipelines featurizer registry (with its on-disk cache)."""
+    from pipelines.featurize import featurize_smiles
+
+    fm = featurize_smiles(list(smiles), spec=spec, n_jobs=1, cache_dir=cache_dir)
+    return np.asarray(fm.X, dtype=np.float32), np.asarray(fm.valid, dtype=bool)
+
+
+def split_partner(smiles: list[str], seed: int) -> np.ndarray:
+    """Scaffold split inside the partner (train / valid / test)."""
+    from pipelines.split import scaffold_split
+
+    return np.asarray(scaffold_split(list(smiles), fractions=SPLIT_FRACTIONS, seed=seed), dtype=object)
+
+
+def load_partner(data_dir: Path, partner: str, featurizer: str, cache_dir: Path | None,
+                 work_dir: Path | None = None, seed: int = 0) -> PartnerData:
+    """Featurized, split data of one partner; arrays cached in ``work_dir`` keyed by content hash."""
+    table = read_partner_table(data_dir)
+    digest = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).values.tobytes())
+    digest.update(f"{featurizer}|{seed}|{SPLIT_FRACTIONS}".encode())
+    key = digest.hexdigest()[:16]
+    cache = Path(work_dir) / f"partner_arrays_{key}.npz" if work_dir else None
+    if cache is not None and cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return PartnerData(partner, z["X"], z["Y"], z["censor"],
+                               [TaskSpec.from_dict(t) for t in meta["tasks"]],
+                               z["split"].astype(object), meta["n_invalid"])
+    td = task_data_from_long(table)
+    X, valid = featurize(td.smiles, featurizer, cache_dir)
+    n_invalid = int((~valid).sum())
+    if n_invalid:
+        log.warning("%s: %d molecule(s) could not be featurized and are left out", partner, n_invalid)
+    td = td.subset(valid)
+    X = X[valid]
+    if len(td) < 10:
+        raise InputError(f"{partner}: only {len(td)} usable molecules; a partner needs at least 10")
+    split = split_partner(td.smiles, seed)
+    data = PartnerData(partner, X, td.Y, td.censor, list(td.tasks), split, n_invalid)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        meta = json.dumps({"tasks": [t.to_dict() for t in data.tasks], "n_invalid": n_invalid})
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, X=X, Y=data.Y, censor=data.censor, split=split.astype(str), meta=np.array(meta))
+        tmp.replace(cache)
+    return data
+
+
+def local_moments(data: PartnerData) -> dict[str, np.ndarray]:
+    """Sums / sums of squares / counts of the training rows: features and each endpoint's labels."""
+    tr = data.rows("train")
+    total, total_sq, count = feature_moments(data.X[tr])
+    Y = data.Y[tr]
+    obs = ~np.isnan(Y)
+    return {
+        "feature-sum": total, "feature-sumsq": total_sq, "feature-count": count,
+        "target-sum": np.where(obs, Y, 0.0).sum(0), "target-sumsq": np.where(obs, Y * Y, 0.0).sum(0),
+        "target-count": obs.sum(0).astype(np.float64),
+    }
+
+
+def consortium_scaling(n_features: int, tasks: list[TaskSpec],
+                       contributions: list[tuple[list[str], dict[str, np.ndarray]]]) -> ConsortiumScaling:
+    """Combine the partners' moments: ``contributions`` = [(partner's endpoint names, moments)]."""
+    names = [t.name for t in tasks]
+    fs, fss, fc = np.zeros(n_features), np.zeros(n_features), np.zeros(n_features)
+    ts, tss, tc = np.zeros(len(tasks)), np.zeros(len(tasks)), np.zeros(len(tasks))
+    for own, m in contributions:
+        fs += m["feature-sum"]
+        fss += m["feature-sumsq"]
+        fc += m["feature-count"]
+        cols = [names.index(n) for n in own]
+        ts[cols] += m["target-sum"]
+        tss[cols] += m["target-sumsq"]
+        tc[cols] += m["target-count"]
+    is_cls = [t.is_classification for t in tasks]
+    return ConsortiumScaling(FeatureScaler.from_moments(fs, fss, fc, clip=FEATURE_CLIP), list(tasks),
+                             TargetScaler.from_moments(ts, tss, tc, is_cls))
+
+
+def union_tasks(per_partner: list[list[TaskSpec]]) -> list[TaskSpec]:
+    """All endpoints seen by any partner, sorted by name; a name with two types is an error."""
+    seen: dict[str, TaskSpec] = {}
+    for tasks in per_partner:
+        for t in tasks:
+            if t.name in seen and seen[t.name].task_type != t.task_type:
+                raise InputError(f"endpoint {t.name!r} is regression at one partner and classification at another")
+            seen.setdefault(t.name, t)
+    return [seen[n] for n in sorted(seen)]
+
+
+def align(data: PartnerData, tasks: list[TaskSpec]) -> tuple[np.ndarray, np.ndarray]:
+    """The partner's labels placed in the model's (union) task columns; others NaN."""
+    names = [t.name for t in tasks]
+    Y = np.full((len(data.Y), len(tasks)), np.nan)
+    C = np.zeros((len(data.Y), len(tasks)), dtype=np.int8)
+    for j, name in enumerate(data.task_names):
+        if name not in names:
+            raise InputError(f"{data.partner}: endpoint {name!r} is not in the model's task list")
+        Y[:, names.index(name)] = data.Y[:, j]
+        C[:, names.index(name)] = data.censor[:, j]
+    return Y, C
+
+
+def build_model(n_features: int, tasks: list[TaskSpec], hidden: tuple[int, ...], dropout: float,
+                seed: int) -> MultitaskNet:
+    """The network every partner and the server start from (same seed -> same initial weights)."""
+    seed_everything(seed)
+    return MultitaskNet(n_features, tasks, hidden=hidden, dropout=dropout)
+
+
+def train_partner(model: MultitaskNet, data: PartnerData, scaling: ConsortiumScaling, cfg: TrainConfig,
+                  epochs: int, global_params: list[np.ndarray] | None = None) -> float:
+    """Local training on the partner's train rows (in place); returns the last epoch's loss."""
+    tr = data.rows("train")
+    Y, C = align(data, scaling.tasks)
+    X = scaling.scale_features(data.X[tr])
+    return train_epochs(model, X, scaling.target.transform(Y[tr]), C[tr], cfg, epochs,
+                        global_params=global_params)
+
+
+def predict_partner(model: MultitaskNet, data: PartnerData, scaling: ConsortiumScaling,
+                    fold: str) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions in original units / probabilities, aligned labels) on one fold."""
+    rows = data.rows(fold)
+    Y, _ = align(data, scaling.tasks)
+    pred = predict_raw(model, scaling.scale_features(data.X[rows]), scaling.target)
+    return pred, Y[rows]
