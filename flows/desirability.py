@@ -19,7 +19,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
 from scipy.stats import norm
 
 from pipelines.errors import InputError

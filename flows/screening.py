@@ -1,0 +1,189 @@
+"""The screening flow: Prefect tasks around :mod:`flows.screening_steps`, plus the report artifacts.
+
+Featurize and predict run per chunk (fanned out by the flow's task runner: threads by default,
+a Dask cluster with ``task_runner="dask"``); featurized chunks are cached by the hash of their
+SMILES and the featurizer spec, so a rerun on the same library skips featurization.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows import artifacts, plots
+from flows import screening_steps as steps
+from flows.desirability import load_profile
+from flows.runners import RunnerSpec, make_task_runner
+
+log = logging.getLogger(__name__)
+
+
+def _featurize_cache_key(context, parameters) -> str:
+    return "featurize-" + steps.content_hash(parameters["smiles"], parameters["spec"])
+
+
+@task(name="read-library", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def read_library_task(path: Path, smiles_col: str | None) -> pd.DataFrame:
+    return steps.read_library(path, smiles_col)
+
+
+@task(name="validate-molecules", cache_policy=NO_CACHE)
+def validate_task(frame: pd.DataFrame):
+    return steps.validate_library(frame)
+
+
+def _featurize(smiles: list[str], spec: str, index: int):
+    return steps.featurize_chunk(smiles, spec)
+
+
+featurize_cached_task = task(_featurize, name="featurize-chunk", task_run_name="featurize-chunk-{index}",
+                             cache_key_fn=_featurize_cache_key, persist_result=True,
+                             cache_expiration=timedelta(days=30))
+featurize_task = task(_featurize, name="featurize-chunk", task_run_name="featurize-chunk-{index}",
+                      cache_policy=NO_CACHE, persist_result=False)
+
+
+@task(name="predict-chunk", task_run_name="predict-chunk-{index}", cache_policy=NO_CACHE)
+def predict_task(bundle_dir: Path, smiles: list[str], features, index: int) -> pd.DataFrame:
+    return steps.predict_chunk(bundle_dir, smiles, features)
+
+
+@task(name="score-rank-write", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def finish_task(cfg, profile, n_input, accepted, validation_rejects, pred_parts, valid_parts):
+    return steps.finish(cfg, profile, n_input, accepted, validation_rejects, pred_parts, valid_parts)
+
+
+@task(name="publish-report", cache_policy=NO_CACHE)
+def report_task(cfg: steps.ScreeningConfig, result: steps.ScreeningResult) -> Path:
+    return publish_screening_report(cfg, result)
+
+
+@flow(name="screening", description="Screen a compound library: validate, featurize, predict ADMET with "
+      "uncertainty, score by desirability, rank; report as artifacts.")
+def screening_flow(library: str, bundle_dir: str, out_dir: str, profile: str | None = None,
+                   smiles_col: str | None = None, chunk_size: int = 1000, top_n: int = 25,
+                   use_cache: bool = True) -> dict:
+    cfg = steps.ScreeningConfig(library=library, bundle_dir=bundle_dir, out_dir=out_dir, profile=profile,
+                                smiles_col=smiles_col, chunk_size=chunk_size, top_n=top_n, use_cache=use_cache)
+    result = screen_with_tasks(cfg)
+    return result.summary() | {"out_dir": str(cfg.out_dir)}
+
+
+def screen_with_tasks(cfg: steps.ScreeningConfig) -> steps.ScreeningResult:
+    """The flow body (call inside a flow run)."""
+    profile = load_profile(cfg.profile)
+    frame = read_library_task(cfg.library, cfg.smiles_col)
+    validation = validate_task(frame)
+    accepted = validation.accepted.reset_index(drop=True)
+    spec = steps.bundle_featurizer_spec(cfg.bundle_dir)
+    smiles = accepted["smiles"].tolist()
+    featurizer = featurize_cached_task if cfg.use_cache else featurize_task
+    pred_futures, feat_futures = [], []
+    for index, (start, stop) in enumerate(steps.chunk_bounds(len(smiles), cfg.chunk_size)):
+        feats = featurizer.submit(smiles[start:stop], spec, index)
+        feat_futures.append(feats)
+        pred_futures.append(predict_task.submit(cfg.bundle_dir, smiles[start:stop], feats, index))
+    pred_parts = [f.result() for f in pred_futures]
+    valid_parts = [np.asarray(f.result().valid, dtype=bool) for f in feat_futures]
+    result = finish_task(cfg, profile, len(frame), accepted, validation.rejected, pred_parts, valid_parts)
+    report_task(cfg, result)
+    return result
+
+
+def run_screening(cfg: steps.ScreeningConfig, runner: RunnerSpec | None = None) -> steps.ScreeningResult:
+    """Run the screening flow with a chosen task runner; returns the full result (not just the summary)."""
+    runner = runner or RunnerSpec()
+    holder: dict = {}
+
+    @flow(name="screening", task_runner=make_task_runner(runner))
+    def _screening(library: str, bundle_dir: str, out_dir: str, profile: str | None = None,
+                   chunk_size: int = 1000, top_n: int = 25, use_cache: bool = True) -> dict:
+        holder["result"] = screen_with_tasks(cfg)
+        return holder["result"].summary()
+
+    _screening(str(cfg.library), str(cfg.bundle_dir), str(cfg.out_dir),
+               str(cfg.profile) if cfg.profile else None, cfg.chunk_size, cfg.top_n, cfg.use_cache)
+    return holder["result"]
+
+
+# --- report ---------------------------------------------------------------------------------
+
+TOP_COLUMNS = ("rank", "row", "smiles", "score", "n_out_of_domain")
+
+
+def top_table(result: steps.ScreeningResult, top_n: int) -> pd.DataFrame:
+    cols = [c for c in TOP_COLUMNS if c in result.ranked.columns]
+    cols += [e for e in result.endpoints if e in result.ranked.columns]
+    return result.ranked.head(top_n).loc[:, cols]
+
+
+def rejects_table(result: steps.ScreeningResult) -> pd.DataFrame:
+    counts = result.rejects["reason"].value_counts()
+    return pd.DataFrame({"reason": counts.index.astype(str), "count": counts.to_numpy(int)})
+
+
+def summary_markdown(cfg: steps.ScreeningConfig, result: steps.ScreeningResult) -> str:
+    s = result.summary()
+    scores = result.ranked["score"].to_numpy(float)
+    lines = [
+        "# Screening summary", "",
+        f"- library: `{cfg.library}`", f"- model bundle: `{cfg.bundle_dir}`",
+        f"- profile: `{cfg.profile or 'default'}`",
+        f"- molecules in: **{s['n_input']}**; ranked: **{s['n_ranked']}**; rejected: **{s['n_rejected']}**",
+        f"- endpoints: {', '.join(result.endpoints)}",
+    ]
+    if len(scores):
+        lines.append(f"- score: best {np.nanmax(scores):.3f}, median {np.nanmedian(scores):.3f}, "
+                     f"{int(np.sum(scores >= 0.8))} compounds >= 0.8")
+    if "n_out_of_domain" in result.ranked:
+        in_all = int((result.ranked["n_out_of_domain"] == 0).sum())
+        lines.append(f"- inside every endpoint's applicability domain: {in_all}")
+    lines += ["", f"## Top {min(cfg.top_n, len(result.ranked))} compounds", "",
+              artifacts.frame_to_markdown(top_table(result, min(cfg.top_n, 10)))]
+    if len(result.rejects):
+        lines += ["", "## Rejects by reason", "", artifacts.frame_to_markdown(rejects_table(result))]
+    lines += ["", "## Files", ""] + [f"- {k}: `{v}`" for k, v in result.files.items()]
+    return "\n".join(lines)
+
+
+def approved_reference(bundle_dir: Path, endpoints: list[str]) -> dict[str, np.ndarray] | None:
+    """Predicted endpoint values of approved drugs, when the bundle carries such a reference."""
+    bundle = steps.cached_bundle(str(bundle_dir))
+    ref = getattr(bundle, "approved_reference", None)
+    if ref is None:
+        return None
+    try:
+        return {e: np.asarray(ref[e], dtype=float) for e in endpoints if e in ref}
+    except (KeyError, TypeError, ValueError):
+        log.warning("bundle's approved-drug reference is unusable; histograms without it")
+        return None
+
+
+def publish_screening_report(cfg: steps.ScreeningConfig, result: steps.ScreeningResult) -> Path:
+    """Plots + report.md in the run folder, and the same as Prefect artifacts when in a run."""
+    plot_dir = cfg.out_dir / "plots"
+    score_png = plots.score_distribution(result.ranked["score"].to_numpy(float), plot_dir / "score_distribution.png",
+                                         top_n=cfg.top_n)
+    hist_png = plots.endpoint_histograms(result.ranked, result.endpoints, plot_dir / "endpoint_histograms.png",
+                                         reference=approved_reference(cfg.bundle_dir, result.endpoints))
+    result.files.update({"score_plot": score_png, "endpoint_plot": hist_png})
+    markdown = summary_markdown(cfg, result)
+    report = cfg.out_dir / "report.md"
+    report.write_text(markdown + "\n\n![scores](plots/score_distribution.png)\n\n"
+                      "![endpoints](plots/endpoint_histograms.png)\n")
+    result.files["report"] = report
+    artifacts.publish_markdown("screening-summary", markdown, "Screening run summary")
+    artifacts.publish_table("screening-top-compounds", top_table(result, cfg.top_n),
+                            f"Top {cfg.top_n} compounds by desirability score")
+    artifacts.publish_table("screening-rejects", rejects_table(result), "Rejected molecules by reason")
+    artifacts.publish_image("screening-score-distribution", score_png, "Desirability score distribution")
+    artifacts.publish_image("screening-endpoint-histograms", hist_png,
+                            "Predicted endpoints: library vs approved drugs")
+    artifacts.publish_files("screening-files", "Screening outputs", result.files)
+    return report
