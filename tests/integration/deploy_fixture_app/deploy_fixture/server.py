@@ -67,3 +67,5 @@ def main(grid: Grid, context: Context) -> None:
         report = {"rounds": rnd, "weights": w.tolist(), "history": history,
                   "missing_partners": sorted({m for h in history for m in h["missing"]})}
         (out / "report.json").write_text(json.dumps(report, indent=2))
+        if rnd < rounds:
+            time.sleep(float(cfg["round-pause"]))  # lets a test kill a node between rounds
