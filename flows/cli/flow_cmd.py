@@ -1,0 +1,206 @@
+"""``fedadmet demo | screen | tune | lab | server | serve``: the orchestration commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+def _print_frame(title: str, frame, max_rows: int = 25) -> None:
+    table = Table(title=title, show_lines=False)
+    for col in frame.columns:
+        table.add_column(str(col))
+    for _, row in frame.head(max_rows).iterrows():
+        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.tolist()])
+    console.print(table)
+
+
+def _dashboard_hint() -> str:
+    api = os.environ.get("PREFECT_API_URL")
+    if api:
+        return f"dashboard: {api.removesuffix('/api')} (runs reported to this server)"
+    return ("dashboard: runs are in the local Prefect database; start the UI with `fedadmet server` "
+            "and open http://127.0.0.1:4200")
+
+
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Run folder."),
+    partners: int = typer.Option(20, help="Number of federated partners."),
+    rounds: int = typer.Option(3, help="Federated rounds."),
+    local_epochs: int = typer.Option(1, help="Local epochs per round."),
+    library: Path | None = typer.Option(None, help="Screening library (default: bundled 10k MOSES sample)."),
+    top: int = typer.Option(25, help="Compounds in the top table."),
+    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip local-only / pooled references."),
+) -> None:
+    """The main job: embedded data -> partners -> federated training -> screening -> report."""
+    from flows.demo import STAGES, DemoConfig, run_demo
+
+    cfg = DemoConfig(out_dir=out, n_partners=partners, rounds=rounds, local_epochs=local_epochs, library=library,
+                     top_n=top, baselines=not no_baselines)
+    t0 = time.perf_counter()
+    with _progress() as progress:
+        bar = progress.add_task("demo", total=len(STAGES))
+
+        def on_stage(stage: str, status: str) -> None:
+            if status == "start":
+                progress.update(bar, description=f"demo: {stage}")
+            else:
+                progress.advance(bar)
+                progress.console.print(f"  stage [bold]{stage}[/bold]: {status}")
+
+        result = run_demo(cfg, on_stage=on_stage)
+    if result.manifest is not None:
+        _print_frame(f"{cfg.n_partners} partners", result.manifest)
+    if result.partner_table is not None:
+        _print_frame("federated vs local-only vs pooled (mean primary metric per partner)", result.partner_table)
+    if result.screening_summary:
+        s = result.screening_summary
+        console.print(f"screening: {s['n_input']} in, {s['n_ranked']} ranked, {s['n_rejected']} rejected")
+    for stage, info in result.stages.items():
+        if info["status"] != "done":
+            console.print(f"[yellow]stage {stage} {info['status']}: {info.get('reason', '')}[/yellow]")
+    console.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
+    console.print(f"report: {result.report.resolve() if result.report else '(none)'}")
+    console.print(_dashboard_hint())
+
+
+def screen(
+    library: Path = typer.Argument(..., help="CSV / SDF / SMILES / Parquet library."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model bundle folder."),
+    out: Path = typer.Option(Path("runs/screen"), "--out", help="Run folder."),
+    profile: Path | None = typer.Option(None, help="Desirability profile TOML (default profile otherwise)."),
+    smiles_col: str | None = typer.Option(None, help="SMILES column of a table."),
+    chunk_size: int = typer.Option(1000, help="Molecules per featurize / predict task."),
+    top: int = typer.Option(25, help="Compounds in the top table."),
+    runner: str = typer.Option("default", help="Task runner: default (threads) or dask."),
+    workers: int = typer.Option(2, help="Dask workers (local cluster)."),
+    dask_address: str | None = typer.Option(None, help="Existing Dask scheduler address."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse featurized chunks."),
+) -> None:
+    """Screen a library: predictions with uncertainty, desirability score, ranking, report."""
+    from flows.runners import RunnerSpec
+    from flows.screening import run_screening
+    from flows.screening_steps import ScreeningConfig
+
+    cfg = ScreeningConfig(library=library, bundle_dir=model, out_dir=out, profile=profile, smiles_col=smiles_col,
+                          chunk_size=chunk_size, top_n=top, use_cache=not no_cache)
+    with console.status("screening..."):
+        result = run_screening(cfg, RunnerSpec(kind=runner, workers=workers, address=dask_address))
+    s = result.summary()
+    console.print(f"{s['n_input']} molecules: {s['n_ranked']} ranked, {s['n_rejected']} rejected {s['rejects_by_reason']}")
+    from flows.screening import top_table
+
+    _print_frame(f"top {min(top, 10)}", top_table(result, min(top, 10)))
+    console.print(f"ranked: {result.files['ranked_csv'].resolve()}")
+    console.print(f"report: {result.files['report'].resolve()}")
+    console.print(_dashboard_hint())
+
+
+def tune(
+    out: Path = typer.Option(Path("runs/tune"), "--out", help="Run folder (holds optuna.db)."),
+    trials: int = typer.Option(20, help="Trials to add to the study."),
+    epochs: int = typer.Option(15, help="Max epochs per trial (centralized)."),
+    endpoints: str = typer.Option(",".join(("HLM_CLint", "RLM_CLint", "MDR1_ER", "solubility", "hPPB", "rPPB")),
+                                  help="Comma-separated endpoints (centralized)."),
+    max_molecules: int | None = typer.Option(None, help="Subsample molecules (centralized)."),
+    federated: bool = typer.Option(False, "--federated", help="Each trial is a short federated simulation."),
+    partners_dir: Path | None = typer.Option(None, help="Partition folder (federated tuning)."),
+    rounds: int = typer.Option(4, help="Rounds per federated trial."),
+    study_name: str | None = typer.Option(None, help="Optuna study name."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Optuna study on SQLite in the run folder; best parameters -> best_params.json (admet train --config)."""
+    from flows.tuning_flow import tuning_flow
+
+    with console.status(f"tuning: {trials} trials..."):
+        summary = tuning_flow(out_dir=str(out), n_trials=trials, max_epochs=epochs,
+                              endpoints=tuple(e.strip() for e in endpoints.split(",") if e.strip()),
+                              max_molecules=max_molecules, federated=federated,
+                              partners_dir=str(partners_dir) if partners_dir else None, rounds=rounds,
+                              study_name=study_name, seed=seed)
+    console.print(json.dumps(summary, indent=2))
+    console.print(f"best config: {Path(summary['best_config']).resolve()} "
+                  f"(use: fedadmet admet train --config {summary['best_config']})")
+
+
+def lab(
+    out: Path = typer.Option(Path("runs/lab"), "--out", help="Run folder."),
+    tune_endpoint: str = typer.Option("HLM_CLint", help="Endpoint the acquisition settings are tuned on."),
+    test_endpoint: str = typer.Option("solubility", help="Held-out endpoint the loop is judged on."),
+    trials: int = typer.Option(8, help="Optuna trials for the acquisition settings (0: defaults)."),
+    budget: int = typer.Option(400, help="Measurements per campaign."),
+    max_compounds: int = typer.Option(1500, help="Pool size cap."),
+    seeds: int = typer.Option(3, help="Repeats (seeds) per strategy."),
+) -> None:
+    """Autonomous-lab loop vs random picking on a held-out endpoint (oracle = real labels)."""
+    from flows.lab_flow import lab_flow
+
+    with console.status("autonomous lab..."):
+        summary = lab_flow(out_dir=str(out), tune_endpoint=tune_endpoint, test_endpoint=test_endpoint,
+                           n_trials=trials, budget=budget, max_compounds=max_compounds,
+                           seeds=tuple(range(seeds)))
+    console.print(f"measurements to find half of the top-10%: model {summary['measurements_model']:.0f}, "
+                  f"random {summary['measurements_random']:.0f} (ratio {summary['ratio_random_over_model']:.2f})")
+    console.print(f"curve: {(out / 'lab_curve.png').resolve()}")
+
+
+def server(
+    host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
+    port: int = typer.Option(4200, help="Port."),
+) -> None:
+    """Start the Prefect dashboard (``prefect server start``) and keep it running until Ctrl-C."""
+    from flows.prefect_server import start_server
+
+    srv = start_server(host, port)
+    try:
+        srv.wait_ready()
+        console.print(f"Prefect dashboard: {srv.ui_url}")
+        console.print(f"point flows at it with: export PREFECT_API_URL={srv.api_url}")
+        srv.process.wait()
+    except KeyboardInterrupt:
+        console.print("stopping the Prefect server")
+    finally:
+        srv.stop()
+
+
+def serve(
+    limit: int | None = typer.Option(None, help="Concurrent runs."),
+) -> None:
+    """Expose the screening and federated-training flows as deployments (trigger them from the UI)."""
+    from prefect import serve as prefect_serve
+
+    from flows.federated_flow import federated_training_flow
+    from flows.screening import screening_flow
+
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print("[yellow]PREFECT_API_URL is not set: deployments need a running server "
+                      "(`fedadmet server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)[/yellow]")
+    prefect_serve(
+        screening_flow.to_deployment(name="screening", description="Screen a library with a model bundle"),
+        federated_training_flow.to_deployment(name="federated-training",
+                                              description="Partition + federated training + per-partner report"),
+        limit=limit,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+    app.command("screen")(screen)
+    app.command("tune")(tune)
+    app.command("lab")(lab)
+    app.command("server")(server)
+    app.command("serve")(serve)
