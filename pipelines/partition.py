@@ -1,0 +1,280 @@
+"""Partition a pooled long table into N simulated consortium partners (non-IID, reproducible by seed).
+
+How a partition is drawn (``partition_partners``):
+
+1. **Task skew.** Each partner measures a random subset of the endpoints: its size is uniform in
+   ``[min_endpoints, n_endpoints]``; every endpoint is then measured by at least
+   ``min(min_partners_per_endpoint, n_partners)`` partners (added to the partners measuring the fewest).
+2. **Quantity skew.** Partner sizes ``q ~ LogNormal(0, quantity_sigma)``, normalised to sum to 1.
+3. **Chemical (scaffold) skew.** Compounds are grouped by Bemis-Murcko scaffold. Each scaffold cluster
+   draws its own partner proportions ``p ~ Dirichlet(alpha * n_partners * q)`` (mean ``q``; smaller
+   ``alpha`` = each chemical series concentrated in fewer partners).
+4. Each compound goes to one partner, drawn with weight ``p[partner] * overlap``, where ``overlap`` is
+   the fraction of the compound's endpoints that the partner measures, so no compound is in two
+   partners. Measurements of endpoints its partner does not measure are dropped (that is what task
+   skew means) and counted in the manifest (``dropped_rows``).
+5. **Usability repair.** A partner with fewer than ``min_rows`` rows receives compounds (that carry its
+   endpoints) from the largest partners until it has enough; an input too small for that is an
+   ``InputError``.
+
+``write_partition`` writes ``partner_XX/data.csv`` (K-MELLODDY layout), ``manifest.csv`` (one row per
+partner: rows, compounds, rows per endpoint) and ``manifest.json`` (the resolved config and the same
+counts). ``read_partition`` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.catalog import LONG_COLUMNS
+from pipelines.errors import InputError
+from pipelines.measurements import RELATIONS
+from pipelines.readers import read_long_table, write_kmelloddy
+from pipelines.split import scaffold_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionConfig:
+    """The resolved settings of one partition (written to ``manifest.json``)."""
+
+    n_partners: int = 20
+    """Number of partners (ids ``partner_00`` ...)."""
+    alpha: float = 0.5
+    """Dirichlet concentration per scaffold cluster; smaller = more chemically skewed partners."""
+    seed: int = 0
+    """Seed of every random draw."""
+    min_endpoints: int = 1
+    """Fewest endpoints a partner measures."""
+    quantity_sigma: float = 0.8
+    """Log-normal sigma of partner sizes (0 = equal sizes)."""
+    min_rows: int = 30
+    """Fewest rows a partner may end with."""
+    min_partners_per_endpoint: int = 2
+    """Every endpoint is measured by at least this many partners (capped at ``n_partners``)."""
+
+    def validate(self, n_endpoints: int) -> None:
+        """Raise ``InputError`` for settings that cannot work."""
+        if self.n_partners < 1:
+            raise InputError(f"n_partners must be >= 1, got {self.n_partners}")
+        if not self.alpha > 0:
+            raise InputError(f"alpha must be > 0, got {self.alpha}")
+        if not 1 <= self.min_endpoints <= max(1, n_endpoints):
+            raise InputError(f"min_endpoints must be between 1 and the {n_endpoints} endpoints, "
+                             f"got {self.min_endpoints}")
+        if self.quantity_sigma < 0 or self.min_rows < 0:
+            raise InputError("quantity_sigma and min_rows must be >= 0")
+
+
+@dataclass(slots=True)
+class PartnerPartition:
+    """Partner tables and their manifest."""
+
+    tables: dict[str, pd.DataFrame]
+    """partner id -> its private long table (``LONG_COLUMNS``)."""
+    manifest: pd.DataFrame
+    """One row per partner: ``partner, n_rows, n_compounds, n_endpoints`` + rows per endpoint."""
+    config: PartitionConfig = field(default_factory=PartitionConfig)
+    """The settings used."""
+    dropped_rows: int = 0
+    """Input rows not kept because the compound's partner does not measure that endpoint."""
+    input_rows: int = 0
+    """Rows of the pooled table."""
+
+    @property
+    def partner_ids(self) -> list[str]:
+        """Partner ids in order."""
+        return list(self.tables)
+
+
+def partner_id(index: int) -> str:
+    """``partner_07`` for index 7."""
+    return f"partner_{index:02d}"
+
+
+def _task_skew(endpoints: list[str], cfg: PartitionConfig, rng: np.random.Generator) -> np.ndarray:
+    n_e = len(endpoints)
+    measures = np.zeros((cfg.n_partners, n_e), dtype=bool)
+    for p in range(cfg.n_partners):
+        k = int(rng.integers(cfg.min_endpoints, n_e + 1))
+        measures[p, rng.choice(n_e, size=k, replace=False)] = True
+    need = min(cfg.min_partners_per_endpoint, cfg.n_partners)
+    for e in range(n_e):
+        while measures[:, e].sum() < need:
+            candidates = np.flatnonzero(~measures[:, e])
+            fewest = candidates[measures[candidates].sum(1) == measures[candidates].sum(1).min()]
+            measures[rng.choice(fewest), e] = True
+    return measures
+
+
+def _draw_partners(clusters: np.ndarray, overlap: np.ndarray, q: np.ndarray, cfg: PartitionConfig,
+                   rng: np.random.Generator) -> np.ndarray:
+    n_clusters = int(clusters.max()) + 1 if clusters.size else 0
+    concentration = np.maximum(cfg.alpha * cfg.n_partners * q, 1e-3)
+    props = rng.dirichlet(concentration, size=n_clusters)
+    weights = (props[clusters] + 1e-12) * overlap
+    no_partner = weights.sum(1) == 0
+    weights[no_partner] = 1.0
+    cum = np.cumsum(weights / weights.sum(1, keepdims=True), axis=1)
+    draws = rng.random(len(clusters))[:, None]
+    return np.minimum((cum < draws).sum(1), cfg.n_partners - 1)
+
+
+def _kept_rows(owner: np.ndarray, membership: np.ndarray, measures: np.ndarray) -> np.ndarray:
+    """Rows each compound contributes to its owner (compound x endpoint counts masked by the owner's)."""
+    return (membership * measures[owner]).sum(1)
+
+
+def _repair(owner: np.ndarray, membership: np.ndarray, measures: np.ndarray, cfg: PartitionConfig,
+            rng: np.random.Generator) -> np.ndarray:
+    owner = owner.copy()
+    for _ in range(cfg.n_partners * 4):
+        rows = np.bincount(owner, weights=_kept_rows(owner, membership, measures),
+                           minlength=cfg.n_partners)
+        short = np.flatnonzero(rows < cfg.min_rows)
+        if short.size == 0:
+            return owner
+        p = int(short[np.argmin(rows[short])])
+        gain = (membership * measures[p]).sum(1)
+        for donor in np.argsort(-rows):
+            if donor == p or rows[donor] <= cfg.min_rows:
+                continue
+            candidates = np.flatnonzero((owner == donor) & (gain > 0))
+            if candidates.size == 0:
+                continue
+            loss = _kept_rows(np.full(candidates.size, donor), membership[candidates], measures)
+            order = candidates[rng.permutation(candidates.size)]
+            loss = dict(zip(candidates, loss, strict=True))
+            for c in order:
+                if rows[p] >= cfg.min_rows:
+                    break
+                if rows[donor] - loss[c] < cfg.min_rows:
+                    continue
+                owner[c] = p
+                rows[p] += gain[c]
+                rows[donor] -= loss[c]
+            if rows[p] >= cfg.min_rows:
+                break
+        if rows[p] < cfg.min_rows:
+            raise InputError(
+                f"cannot give all {cfg.n_partners} partners at least {cfg.min_rows} rows: {partner_id(p)} "
+                f"ends with {int(rows[p])}; use fewer partners, a smaller min_rows, or more data"
+            )
+    raise InputError("partition repair did not converge; use fewer partners or a smaller min_rows")
+
+
+def partition_partners(long_df: pd.DataFrame, n_partners: int = 20, alpha: float = 0.5, seed: int = 0,
+                       min_endpoints: int = 1, min_rows: int = 30, quantity_sigma: float = 0.8,
+                       min_partners_per_endpoint: int = 2) -> PartnerPartition:
+    """Split a pooled long table into partners (see the module docstring for the method)."""
+    cfg = PartitionConfig(n_partners, alpha, seed, min_endpoints, quantity_sigma, min_rows,
+                          min_partners_per_endpoint)
+    missing = [c for c in ("smiles", "endpoint", "value") if c not in long_df.columns]
+    if missing:
+        raise InputError(f"partition needs a long table; missing column(s) {missing}")
+    table = long_df.reset_index(drop=True).copy()
+    if len(table) == 0:
+        raise InputError("partition: the long table has no rows")
+    endpoints = sorted(table["endpoint"].astype(str).unique())
+    cfg.validate(len(endpoints))
+    key = table["inchikey"] if "inchikey" in table.columns else table["smiles"]
+    if "compound_id" in table.columns:
+        # one id per compound, so a partner table never shows one molecule under two ids
+        first_id = table.groupby(key.astype(str), sort=False)["compound_id"].transform("first")
+        table["compound_id"] = first_id.where(first_id.astype(str) != "", key.astype(str))
+    compound_index, compounds = pd.factorize(key.astype(str))
+    endpoint_index = pd.Index(endpoints).get_indexer(table["endpoint"].astype(str))
+    membership = np.zeros((len(compounds), len(endpoints)), dtype=np.int32)
+    np.add.at(membership, (compound_index, endpoint_index), 1)
+    first_row = pd.Series(np.arange(len(table))).groupby(compound_index).first().to_numpy()
+    smiles = table["smiles"].astype(str).to_numpy()[first_row]
+    clusters = pd.factorize(np.asarray([scaffold_of(s) for s in smiles]))[0]
+    rng = np.random.default_rng(seed)
+    measures = _task_skew(endpoints, cfg, rng)
+    q = rng.lognormal(0.0, quantity_sigma, size=n_partners) if quantity_sigma > 0 else np.ones(n_partners)
+    q = q / q.sum()
+    present = (membership > 0).astype(float)
+    overlap = present @ measures.T.astype(float) / present.sum(1, keepdims=True)
+    owner = _draw_partners(clusters, overlap, q, cfg, rng)
+    owner = _repair(owner, membership, measures, cfg, rng)
+    row_owner = owner[compound_index]
+    keep = measures[row_owner, endpoint_index]
+    columns = [c for c in LONG_COLUMNS if c in table.columns]
+    tables: dict[str, pd.DataFrame] = {}
+    for p in range(n_partners):
+        part = table.loc[keep & (row_owner == p), columns].copy()
+        for column in LONG_COLUMNS:
+            if column not in part.columns:
+                part[column] = ""
+        part = part.loc[:, list(LONG_COLUMNS)].sort_values(["endpoint", "compound_id"], kind="stable")
+        tables[partner_id(p)] = part.reset_index(drop=True)
+    partition = PartnerPartition(tables, _manifest(tables, endpoints), cfg, int((~keep).sum()), len(table))
+    log.info("partitioned %d rows (%d compounds, %d scaffolds) into %d partners; %d rows dropped by task skew",
+             len(table), len(compounds), int(clusters.max()) + 1, n_partners, partition.dropped_rows)
+    return partition
+
+
+def _manifest(tables: dict[str, pd.DataFrame], endpoints: list[str]) -> pd.DataFrame:
+    records = []
+    for pid, part in tables.items():
+        counts = part["endpoint"].value_counts()
+        record = {"partner": pid, "n_rows": len(part), "n_compounds": int(part["compound_id"].nunique()),
+                  "n_endpoints": int((counts > 0).sum())}
+        record.update({e: int(counts.get(e, 0)) for e in endpoints})
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def write_partition(partition: PartnerPartition, out_dir: str | Path) -> Path:
+    """Write partner folders, ``manifest.csv`` and ``manifest.json`` (with the resolved config)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for pid, part in partition.tables.items():
+        write_kmelloddy(part, out / pid / "data.csv")
+    partition.manifest.to_csv(out / "manifest.csv", index=False)
+    endpoints = [c for c in partition.manifest.columns
+                 if c not in ("partner", "n_rows", "n_compounds", "n_endpoints")]
+    doc = {
+        "config": asdict(partition.config),
+        "input_rows": partition.input_rows,
+        "dropped_rows": partition.dropped_rows,
+        "endpoints": endpoints,
+        "partners": {
+            row["partner"]: {"n_rows": int(row["n_rows"]), "n_compounds": int(row["n_compounds"]),
+                             "endpoints": {e: int(row[e]) for e in endpoints if row[e] > 0},
+                             "data": f"{row['partner']}/data.csv"}
+            for row in partition.manifest.to_dict("records")
+        },
+    }
+    (out / "manifest.json").write_text(json.dumps(doc, indent=2) + "\n")
+    log.info("wrote %d partner tables to %s", len(partition.tables), out)
+    return out
+
+
+def read_partition(out_dir: str | Path) -> PartnerPartition:
+    """Read a folder written by ``write_partition`` (values as floats, relations ``= < >``)."""
+    out = Path(out_dir)
+    manifest_path = out / "manifest.json"
+    if not manifest_path.exists():
+        raise InputError(f"{out}: not a partition folder (no manifest.json)")
+    doc = json.loads(manifest_path.read_text())
+    tables = {}
+    for pid, info in doc["partners"].items():
+        if info["n_rows"] == 0:
+            tables[pid] = pd.DataFrame({c: pd.Series(dtype=float if c == "value" else object)
+                                        for c in LONG_COLUMNS})
+            continue
+        long = read_long_table(out / info["data"])
+        long["relation"] = long["relation"].map(lambda r: RELATIONS.get(str(r).strip(), str(r)))
+        long["value"] = pd.to_numeric(long["value"], errors="raise").astype(float)
+        tables[pid] = long.loc[:, list(LONG_COLUMNS)].reset_index(drop=True)
+    manifest = pd.read_csv(out / "manifest.csv")
+    return PartnerPartition(tables, manifest, PartitionConfig(**doc["config"]), int(doc["dropped_rows"]),
+                            int(doc["input_rows"]))

@@ -1,0 +1,177 @@
+"""Train/valid/test splits that never put one compound (or, for scaffold splits, one scaffold) in two folds.
+
+Every split works on *groups*: rows sharing a key (InChIKey, or canonical SMILES when no key is given)
+always land in the same fold. ``scaffold_split`` additionally joins rows sharing a Bemis-Murcko
+scaffold (union-find over key and scaffold, so tautomers with one InChIKey but two scaffold drawings
+still stay together). Group placement, as in chemprop / TDC's balanced scaffold split: groups larger
+than half the valid or test size go first, largest first (they can only fit in train); the rest follow
+in a seeded random order; each group goes to train while it fits, else valid, else test.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from rdkit import Chem
+from rdkit.Chem.Scaffolds import MurckoScaffold
+
+from pipelines.errors import InputError
+
+log = logging.getLogger(__name__)
+
+FOLDS: tuple[str, str, str] = ("train", "valid", "test")
+
+
+def scaffold_of(smiles: str, generic: bool = False) -> str:
+    """Bemis-Murcko scaffold SMILES (``""`` for acyclic molecules; ``"!" + smiles`` if unparsable).
+
+    ``generic=True`` gives the element- and bond-agnostic framework (coarser groups).
+    """
+    mol = Chem.MolFromSmiles(smiles) if isinstance(smiles, str) else None
+    if mol is None:
+        return f"!{smiles}"
+    try:
+        core = MurckoScaffold.GetScaffoldForMol(mol)
+        if generic:
+            core = MurckoScaffold.MakeScaffoldGeneric(core)
+        return Chem.MolToSmiles(core) if core.GetNumAtoms() else ""
+    except Exception:  # noqa: BLE001 - an RDKit failure makes the molecule its own group
+        return f"!{smiles}"
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise InputError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+    return float(fractions[0]), float(fractions[1]), float(fractions[2])
+
+
+def _group_ids(*keys: Sequence[str]) -> np.ndarray:
+    """Connected components over rows that share any of the given keys (union-find)."""
+    n = len(keys[0])
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for key in keys:
+        first: dict[str, int] = {}
+        for i, k in enumerate(key):
+            j = first.setdefault(k, i)
+            if j != i:
+                ri, rj = find(i), find(j)
+                if ri != rj:
+                    parent[ri] = rj
+    roots = [find(i) for i in range(n)]
+    return pd.factorize(np.asarray(roots))[0]
+
+
+def _assign_groups(groups: np.ndarray, fractions: tuple[float, float, float], seed: int,
+                   balanced: bool) -> np.ndarray:
+    n = len(groups)
+    members = pd.Series(np.arange(n)).groupby(groups).apply(list).tolist()
+    train_size, valid_size = fractions[0] * n, fractions[1] * n
+    test_size = n - train_size - valid_size
+    rng = np.random.default_rng(seed)
+    if balanced:
+        big = [m for m in members if len(m) > valid_size / 2 or len(m) > test_size / 2]
+        small = [m for m in members if not (len(m) > valid_size / 2 or len(m) > test_size / 2)]
+        big.sort(key=lambda m: (-len(m), m[0]))
+        order = big + [small[i] for i in rng.permutation(len(small))]
+    else:
+        order = [members[i] for i in rng.permutation(len(members))]
+    fold = np.empty(n, dtype=object)
+    n_train = n_valid = 0
+    for m in order:
+        if n_train + len(m) <= train_size + 1e-9:
+            fold[m], n_train = "train", n_train + len(m)
+        elif n_valid + len(m) <= valid_size + 1e-9:
+            fold[m], n_valid = "valid", n_valid + len(m)
+        else:
+            fold[m] = "test"
+    return fold.astype(str)
+
+
+def _keys_or_smiles(smiles: Sequence[str], keys: Sequence[str] | None) -> list[str]:
+    if keys is None:
+        return [str(s) for s in smiles]
+    if len(keys) != len(smiles):
+        raise InputError(f"{len(keys)} keys for {len(smiles)} molecules")
+    return [str(k) for k in keys]
+
+
+def scaffold_split(smiles: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+                   keys: Sequence[str] | None = None, scaffolds: Sequence[str] | None = None
+                   ) -> np.ndarray:
+    """Balanced Bemis-Murcko scaffold split -> array of ``train``/``valid``/``test`` per row.
+
+    ``keys`` (InChIKeys) keep replicate rows together; ``scaffolds`` may be passed when precomputed.
+    """
+    fr = _check_fractions(fractions)
+    if len(smiles) == 0:
+        return np.array([], dtype=str)
+    scaf = list(scaffolds) if scaffolds is not None else [scaffold_of(s) for s in smiles]
+    ids = _keys_or_smiles(smiles, keys)
+    groups = _group_ids(ids, scaf)
+    fold = _assign_groups(groups, fr, seed, balanced=True)
+    log.debug("scaffold split of %d rows into %d groups: %s", len(smiles), groups.max() + 1,
+              dict(zip(*np.unique(fold, return_counts=True), strict=True)))
+    return fold
+
+
+def random_split(keys: Sequence[str] | int, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+                 ) -> np.ndarray:
+    """Seeded random split; rows with the same key (InChIKey) share a fold. An int means n unique rows."""
+    fr = _check_fractions(fractions)
+    ids = [str(i) for i in range(keys)] if isinstance(keys, int) else [str(k) for k in keys]
+    if not ids:
+        return np.array([], dtype=str)
+    return _assign_groups(_group_ids(ids), fr, seed, balanced=False)
+
+
+def temporal_split(dates: Sequence[object], fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                   keys: Sequence[str] | None = None) -> np.ndarray:
+    """Oldest rows to train, newest to test. A compound measured at several dates goes by its first date."""
+    fr = _check_fractions(fractions)
+    parsed = pd.to_datetime(pd.Series(list(dates)), errors="coerce", format="mixed")
+    bad = int(parsed.isna().sum())
+    if bad:
+        raise InputError(f"temporal split: {bad} of {len(parsed)} rows have no usable date")
+    n = len(parsed)
+    if n == 0:
+        return np.array([], dtype=str)
+    ids = [str(i) for i in range(n)] if keys is None else [str(k) for k in keys]
+    first = parsed.groupby(pd.Series(ids)).transform("min")
+    order = np.lexsort((np.asarray(ids), first.to_numpy()))
+    fold = np.empty(n, dtype=object)
+    n_train = fr[0] * n
+    n_valid = fr[1] * n
+    done, current = 0, 0
+    # walk groups in date order; a group never straddles a boundary
+    key_arr = np.asarray(ids)[order]
+    start = 0
+    while start < n:
+        end = start
+        while end < n and key_arr[end] == key_arr[start]:
+            end += 1
+        size = end - start
+        if done + size <= n_train + 1e-9 and current == 0:
+            label = "train"
+        elif done + size <= n_train + n_valid + 1e-9 and current <= 1:
+            label, current = "valid", 1
+        else:
+            label, current = "test", 2
+        fold[order[start:end]] = label
+        done += size
+        start = end
+    return fold.astype(str)
+
+
+def split_by_key(keys: Sequence[str], fold_of_key: dict[str, str], default: str = "train") -> np.ndarray:
+    """Fold of each row from a key -> fold mapping (unknown keys get ``default``)."""
+    return np.asarray([fold_of_key.get(str(k), default) for k in keys], dtype=str)
