@@ -90,7 +90,7 @@ class FederatedConfig:
             problems.append("rounds and local epochs must be >= 1")
         if (self.dp_clip is None) != (self.dp_noise is None):
             problems.append("differential privacy needs both --dp-clip and --dp-noise")
-        if self.dp_clip is not None and (self.dp_clip <= 0 or self.dp_noise < 0):
+        if self.dp_clip is not None and self.dp_noise is not None and (self.dp_clip <= 0 or self.dp_noise < 0):
             problems.append("--dp-clip must be > 0 and --dp-noise >= 0")
         if self.secagg and self.dp_clip is not None:
             problems.append("SecAgg+ (legacy API) and the DP mods (Message API) cannot be combined")

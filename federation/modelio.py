@@ -115,6 +115,11 @@ def report_metrics(model: MultitaskNet, data: task.PartnerData, scaling: task.Co
     if bool(cfg.get("write-bundle", True)):
         from federation.bundles import write_bundle
 
+        domain = None
+        if data.smiles is not None:
+            domain = ([str(s) for s in data.smiles[data.rows("train")]],
+                      [str(s) for s in data.smiles[data.rows("valid")]])
         write_bundle(model, scaling, Path(work_dir) / "bundle", str(cfg["featurizer"]),
-                     data_tasks=data.task_names, metrics={k: v for k, v in out.items() if k.startswith("test.")})
+                     data_tasks=data.task_names, metrics={k: v for k, v in out.items() if k.startswith("test.")},
+                     info={"partner": data.partner}, domain_smiles=domain)
     return out

@@ -93,8 +93,11 @@ def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
     return partner_of, scaling, n_train, failed
 
 
-def run_server(grid: Grid, cfg: FederatedConfig) -> dict:
-    """The whole server side of a run; returns (and writes) the federation result."""
+def run_server(grid: Grid, cfg: FederatedConfig, progress=None) -> dict:
+    """The whole server side of a run; returns (and writes) the federation result.
+
+    ``progress(stage, done, total)`` (optional) is told about each finished round.
+    """
     t0 = time.perf_counter()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,6 +136,8 @@ def run_server(grid: Grid, cfg: FederatedConfig) -> dict:
             checkpointer.save(offset + server_round, record_to_numpy(record),
                               {"strategy": cfg.strategy, "heads": cfg.heads})
             round_times.append(time.perf_counter() - last[0])
+            if progress is not None:
+                progress("federated rounds", offset + server_round, cfg.rounds)
         last[0] = time.perf_counter()
         return None
 
@@ -199,13 +204,13 @@ def config_from_context(context: Context) -> FederatedConfig:
     return FederatedConfig.from_dict(data)
 
 
-def make_server_app(cfg: FederatedConfig | None = None) -> ServerApp:
+def make_server_app(cfg: FederatedConfig | None = None, progress=None) -> ServerApp:
     """A ServerApp bound to ``cfg`` (simulation) or reading the run config (``flwr run .``)."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        run_server(grid, cfg if cfg is not None else config_from_context(context))
+        run_server(grid, cfg if cfg is not None else config_from_context(context), progress)
 
     return app
 

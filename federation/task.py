@@ -48,6 +48,8 @@ class PartnerData:
     """``train`` / ``valid`` / ``test`` per row (scaffold split inside the partner)."""
     n_invalid: int = 0
     """Molecules dropped because featurization failed."""
+    smiles: np.ndarray | None = None
+    """SMILES per row (stays on the partner; used for its own bundle's applicability domain)."""
 
     def rows(self, fold: str) -> np.ndarray:
         return np.flatnonzero(self.split == fold)
@@ -143,7 +145,7 @@ def load_partner(data_dir: Path, partner: str, featurizer: str, cache_dir: Path 
             meta = json.loads(str(z["meta"]))
             return PartnerData(partner, z["X"], z["Y"], z["censor"],
                                [TaskSpec.from_dict(t) for t in meta["tasks"]],
-                               z["split"].astype(object), meta["n_invalid"])
+                               z["split"].astype(object), meta["n_invalid"], z["smiles"].astype(object))
     td = task_data_from_long(table)
     X, valid = featurize(td.smiles, featurizer, cache_dir)
     n_invalid = int((~valid).sum())
@@ -154,12 +156,14 @@ def load_partner(data_dir: Path, partner: str, featurizer: str, cache_dir: Path 
     if len(td) < 10:
         raise InputError(f"{partner}: only {len(td)} usable molecules; a partner needs at least 10")
     split = split_partner(td.smiles, seed)
-    data = PartnerData(partner, X, td.Y, td.censor, list(td.tasks), split, n_invalid)
+    data = PartnerData(partner, X, td.Y, td.censor, list(td.tasks), split, n_invalid,
+                       np.asarray(td.smiles, dtype=object))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         meta = json.dumps({"tasks": [t.to_dict() for t in data.tasks], "n_invalid": n_invalid})
         tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, X=X, Y=data.Y, censor=data.censor, split=split.astype(str), meta=np.array(meta))
+        np.savez(tmp, X=X, Y=data.Y, censor=data.censor, split=split.astype(str), meta=np.array(meta),
+                 smiles=np.asarray(td.smiles, dtype=str))
         tmp.replace(cache)
     return data
 

@@ -1,0 +1,53 @@
+"""A federated model as an ``admet.bundle.ModelBundle``, so ``fedadmet admet predict`` loads it.
+
+The bundle holds one ``mtnn`` member (the federated network), the consortium feature scaler
+(from summed moments) and target scaler. Conformal intervals, probability calibration and the
+applicability domain need held-out rows or reference structures, which the server never sees,
+so a global bundle leaves them out (interval / domain columns are empty); a partner's own bundle
+(written on the partner's node) adds an applicability domain from its own training structures.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from admet.bundle import ModelBundle
+from admet.config import ModelConfig
+from admet.ensemble import Ensemble
+from admet.features import FeatureSet, current_featurizer_config
+from admet.members import MTNNMember
+from admet.model import MultitaskNet
+from federation import task
+
+log = logging.getLogger(__name__)
+
+
+def write_bundle(model: MultitaskNet, scaling: task.ConsortiumScaling, folder: Path, featurizer: str,
+                 data_tasks: list[str], metrics: dict, info: dict | None = None,
+                 domain_smiles: tuple[list[str], list[str]] | None = None) -> Path:
+    """Save ``model`` + consortium scaling as a loadable bundle in ``folder``.
+
+    ``domain_smiles`` = (training SMILES, calibration SMILES) builds an applicability domain
+    (only on a partner's node: the server never sees structures).
+    """
+    cfg = ModelConfig.build(model="mtnn", featurizer=featurizer, feature_clip=scaling.features.clip,
+                            hidden=tuple(model.hidden), dropout=model.dropout, ensemble=1)
+    features = FeatureSet(spec=featurizer, clip=scaling.features.clip)
+    features.scaler = scaling.features
+    features.featurizer_config = current_featurizer_config(featurizer)
+    domain = None
+    if domain_smiles:
+        try:
+            from admet.domain import ApplicabilityDomain
+
+            domain = ApplicabilityDomain.fit(domain_smiles[0], domain_smiles[1])
+        except Exception as exc:  # noqa: BLE001 - the domain is an extra; the bundle still predicts
+            log.warning("applicability domain not built: %s", exc)
+    model.eval()
+    bundle = ModelBundle(tasks=scaling.tasks, config=cfg, features=features,
+                         ensemble=Ensemble([MTNNMember(model, scaling.target)], scaling.tasks),
+                         conformal={}, calibrators={}, domain=domain, approved=None, metrics=metrics,
+                         featurizer_config=features.featurizer_config,
+                         info={"trained_by": "federation", "partner_endpoints": data_tasks, **(info or {})})
+    return bundle.save(folder)

@@ -1,0 +1,82 @@
+"""``fedadmet federate``: a simulated consortium (Flower Simulation Engine) with its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+
+
+def federate(
+    data: Path | None = typer.Option(None, "--data", help="Table to partition into partners (any table `fedadmet admet train` reads). Default: the embedded catalog."),
+    partners_dir: Path | None = typer.Option(None, "--partners-dir", help="Existing partition folder (partner_XX/data.csv)."),
+    partners: int = typer.Option(20, "--partners", help="Number of partners when partitioning."),
+    rounds: int = typer.Option(5, "--rounds", help="Federated rounds."),
+    strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | fedprox | fedadam | fedmedian | trimmed"),
+    heads: str = typer.Option("private", "--heads", help="private (MELLODDY: only the trunk travels) | shared"),
+    secagg: bool = typer.Option(False, "--secagg", help="Secure aggregation (SecAgg+, Flower's legacy API path)."),
+    dp_clip: float | None = typer.Option(None, "--dp-clip", help="DP: client-side clipping norm."),
+    dp_noise: float | None = typer.Option(None, "--dp-noise", help="DP: Gaussian noise multiplier."),
+    local_epochs: int = typer.Option(2, "--local-epochs", help="Local epochs per round."),
+    hidden: str = typer.Option("512", "--hidden", help="Trunk widths, comma separated."),
+    proximal_mu: float = typer.Option(0.01, "--proximal-mu", help="FedProx proximal weight."),
+    min_partners: int | None = typer.Option(None, "--min-partners", help="Fewest partners a round needs (default: all)."),
+    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the local-only and pooled references."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
+    cpus: int = typer.Option(2, "--cpus", help="CPUs for the Ray backend (one ClientApp per CPU)."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(Path("runs/federated"), "--out", help="Run folder."),
+) -> None:
+    """Federated training across partners (simulation), compared per partner with local-only and pooled."""
+    from federation.config import FederatedConfig
+    from federation.run import run_federated
+
+    cfg = FederatedConfig(out_dir=out, data=data, partners_dir=partners_dir, n_partners=partners, rounds=rounds,
+                          local_epochs=local_epochs, strategy=strategy.lower(), heads=heads.lower(), secagg=secagg,
+                          dp_clip=dp_clip, dp_noise=dp_noise, proximal_mu=proximal_mu,
+                          hidden=tuple(int(h) for h in hidden.split(",") if h.strip()),
+                          min_partners=min_partners, baselines=not no_baselines, resume=resume, num_cpus=cpus,
+                          seed=seed)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as bar:
+        job = bar.add_task("federate", total=rounds)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(job, description=stage, completed=done, total=max(total, 1))
+
+        result = run_federated(cfg, progress=progress)
+    _print(result)
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _print(result) -> None:
+    rep = result.report
+    table = Table(title=f"{rep['strategy']} x {rep['rounds']} rounds, heads {rep['heads']}")
+    for col in ("partner", "n_train", "n_test", "local", "federated", "pooled"):
+        table.add_column(col)
+    for p in rep["partners"]:
+        table.add_row(p["partner"], str(p["n_train"]), str(p["n_test"]), _fmt(p["local"]), _fmt(p["federated"]),
+                      _fmt(p["pooled"]))
+    console.print(table)
+    s = rep["summary"]
+    console.print(f"improved: {s['n_improved']}/{s['n_scored']}, median relative improvement "
+                  f"{_fmt(s['median_relative_improvement'])}, median gap closed {_fmt(s['median_gap_closed'])}")
+    console.print(f"bytes per round: {rep['bytes_per_round']:.0f}; rejected updates: {len(rep['rejections'])}")
+    console.print(f"report: {result.report_paths.get('md')}")
+    if result.bundle_dir:
+        console.print(f"global model bundle: {result.bundle_dir}")
+    elif result.partner_bundles:
+        console.print(f"private heads: each partner's bundle is in its node folder, e.g. "
+                      f"{next(iter(result.partner_bundles.values()))}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("federate")(federate)
