@@ -160,11 +160,12 @@ def wait_for_nodes(run_dir: Path, n_online: int, timeout: float) -> list[dict]:
 
 def run_federation(run_dir: Path, app_dir: Path, run_config: dict[str, object], out_dir: Path,
                    timeout: float = 3600.0, on_line: Callable[[str], None] | None = None,
-                   out_key: str = "out-dir") -> RunOutcome:
+                   out_key: str | None = "out-dir") -> RunOutcome:
     """Submit the Flower app in ``app_dir`` to the running consortium, follow it, read its report.
 
     ``run_config`` overrides keys of the app's ``[tool.flwr.app.config]``; the output folder is
-    passed as ``out_key`` (the ServerApp runs on the SuperLink's machine and writes there)."""
+    passed as ``out_key`` (the ServerApp runs on the SuperLink's machine and writes there); with
+    ``out_key=None`` the run config already says where the outputs go."""
     state = ConsortiumState.read(run_dir)
     if not tree_of(state.superlink_pid):
         raise InputError(f"the SuperLink of {run_dir} (pid {state.superlink_pid}) is not running")
@@ -174,7 +175,7 @@ def run_federation(run_dir: Path, app_dir: Path, run_config: dict[str, object], 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     client = ControlClient(Path(state.flwr_home))
-    config = {**run_config, out_key: str(out_dir)}
+    config = {**run_config, **({out_key: str(out_dir)} if out_key else {})}
     (out_dir / "deployment_run_config.json").write_text(json.dumps(
         {"app": str(app_dir), "superlink": state.superlink_address, "run_config": config},
         indent=2, default=str))

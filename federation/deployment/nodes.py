@@ -116,10 +116,17 @@ def start_superlink(spec: SuperLinkSpec, startup_timeout: float = 60.0) -> tuple
     return proc, address
 
 
+def node_work_dir(spec: SuperNodeSpec) -> Path:
+    """The node-local folder the ClientApp keeps private state in (heads, feature cache, bundle)."""
+    return (spec.run_dir / "nodes" / spec.partner / "work").resolve()
+
+
 def _node_config_arg(spec: SuperNodeSpec) -> str:
+    """``--node-config`` for the ClientApp: ``partner-id``, ``data-path``, ``work-dir`` (+ extras)."""
     pairs: list[tuple[str, str | int | float]] = [
-        ("partner", spec.partner),
+        ("partner-id", spec.partner),
         ("data-path", str(spec.data_path.resolve())),
+        ("work-dir", str(node_work_dir(spec))),
         *spec.extra_node_config,
     ]
     parts = []

@@ -27,6 +27,6 @@ def train(msg: Message, context: Context) -> Message:
     content = RecordDict({
         "arrays": ArrayRecord([w.astype(np.float32)]),
         "metrics": MetricRecord({"num-examples": len(y), "train_loss": loss}),
-        "meta": ConfigRecord({"partner": str(context.node_config.get("partner", "?"))}),
+        "meta": ConfigRecord({"partner": str(context.node_config.get("partner-id", "?"))}),
     })
     return Message(content=content, reply_to=msg)

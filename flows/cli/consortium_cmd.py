@@ -1,0 +1,223 @@
+"""``fedadmet certs``, ``fedadmet consortium start|run|stop|add-partner``, ``fedadmet node start``:
+federated training across real sites with Flower's Deployment Engine (TLS + SuperNode auth).
+
+The operator runs ``certs`` once, ships ``ca.crt`` and ``partners/<id>/node.key`` to each partner,
+starts the SuperLink with ``consortium start`` and submits runs with ``consortium run``. Each
+partner runs ``node start`` next to its private data. See docs/JOIN_CONSORTIUM.md.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipelines.errors import InputError
+
+console = Console()
+consortium_app = typer.Typer(help="Operate a consortium's SuperLink (TLS, SuperNode authentication).",
+                             no_args_is_help=True)
+node_app = typer.Typer(help="Run this partner's SuperNode next to its private data.", no_args_is_help=True)
+
+ROUND_PATTERN = re.compile(r"\[ROUND (\d+)/(\d+)\]|round (\d+)", re.IGNORECASE)
+
+
+def certs(
+    out: Path = typer.Option(..., "--out", help="Folder for the CA, SuperLink certificate and partner keys."),
+    partners: int = typer.Option(20, "--partners", min=1, help="Number of partners (ids partner_00..)."),
+    partner_ids: str | None = typer.Option(None, "--partner-ids", help="Comma-separated partner ids (overrides --partners)."),
+    host: list[str] = typer.Option(["127.0.0.1", "localhost"], "--host",
+                                   help="SuperLink host names / IPs for the certificate (repeat)."),
+    days: int = typer.Option(365, "--days", help="Validity in days."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing credentials."),
+) -> None:
+    """Create the consortium CA, the SuperLink TLS certificate and one key pair per partner."""
+    from federation.deployment.certs import generate_credentials, public_key_fingerprint
+
+    ids = [p.strip() for p in partner_ids.split(",") if p.strip()] if partner_ids else \
+        [f"partner_{i:02d}" for i in range(partners)]
+    creds = generate_credentials(out, ids, hosts=tuple(host), days=days, overwrite=overwrite)
+    table = Table(title=f"consortium credentials in {out}")
+    for col in ("partner", "private key (send to partner only)", "public key fingerprint"):
+        table.add_column(col)
+    for key in creds.partners:
+        table.add_row(key.partner, str(key.private_key), public_key_fingerprint(key.public_key))
+    console.print(table)
+    console.print(f"CA certificate (every partner gets it): {creds.ca_cert}\n"
+                  f"SuperLink certificate for {', '.join(creds.hosts)}: {creds.server_cert}")
+
+
+@consortium_app.command("start")
+def consortium_start(
+    certs_dir: Path = typer.Option(..., "--certs", help="Folder written by `fedadmet certs`."),
+    run_dir: Path = typer.Option(Path("runs/consortium"), "--run-dir", help="SuperLink state, logs, connection."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address (0.0.0.0 to accept other machines)."),
+    port: int = typer.Option(9093, "--port", help="HTTPS port for partners and the operator (0: any free port)."),
+    partner: list[str] | None = typer.Option(None, "--partner", help="Register only these partners (repeat)."),
+    foreground: bool = typer.Option(False, "--foreground", help="Stay attached; Ctrl-C stops the SuperLink."),
+) -> None:
+    """Start ``flower-superlink`` with TLS and SuperNode authentication; register partner keys."""
+    from federation.deployment.consortium import ConsortiumSpec, start_consortium
+
+    spec = ConsortiumSpec(run_dir=run_dir, credentials_dir=certs_dir, host=host, port=port,
+                          partners=tuple(partner) if partner else None)
+    with console.status("starting the SuperLink and registering partner keys..."):
+        proc, state = start_consortium(spec)
+    table = Table(title=f"SuperLink {state.superlink_address} (pid {state.superlink_pid})")
+    table.add_column("partner")
+    table.add_column("SuperNode id")
+    for name, node_id in sorted(state.node_ids.items()):
+        table.add_row(name, str(node_id))
+    console.print(table)
+    console.print(f"log: {proc.log_path}\nstop with: fedadmet consortium stop --run-dir {run_dir}")
+    if foreground:
+        try:
+            while proc.alive():
+                time.sleep(1.0)
+            console.print(f"[red]the SuperLink exited[/red]: {proc.exit_reason()}")
+            raise typer.Exit(1)
+        except KeyboardInterrupt:
+            proc.stop()
+            console.print("SuperLink stopped")
+
+
+@consortium_app.command("add-partner")
+def consortium_add_partner(
+    partner: str = typer.Option(..., "--partner", help="Partner id."),
+    public_key: Path = typer.Option(..., "--public-key", help="The partner's node.pub (OpenSSH EC key)."),
+    run_dir: Path = typer.Option(Path("runs/consortium"), "--run-dir"),
+) -> None:
+    """Register one more partner's public key at the running SuperLink."""
+    from federation.deployment.certs import public_key_fingerprint
+    from federation.deployment.consortium import register_partner
+
+    fingerprint = public_key_fingerprint(public_key)
+    node_id = register_partner(run_dir, partner, public_key)
+    console.print(f"registered {partner} as SuperNode {node_id} (key {fingerprint})")
+
+
+@consortium_app.command("run")
+def consortium_run(
+    out: Path = typer.Option(..., "--out", help="Run folder for the report, checkpoints, config."),
+    run_dir: Path = typer.Option(Path("runs/consortium"), "--run-dir", help="Folder of `consortium start`."),
+    rounds: int = typer.Option(5, "--rounds", min=1),
+    local_epochs: int = typer.Option(2, "--local-epochs", min=1),
+    strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | fedprox | fedadam | fedmedian | trimmed"),
+    heads: str = typer.Option("private", "--heads", help="private (MELLODDY) | shared"),
+    min_partners: int | None = typer.Option(None, "--min-partners", help="Fewest partners a round needs (default: all registered)."),
+    secagg: bool = typer.Option(False, "--secagg", help="Secure aggregation (SecAgg+, legacy API path)."),
+    dp_clip: float | None = typer.Option(None, "--dp-clip"),
+    dp_noise: float | None = typer.Option(None, "--dp-noise"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
+    app_dir: Path | None = typer.Option(None, "--app", help="Flower app folder (default: this project)."),
+    timeout: float = typer.Option(3 * 3600, "--timeout", help="Seconds before the run is stopped."),
+) -> None:
+    """Submit a federated ADMET run to the consortium, stream its progress, write the report."""
+    from federation.config import FederatedConfig
+    from federation.deployment.admet_run import run_admet_on_consortium
+    from federation.deployment.nodes import ConsortiumState
+
+    state = ConsortiumState.read(run_dir)
+    n_registered = len(state.node_ids)
+    if n_registered < 2:
+        raise InputError(f"only {n_registered} partner(s) registered at {state.superlink_address}; need >= 2")
+    cfg = FederatedConfig(out_dir=out, n_partners=n_registered, rounds=rounds, local_epochs=local_epochs,
+                          strategy=strategy, heads=heads, min_partners=min_partners, secagg=secagg,
+                          dp_clip=dp_clip, dp_noise=dp_noise, resume=resume, baselines=False)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} rounds"), TimeElapsedColumn(),
+                  console=console) as progress:
+        bar = progress.add_task(f"run on {state.superlink_address}", total=rounds)
+
+        def on_line(line: str) -> None:
+            clean = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+            if not clean:
+                return
+            match = ROUND_PATTERN.search(clean)
+            if match and match.group(1):
+                progress.update(bar, completed=int(match.group(1)) - 1,
+                                description=f"round {match.group(1)}/{match.group(2)}")
+            progress.console.print(f"[dim]{clean}[/dim]")
+
+        result = run_admet_on_consortium(run_dir, cfg, app_dir=app_dir, timeout=timeout, on_line=on_line)
+        progress.update(bar, completed=rounds)
+    dep = result.report["deployment"]
+    colour = "green" if result.outcome.completed else "red"
+    console.print(f"run {dep['run_id']}: [{colour}]{dep['status']}[/{colour}]")
+    if dep["missing_partners"]:
+        console.print(f"[yellow]partners missing in some round: {', '.join(dep['missing_partners'])}[/yellow]")
+    table = Table(title="federated model, each partner's own test split")
+    for col in ("partner", "metric", "federated", "n_train", "n_test"):
+        table.add_column(col)
+    for row in result.report["partners"]:
+        fed = row["federated"]
+        table.add_row(row["partner"], row["metric"], "n/a" if fed is None else f"{fed:.3f}",
+                      str(row["n_train"]), str(row["n_test"]))
+    console.print(table)
+    console.print(f"report: {result.paths['json']}")
+    if not result.outcome.completed:
+        raise typer.Exit(1)
+
+
+@consortium_app.command("stop")
+def consortium_stop(
+    run_dir: Path = typer.Option(Path("runs/consortium"), "--run-dir"),
+) -> None:
+    """Stop the SuperLink of ``--run-dir`` and every Flower process started from that folder."""
+    from federation.deployment.consortium import stop_consortium
+
+    n = stop_consortium(run_dir)
+    console.print(f"stopped {n} process(es)")
+
+
+@node_app.command("start")
+def node_start(
+    data: Path = typer.Option(..., "--data", help="This partner's private table (folder with data.csv, or the file)."),
+    superlink: str = typer.Option(..., "--superlink", help="SuperLink address HOST:PORT."),
+    partner: str = typer.Option(..., "--partner", help="Partner id (as in the consortium's credentials)."),
+    key: Path = typer.Option(..., "--key", help="This partner's node.key (private, OpenSSH EC)."),
+    ca: Path = typer.Option(..., "--ca", help="The consortium's ca.crt."),
+    run_dir: Path = typer.Option(Path("runs/node"), "--run-dir", help="Node-local folder: logs, private heads, cache."),
+    detach: bool = typer.Option(False, "--detach", help="Return at once; the SuperNode keeps running."),
+) -> None:
+    """Start this partner's ``flower-supernode``: TLS to the SuperLink, authenticated by ``--key``."""
+    from federation.deployment.nodes import SuperNodeSpec, start_supernode
+
+    if not re.fullmatch(r"[^:\s]+:\d{1,5}", superlink):
+        raise InputError(f"--superlink must be HOST:PORT, got {superlink!r}")
+    if not ca.is_file():
+        raise InputError(f"CA certificate not found: {ca}")
+    proc = start_supernode(SuperNodeSpec(partner=partner, superlink=superlink, ca_cert=ca, private_key=key,
+                                         data_path=data, run_dir=run_dir.resolve()))
+    console.print(f"SuperNode {partner} started (pid {proc.pid}), log: {proc.log_path}")
+    if detach:
+        return
+    console.print("Ctrl-C stops it")
+    position = 0
+    try:
+        while True:
+            if proc.log_path.exists():
+                with proc.log_path.open(errors="replace") as handle:
+                    handle.seek(position)
+                    chunk = handle.read()
+                    position = handle.tell()
+                for line in chunk.splitlines():
+                    console.print(re.sub(r"\x1b\[[0-9;]*m", "", line), markup=False, highlight=False)
+            if not proc.alive():
+                console.print(f"[red]SuperNode exited[/red] with code {proc.popen.returncode}")
+                raise typer.Exit(1)
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        proc.stop()
+        console.print("SuperNode stopped")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("certs")(certs)
+    app.add_typer(consortium_app, name="consortium")
+    app.add_typer(node_app, name="node")
