@@ -196,7 +196,11 @@ def detect_smiles_column(table: pd.DataFrame, smiles_col: str | None = None) -> 
 def read_molecules(path: str | Path, smiles_col: str | None = None, fmt: str | None = None
                    ) -> pd.DataFrame:
     """One row per record: ``row``, ``input`` (raw SMILES text), then the file's other columns."""
-    table = read_table(path, fmt)
+    return molecules_from_frame(read_table(path, fmt), smiles_col)
+
+
+def molecules_from_frame(table: pd.DataFrame, smiles_col: str | None = None) -> pd.DataFrame:
+    """An in-memory table -> ``row``, ``input`` + the other columns (as ``read_molecules``)."""
     column = detect_smiles_column(table, smiles_col)
     raw = table[column]
     others = table.drop(columns=[column])
@@ -239,6 +243,6 @@ def write_kmelloddy(long_df: pd.DataFrame, path: str | Path) -> Path:
 
 
 __all__ = [
-    "LONG_COLUMNS", "SMILES_COLUMN_NAMES", "detect_smiles_column", "long_table_from_frame",
+    "LONG_COLUMNS", "SMILES_COLUMN_NAMES", "detect_smiles_column", "long_table_from_frame", "molecules_from_frame",
     "read_long_table", "read_molecules", "read_table", "write_kmelloddy",
 ]

@@ -117,7 +117,7 @@ def validate_long_table(long_df: pd.DataFrame, expected_units: dict[str, str] | 
     """Validate a long table: molecules, endpoint names, relations, values and units.
 
     ``expected_units`` maps endpoint -> unit (default: the embedded catalog's units). Accepted rows:
-    ``row, input, inchikey`` + ``LONG_COLUMNS`` with ``smiles`` standardized, ``relation`` one of
+    ``row, input, smiles, inchikey`` + the other ``LONG_COLUMNS`` with ``smiles`` standardized, ``relation`` one of
     ``= < >``, ``value`` float, ``unit`` filled where it was empty and is known, and ``compound_id``
     filled with the InChIKey where it was empty. Rejected rows: ``row, input, reason, endpoint``.
     The first failing check gives the reason (molecule, then endpoint, relation/value, unit).
@@ -163,9 +163,9 @@ def validate_long_table(long_df: pd.DataFrame, expected_units: dict[str, str] | 
     accepted = pd.DataFrame({
         "row": table["row"].to_numpy()[ok],
         "input": table["input"].to_numpy()[ok],
+        "smiles": [r.smiles for r, good in zip(results, ok, strict=True) if good],
         "inchikey": [r.inchikey for r, good in zip(results, ok, strict=True) if good],
         "compound_id": table["compound_id"].astype("string").fillna("").astype(object).to_numpy()[ok],
-        "smiles": [r.smiles for r, good in zip(results, ok, strict=True) if good],
         "endpoint": endpoints[ok],
         "relation": np.asarray(relations, dtype=object)[ok],
         "value": values[ok],
