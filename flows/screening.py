@@ -153,16 +153,12 @@ def summary_markdown(cfg: steps.ScreeningConfig, result: steps.ScreeningResult) 
 
 
 def approved_reference(bundle_dir: Path, endpoints: list[str]) -> dict[str, np.ndarray] | None:
-    """Predicted endpoint values of approved drugs, when the bundle carries such a reference."""
+    """The bundle's predictions for approved drugs (per endpoint), when it carries that reference."""
     bundle = steps.cached_bundle(str(bundle_dir))
-    ref = getattr(bundle, "approved_reference", None)
-    if ref is None:
+    ref = getattr(getattr(bundle, "approved", None), "sorted_predictions", None)
+    if not ref:
         return None
-    try:
-        return {e: np.asarray(ref[e], dtype=float) for e in endpoints if e in ref}
-    except (KeyError, TypeError, ValueError):
-        log.warning("bundle's approved-drug reference is unusable; histograms without it")
-        return None
+    return {e: np.asarray(ref[e], dtype=float) for e in endpoints if e in ref}
 
 
 def publish_screening_report(cfg: steps.ScreeningConfig, result: steps.ScreeningResult) -> Path:

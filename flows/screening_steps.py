@@ -153,7 +153,8 @@ def rank_predictions(accepted: pd.DataFrame, predictions: pd.DataFrame, valid: n
     domain_cols = [f"{e}_in_domain" for e in endpoints if f"{e}_in_domain" in preds]
     table = pd.concat([base, scores, preds], axis=1)
     if domain_cols:
-        table["n_out_of_domain"] = (~table[domain_cols].astype(bool)).sum(axis=1)
+        # unknown domain (NA) is not counted as out of domain
+        table["n_out_of_domain"] = sum((~table[c].fillna(True).astype(bool)).astype(int) for c in domain_cols)
     table = table.sort_values(["score", "row"], ascending=[False, True], na_position="last", kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table.reset_index(drop=True), failed.reset_index(drop=True)
