@@ -1,0 +1,254 @@
+"""RDKit 2D descriptors with shared intermediates computed once, equal to ``Descriptors.descList``.
+
+The naive loop (``for name, fn in Descriptors.descList: fn(mol)``) recomputes shared pieces:
+the E-state indices six times (each ``Max/MinEStateIndex`` forces a fresh O(n^2) Python loop),
+the Crippen descriptors twice (``MolLogP``, ``MolMR``) plus once more inside QED on a
+hydrogen-stripped copy, the characteristic polynomial twice (``Ipc``, ``AvgIpc``), QED's weight,
+TPSA and donors again, and one Python-level substructure call per pattern for the 85 ``fr_*``
+counts, QED's 116 structural alerts and 11 acceptor patterns.
+
+What RDKit already caches on the molecule object when every function gets the *same* object:
+Gasteiger charge extremes (``_chargeDescriptors``), the eight BCUT2D values (``__BCUT2D``), the
+Morgan fingerprints behind ``FpDensityMorgan*``, Labute/Crippen atom contributions used by the
+``SMR_VSA``/``SlogP_VSA``/``PEOE_VSA`` bins (C++ properties), the distance matrices
+(``_adjMat``, ``_balabanMat``) and the E-state/VSA bins. Those are left to RDKit.
+
+:func:`descriptors_2d` computes the shared pieces once; all substructure patterns go through one
+``FilterCatalog`` call that says which patterns match at all, and only those are counted. Every
+other descriptor is RDKit's own function, called in ``descList`` order on the same molecule.
+Values equal the naive loop's to floating-point round-off (the tests check 1e-6 on real molecules,
+NaN where NaN).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+from rdkit import Chem
+from rdkit.Chem import QED, Descriptors, Fragments, Graphs, rdMolDescriptors, rdPartialCharges
+from rdkit.Chem.EState import EState
+from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogEntry, SmartsMatcher
+from rdkit.ML.InfoTheory import entropy
+
+log = logging.getLogger(__name__)
+
+#: Names of the descriptors, in RDKit's ``Descriptors.descList`` order.
+DESCRIPTOR_NAMES: tuple[str, ...] = tuple(name for name, _ in Descriptors.descList)
+_FUNCTIONS = tuple(fn for _, fn in Descriptors.descList)
+_PTABLE = Chem.GetPeriodicTable()
+_STRICT = rdMolDescriptors.NumRotatableBondsOptions.Strict
+
+
+def naive_descriptors_2d(mol: Chem.Mol) -> np.ndarray:
+    """The reference: RDKit's own loop over ``descList`` (failures -> NaN), as float64."""
+    out = np.empty(len(_FUNCTIONS), dtype=np.float64)
+    for i, fn in enumerate(_FUNCTIONS):
+        try:
+            out[i] = fn(mol)
+        except Exception:  # noqa: BLE001 - RDKit's CalcMolDescriptors does the same
+            out[i] = np.nan
+    return out
+
+
+class _PatternScreen:
+    """All descriptor SMARTS in one ``FilterCatalog``: one C++ call says which patterns match."""
+
+    def __init__(self) -> None:
+        self.catalog = FilterCatalog()
+        self.patterns: list[Chem.Mol] = []
+        self.fragment_slots: dict[str, int] = {}
+        fragment_names = {name for name in DESCRIPTOR_NAMES if name.startswith("fr_")}
+        seen: dict[str, int] = {}
+        for name, fn in Fragments.fns:
+            if name not in fragment_names:
+                continue
+            pattern = fn.__defaults__[1]  # (countUnique, pattern) default arguments
+            smarts = Chem.MolToSmarts(pattern)
+            if smarts not in seen:  # fr_Ar_NH and fr_Nhpyrrole share one SMARTS
+                seen[smarts] = self._add(pattern)
+            self.fragment_slots[name] = seen[smarts]
+        self.alert_slots = [self._add(p) for p in QED.StructuralAlerts]
+        self.acceptor_slots = [self._add(p) for p in QED.Acceptors]
+
+    def _add(self, pattern: Chem.Mol) -> int:
+        slot = len(self.patterns)
+        self.patterns.append(pattern)
+        self.catalog.AddEntry(FilterCatalogEntry(str(slot), SmartsMatcher(str(slot), pattern, 1)))
+        return slot
+
+    def matching(self, mol: Chem.Mol) -> set[int]:
+        return {int(entry.GetDescription()) for entry in self.catalog.GetMatches(mol)}
+
+
+_SCREEN: _PatternScreen | None = None
+
+
+def _screen() -> _PatternScreen:
+    global _SCREEN
+    if _SCREEN is None:
+        _SCREEN = _PatternScreen()
+    return _SCREEN
+
+
+def estate_indices(mol: Chem.Mol) -> np.ndarray:
+    """``EState.EStateIndices`` with the O(n^2) pair loop vectorised (same formula, same inputs)."""
+    n = mol.GetNumAtoms()
+    intrinsic = np.zeros(n, dtype=np.float64)
+    for i in range(n):
+        atom = mol.GetAtomWithIdx(i)
+        degree = atom.GetDegree()
+        if degree > 0:
+            z = atom.GetAtomicNum()
+            dv = _PTABLE.GetNOuterElecs(z) - atom.GetTotalNumHs()
+            pqn = EState.GetPrincipleQuantumNumber(z)
+            intrinsic[i] = (4.0 / (pqn * pqn) * dv + 1) / degree
+    dists = Chem.GetDistanceMatrix(mol, useBO=False, useAtomWts=False) + 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = (intrinsic[:, None] - intrinsic[None, :]) / (dists * dists)
+    terms[dists >= 1e6] = 0.0
+    np.fill_diagonal(terms, 0.0)
+    return terms.sum(axis=1) + intrinsic
+
+
+def _atom_pass(mol: Chem.Mol, values: dict[str, float]) -> bool:
+    """Per-atom sums in one pass; returns whether the graph holds hydrogen atoms."""
+    valence = 0
+    radicals = 0
+    has_h = False
+    for i in range(mol.GetNumAtoms()):
+        atom = mol.GetAtomWithIdx(i)
+        z = atom.GetAtomicNum()
+        has_h = has_h or z == 1
+        valence += _PTABLE.GetNOuterElecs(z) - atom.GetFormalCharge() + atom.GetTotalNumHs()
+        radicals += atom.GetNumRadicalElectrons()
+    values["NumValenceElectrons"] = valence
+    values["NumRadicalElectrons"] = radicals
+    return has_h
+
+
+def _estate(mol: Chem.Mol, values: dict[str, float]) -> None:
+    estate = estate_indices(mol)
+    mol._eStateIndices = estate  # EState_VSA / VSA_EState read it with force=False
+    if len(estate):
+        magnitude = np.abs(estate)
+        values["MaxEStateIndex"] = float(estate.max())
+        values["MinEStateIndex"] = float(estate.min())
+        values["MaxAbsEStateIndex"] = float(magnitude.max())
+        values["MinAbsEStateIndex"] = float(magnitude.min())
+
+
+def _charges(mol: Chem.Mol) -> None:
+    """Gasteiger extremes exactly as ``Descriptors._ChargeDescriptors`` caches them."""
+    rdPartialCharges.ComputeGasteigerCharges(mol)
+    low, high = 500.0, -500.0
+    for i in range(mol.GetNumAtoms()):
+        charge = float(mol.GetAtomWithIdx(i).GetProp("_GasteigerCharge"))
+        low = min(charge, low)
+        high = max(charge, high)
+    mol._chargeDescriptors = (low, high)
+
+
+def _ipc_and_balaban(mol: Chem.Mol, values: dict[str, float]) -> None:
+    dmat = Chem.GetDistanceMatrix(mol, False)
+    mol._adjMat = dmat  # what Ipc/AvgIpc would cache (BalabanJ only tests entries == 1)
+    cpoly = abs(Graphs.CharacteristicPolynomial(mol, np.equal(dmat, 1)))
+    info = entropy.InfoEntropy(cpoly)
+    values["AvgIpc"] = info
+    values["Ipc"] = sum(cpoly) * info
+
+    bmat = Chem.GetDistanceMatrix(mol, useBO=True, useAtomWts=False, force=False, prefix="Balaban")
+    mol._balabanMat = bmat  # BertzCT reuses it
+    s = bmat.sum(axis=0)
+    q = mol.GetNumBonds()
+    mu = q - mol.GetNumAtoms() + 1
+    if mu + 1 != 0 and q:
+        begin = np.fromiter((b.GetBeginAtomIdx() for b in mol.GetBonds()), dtype=np.int64, count=q)
+        end = np.fromiter((b.GetEndAtomIdx() for b in mol.GetBonds()), dtype=np.int64, count=q)
+        values["BalabanJ"] = float(q) / float(mu + 1) * float(np.sum(1.0 / np.sqrt(s[begin] * s[end])))
+    elif mu + 1 == 0:
+        values["BalabanJ"] = 0
+
+
+def _patterns(mol: Chem.Mol, values: dict[str, float], with_qed_patterns: bool) -> tuple[int, int]:
+    """``fr_*`` counts; also QED's acceptor count and alert count (used when QED is shared)."""
+    screen = _screen()
+    hits = screen.matching(mol)
+    counts: dict[int, int] = {}
+    for name, slot in screen.fragment_slots.items():
+        if slot not in hits:
+            values[name] = 0
+            continue
+        if slot not in counts:
+            counts[slot] = len(mol.GetSubstructMatches(screen.patterns[slot], uniquify=True))
+        values[name] = counts[slot]
+    if not with_qed_patterns:
+        return 0, 0
+    hba = sum(
+        len(mol.GetSubstructMatches(screen.patterns[slot]))
+        for slot in screen.acceptor_slots if slot in hits
+    )
+    alerts = sum(1 for slot in screen.alert_slots if slot in hits)
+    return hba, alerts
+
+
+def _qed(mol: Chem.Mol, values: dict[str, float], logp: float, hba: int, alerts: int) -> None:
+    """QED from shared inputs; QED itself works on ``RemoveHs(mol)``, which is this very graph
+    when the molecule holds no hydrogen atoms (the only case the caller uses this for)."""
+    mw = rdMolDescriptors._CalcMolWt(mol)
+    tpsa = rdMolDescriptors.CalcTPSA(mol)
+    values["MolWt"] = mw
+    values["TPSA"] = tpsa
+    props = QED.QEDproperties(
+        MW=mw,
+        ALOGP=logp,
+        HBA=hba,
+        HBD=rdMolDescriptors.CalcNumHBD(mol),
+        PSA=tpsa,
+        ROTB=rdMolDescriptors.CalcNumRotatableBonds(mol, _STRICT),
+        AROM=len(Chem.GetSSSR(Chem.DeleteSubstructs(Chem.Mol(mol), QED.AliphaticRings))),
+        ALERTS=alerts,
+    )
+    values["qed"] = QED.qed(mol, qedProperties=props)
+
+
+def _shared_values(mol: Chem.Mol) -> dict[str, float]:
+    """Descriptors whose shared intermediates are computed here once, by name."""
+    values: dict[str, float] = {}
+    has_h = _atom_pass(mol, values)
+    _estate(mol, values)
+    logp, mr = rdMolDescriptors.CalcCrippenDescriptors(mol)
+    values["MolLogP"] = logp
+    values["MolMR"] = mr
+    _charges(mol)
+    _ipc_and_balaban(mol, values)
+    hba, alerts = _patterns(mol, values, with_qed_patterns=not has_h)
+    if not has_h:
+        _qed(mol, values, logp, hba, alerts)
+    return values
+
+
+def descriptors_2d(mol: Chem.Mol) -> np.ndarray:
+    """All ``descList`` descriptors of one molecule (float64, ``DESCRIPTOR_NAMES`` order).
+
+    A descriptor whose computation fails is NaN, as in ``Descriptors.CalcMolDescriptors``.
+    """
+    try:
+        shared = _shared_values(mol)
+    except Exception:  # noqa: BLE001 - fall back to RDKit's functions one by one
+        log.debug("shared descriptor intermediates failed; using RDKit's functions", exc_info=True)
+        for attr in ("_eStateIndices", "_chargeDescriptors", "_adjMat", "_balabanMat"):
+            if hasattr(mol, attr):
+                delattr(mol, attr)
+        shared = {}
+    out = np.empty(len(_FUNCTIONS), dtype=np.float64)
+    for i, (name, fn) in enumerate(zip(DESCRIPTOR_NAMES, _FUNCTIONS)):
+        value = shared.get(name)
+        if value is None:
+            try:
+                value = fn(mol)
+            except Exception:  # noqa: BLE001
+                value = math.nan
+        out[i] = value
+    return out

@@ -1,0 +1,49 @@
+"""The ``rdkit2d`` featurizer: RDKit's ~200 ``Descriptors.descList`` descriptors.
+
+Values equal RDKit's own per-descriptor functions (see :mod:`pipelines.featurize.descriptors2d`,
+which computes shared intermediates once). In the float32 feature matrix, a descriptor that RDKit
+cannot compute, or whose value is not finite (e.g. ``Ipc`` overflowing for very large
+molecules, or beyond float32's range) is NaN. NaN cells are *not* an invalid row: models impute
+them (``admet.features.FeatureScaler`` replaces NaN by the training median after robust scaling).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from rdkit import Chem
+
+from pipelines.featurize.base import Featurizer, register
+from pipelines.featurize.descriptors2d import DESCRIPTOR_NAMES, descriptors_2d
+
+log = logging.getLogger(__name__)
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+@register("rdkit2d")
+class RDKit2DFeaturizer(Featurizer):
+    """All RDKit 2D descriptors in ``descList`` order; non-finite values become NaN."""
+
+    storage_dtype = np.dtype(np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return {"descriptors": list(DESCRIPTOR_NAMES)}
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return DESCRIPTOR_NAMES
+
+    def featurize_mol(self, mol: Chem.Mol) -> np.ndarray:
+        """float64 values (the exact RDKit numbers), NaN where RDKit fails or the value is not finite."""
+        values = descriptors_2d(mol)
+        values[~np.isfinite(values)] = np.nan
+        return values
+
+    def compact(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            block = np.where(np.abs(block) > _F32_MAX, np.nan, block)
+        return block.astype(np.float32)
