@@ -10,6 +10,7 @@ in a seeded random order; each group goes to train while it fits, else valid, el
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -28,9 +29,16 @@ FOLDS: tuple[str, str, str] = ("train", "valid", "test")
 def scaffold_of(smiles: str, generic: bool = False) -> str:
     """Bemis-Murcko scaffold SMILES (``""`` for acyclic molecules; ``"!" + smiles`` if unparsable).
 
-    ``generic=True`` gives the element- and bond-agnostic framework (coarser groups).
+    ``generic=True`` gives the element- and bond-agnostic framework (coarser groups). Results are
+    memoised (a pure function of its arguments; bounded cache), since splits and partitions of one
+    table ask for the same scaffolds repeatedly.
     """
-    mol = Chem.MolFromSmiles(smiles) if isinstance(smiles, str) else None
+    return _scaffold(smiles, generic) if isinstance(smiles, str) else f"!{smiles}"
+
+
+@functools.lru_cache(maxsize=250_000)
+def _scaffold(smiles: str, generic: bool) -> str:
+    mol = Chem.MolFromSmiles(smiles)
     if mol is None:
         return f"!{smiles}"
     try:

@@ -7,7 +7,7 @@
 ``split`` column; every other column is an endpoint when at least one of its cells holds a number
 (censored cells such as ``<5`` or ``>100`` count and keep their relation). Empty cells are "not
 measured" and produce no row; a record without any measured endpoint still produces one row (with an
-empty endpoint) so that it is accounted for and rejected by validation, not lost.
+empty endpoint) so that it is accounted for (validation rejects it as ``missing_endpoint``), not lost.
 """
 
 from __future__ import annotations
