@@ -1,0 +1,278 @@
+"""The model bundle: one folder holding everything needed to predict, and its checks on load.
+
+Layout::
+
+    bundle.json          format, tasks, model config, featurizer spec + config, data hash,
+                         library versions, conformal quantiles, probability calibrators,
+                         metrics summary, and a sha256 per file (written last)
+    feature_scaler.npz   the training-data feature scaler
+    ensemble/member_NN/  the k ensemble members (family-specific files)
+    domain.npz           applicability-domain reference fingerprints + threshold
+    approved.npz         approved-drug prediction distributions per endpoint
+    metrics.json         held-out metrics
+    model_card.md        the human-readable card
+    config.json          the resolved ModelConfig
+
+``load_bundle`` raises :class:`InputError` for a wrong path, a missing/corrupt/truncated file
+(checksum), a featurizer config other than this installation's, or a library major-version
+mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from admet.approved import ApprovedReference
+from admet.config import ModelConfig
+from admet.conformal import ConformalRegressor, ProbabilityCalibrator
+from admet.domain import ApplicabilityDomain
+from admet.ensemble import Ensemble
+from admet.features import FeatureScaler, FeatureSet, current_featurizer_config
+from admet.tasks import TaskSpec
+from admet.versions import check_versions, library_versions
+from pipelines.errors import InputError
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = 1
+SUFFIXES = ("", "_std", "_lower", "_upper", "_in_domain", "_pct_approved")
+FEATURIZATION_FAILED = "featurization_failed"
+
+
+def output_columns(task_names: Sequence[str]) -> list[str]:
+    """Per-endpoint prediction columns, in their stable order."""
+    return [f"{name}{suffix}" for name in task_names for suffix in SUFFIXES]
+
+
+class ModelBundle:
+    """A trained ADMET model with its scalers, uncertainty calibration and applicability domain."""
+
+    def __init__(self, tasks: Sequence[TaskSpec], config: ModelConfig, features: FeatureSet,
+                 ensemble: Ensemble, conformal: dict[str, ConformalRegressor],
+                 calibrators: dict[str, ProbabilityCalibrator], domain: ApplicabilityDomain | None,
+                 approved: ApprovedReference | None, metrics: dict | None = None,
+                 data_hash: str = "", featurizer_config: dict | None = None,
+                 versions: dict | None = None, info: dict | None = None) -> None:
+        self.tasks = list(tasks)
+        self.config = config
+        self.features = features
+        self.ensemble = ensemble
+        self.conformal = conformal
+        self.calibrators = calibrators
+        self.domain = domain
+        self.approved = approved
+        self.metrics = metrics or {}
+        self.data_hash = data_hash
+        self.featurizer_config = featurizer_config or {}
+        self.versions = versions or library_versions(config.model)
+        self.info = info or {}
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    @property
+    def featurizer_spec(self) -> str:
+        return self.features.spec
+
+    # -- prediction ------------------------------------------------------------------------
+    def predict_features(self, X_raw: np.ndarray, smiles: Sequence[str],
+                         valid: np.ndarray | None = None) -> pd.DataFrame:
+        """Per-endpoint prediction columns for raw (unscaled) feature rows aligned with ``smiles``.
+
+        Rows with ``valid == False`` get NaN / NA in every column.
+        """
+        n = len(smiles)
+        valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
+        if len(X_raw) != n or len(valid) != n:
+            raise ValueError(f"{len(X_raw)} feature rows, {len(valid)} flags for {n} SMILES")
+        T = len(self.tasks)
+        mean, std = np.full((n, T), np.nan), np.full((n, T), np.nan)
+        sim = np.full(n, np.nan)
+        rows = np.flatnonzero(valid)
+        if len(rows):
+            X = self.features.transform_matrix(np.asarray(X_raw)[rows])
+            mean[rows], std[rows] = self.ensemble.predict(X)
+            if self.domain is not None:
+                sim[rows] = self.domain.max_similarity([smiles[i] for i in rows])
+        cols: dict[str, object] = {}
+        in_domain = pd.array(np.where(np.isfinite(sim), sim >= self._threshold(), False),
+                             dtype="boolean")
+        in_domain[~np.isfinite(sim)] = pd.NA
+        for j, task in enumerate(self.tasks):
+            mu, sd = mean[:, j], std[:, j]
+            if task.is_classification:
+                cal = self.calibrators.get(task.name)
+                mu = cal.transform(mu) if cal is not None else mu
+                lo = hi = np.full(n, np.nan)
+            else:
+                conf = self.conformal.get(task.name)
+                lo, hi = conf.interval(mu, sd) if conf is not None else (np.full(n, np.nan),) * 2
+            pct = self.approved.percentile(task.name, mu) if self.approved else np.full(n, np.nan)
+            cols[task.name] = mu
+            cols[f"{task.name}_std"] = sd
+            cols[f"{task.name}_lower"] = lo
+            cols[f"{task.name}_upper"] = hi
+            cols[f"{task.name}_in_domain"] = in_domain.copy()
+            cols[f"{task.name}_pct_approved"] = pct
+        return pd.DataFrame(cols, columns=output_columns(self.task_names))
+
+    def _threshold(self) -> float:
+        return self.domain.threshold if self.domain is not None else 0.0
+
+    def predict_smiles(self, smiles: Sequence[object]) -> pd.DataFrame:
+        """One row per input, in order: ``input, smiles, status, reason`` + the endpoint columns."""
+        from pipelines.standardize import standardize_many
+
+        inputs = list(smiles)
+        std = standardize_many(inputs, with_inchikey=False)
+        ok = [i for i, s in enumerate(std) if s.ok]
+        ok_smiles = [std[i].smiles for i in ok]
+        if ok_smiles:
+            X_raw, valid = self.features.featurize(ok_smiles)
+        else:
+            X_raw, valid = np.zeros((0, self.features.n_features), np.float32), np.zeros(0, bool)
+        preds_ok = self.predict_features(X_raw, ok_smiles, valid)
+        head = pd.DataFrame({
+            "input": pd.Series(inputs, dtype=object),
+            "smiles": pd.Series([s.smiles if s.ok else None for s in std], dtype=object),
+            "status": "rejected",
+            "reason": pd.Series([str(s.reason.value) if s.reason else "" for s in std], dtype=object),
+        })
+        ok_arr = np.asarray(ok, dtype=int)
+        good = ok_arr[valid] if len(ok_arr) else ok_arr
+        head.loc[good, "status"] = "ok"
+        failed = ok_arr[~valid] if len(ok_arr) else ok_arr
+        head.loc[failed, "reason"] = FEATURIZATION_FAILED
+        preds_ok.index = ok_arr
+        preds = preds_ok.reindex(pd.RangeIndex(len(inputs)))
+        return pd.concat([head, preds], axis=1)
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        from admet.model_card import render_model_card
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        stale = folder / "bundle.json"
+        if stale.exists():
+            stale.unlink()  # an interrupted save must not leave a bundle.json that vouches for old files
+        self.features.scaler.save(folder / "feature_scaler.npz")
+        self.ensemble.save(folder / "ensemble")
+        if self.domain is not None:
+            self.domain.save(folder / "domain.npz")
+        if self.approved is not None:
+            self.approved.save(folder / "approved.npz")
+        (folder / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=_json_default))
+        (folder / "config.json").write_text(json.dumps(self.config.to_json_dict(), indent=2))
+        (folder / "model_card.md").write_text(render_model_card(self))
+        meta = self._metadata()
+        meta["files"] = {str(p.relative_to(folder)): _sha256(p)
+                         for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "bundle.json"}
+        (folder / "bundle.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+        log.info("saved model bundle to %s", folder)
+        return folder
+
+    def _metadata(self) -> dict:
+        return {
+            "format": BUNDLE_FORMAT,
+            "tasks": [t.to_dict() for t in self.tasks],
+            "model": self.config.model,
+            "n_members": len(self.ensemble.members),
+            "config": self.config.to_json_dict(),
+            "featurizer": {"spec": self.features.spec, "clip": self.features.clip,
+                           "config": self.featurizer_config},
+            "data_hash": self.data_hash,
+            "versions": self.versions,
+            "conformal": {k: v.to_dict() for k, v in self.conformal.items()},
+            "calibrators": {k: v.to_dict() for k, v in self.calibrators.items()},
+            "domain": None if self.domain is None else {
+                "threshold": self.domain.threshold, "percentile": self.domain.percentile,
+                "n_reference": int(len(self.domain.reference))},
+            "info": self.info,
+        }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    raise TypeError(f"not JSON serializable: {type(obj)}")
+
+
+def load_bundle(folder: str | Path, check_featurizer: bool = True) -> ModelBundle:
+    """Load a bundle folder, verifying integrity, featurizer config and library versions."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"model bundle not found: {folder}")
+    if not folder.is_dir():
+        raise InputError(f"model bundle must be a folder, got a file: {folder}")
+    meta_path = folder / "bundle.json"
+    if not meta_path.is_file():
+        raise InputError(f"{folder} is not a model bundle (no bundle.json; incomplete or interrupted save?)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"model bundle {folder}: bundle.json is corrupt ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
+        raise InputError(f"model bundle {folder}: unsupported bundle format {meta.get('format') if isinstance(meta, dict) else '?'}")
+    for rel, digest in meta.get("files", {}).items():
+        path = folder / rel
+        if not path.is_file():
+            raise InputError(f"model bundle {folder}: file {rel} is missing")
+        if _sha256(path) != digest:
+            raise InputError(f"model bundle {folder}: file {rel} is corrupt or truncated (checksum mismatch)")
+    problems = check_versions(meta.get("versions", {}), meta.get("model", "mtnn"))
+    if problems:
+        raise InputError(f"model bundle {folder} was saved with other library versions: {'; '.join(problems)}")
+    feat = meta["featurizer"]
+    if check_featurizer:
+        current = current_featurizer_config(feat["spec"])
+        if _canon(current) != _canon(feat["config"]):
+            raise InputError(
+                f"model bundle {folder} was trained with another featurizer configuration than this "
+                f"installation's for spec {feat['spec']!r}: bundle {json.dumps(feat['config'], sort_keys=True)} "
+                f"vs here {json.dumps(current, sort_keys=True)}")
+    try:
+        tasks = [TaskSpec.from_dict(t) for t in meta["tasks"]]
+        config = ModelConfig.build(**meta["config"])
+        features = FeatureSet(spec=feat["spec"], clip=feat["clip"])
+        features.scaler = FeatureScaler.load(folder / "feature_scaler.npz")
+        features.featurizer_config = feat["config"]
+        ensemble = Ensemble.load(folder / "ensemble", tasks, int(meta["n_members"]))
+        domain = ApplicabilityDomain.load(folder / "domain.npz") if (folder / "domain.npz").exists() else None
+        approved = ApprovedReference.load(folder / "approved.npz") if (folder / "approved.npz").exists() else None
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure here means the folder is unusable
+        raise InputError(f"model bundle {folder} cannot be loaded: {type(exc).__name__}: {exc}") from None
+    return ModelBundle(
+        tasks=tasks, config=config, features=features, ensemble=ensemble,
+        conformal={k: ConformalRegressor.from_dict(v) for k, v in meta.get("conformal", {}).items()},
+        calibrators={k: ProbabilityCalibrator.from_dict(v) for k, v in meta.get("calibrators", {}).items()},
+        domain=domain, approved=approved, metrics=metrics, data_hash=meta.get("data_hash", ""),
+        featurizer_config=feat["config"], versions=meta.get("versions"), info=meta.get("info", {}))
+
+
+def _canon(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)

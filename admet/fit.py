@@ -1,0 +1,232 @@
+"""From a measurement table to a trained, calibrated model bundle.
+
+Steps: validate + pivot the long table (``prepare_task_data``) -> featurize once -> split
+(the table's ``split`` column wins, else scaffold / random) -> fit the feature scaler on the
+training fold -> train the ensemble -> calibrate (conformal intervals, class probabilities,
+applicability-domain threshold) on the calibration fold -> held-out metrics on the test fold ->
+approved-drug context -> :class:`admet.bundle.ModelBundle`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from admet.approved import ApprovedReference, approved_drug_smiles
+from admet.bundle import ModelBundle
+from admet.conformal import ConformalRegressor, ProbabilityCalibrator
+from admet.config import ModelConfig
+from admet.domain import ApplicabilityDomain
+from admet.ensemble import Ensemble
+from admet.features import FeatureSet, current_featurizer_config
+from admet.metrics import task_metrics
+from admet.tasks import TaskData, task_data_from_long
+from admet.versions import library_versions
+from pipelines.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SPLIT_METHODS = ("scaffold", "random")
+
+
+def prepare_task_data(long_df: pd.DataFrame, task_types: dict[str, str] | None = None,
+                      endpoints: list[str] | None = None) -> TaskData:
+    """Validate (standardize, reject with reasons) and pivot a long table into a TaskData."""
+    from pipelines.catalog import load_catalog
+    from pipelines.validate import validate_long_table
+
+    if endpoints:
+        unknown = sorted(set(endpoints) - set(long_df["endpoint"].astype(str)))
+        if unknown:
+            raise InputError(f"endpoint(s) {unknown} not in the table; it has "
+                             f"{sorted(long_df['endpoint'].astype(str).unique())}")
+        long_df = long_df[long_df["endpoint"].isin(endpoints)]
+    result = validate_long_table(long_df)
+    if len(result.rejected):
+        log.warning("%d of %d measurement rows rejected: %s", len(result.rejected), result.n_input,
+                    result.reason_counts())
+    if len(result.accepted) == 0:
+        raise InputError("no usable measurement rows in the table (all rejected)")
+    catalog = load_catalog()
+    directions = dict(zip(catalog["endpoint"], catalog["better"].fillna("")))
+    types = dict(task_types or {})
+    unknown_types = sorted(set(types) - set(result.accepted["endpoint"].astype(str)))
+    if unknown_types:
+        raise InputError(f"--task-types names endpoint(s) not in the data: {unknown_types}")
+    return task_data_from_long(result.accepted, task_types=types, directions=directions)
+
+
+def data_hash(td: TaskData) -> str:
+    """sha256 over molecule keys, task names, labels and censoring (order-independent of rows)."""
+    order = np.argsort(np.asarray(td.inchikeys, dtype=str), kind="stable")
+    h = hashlib.sha256("|".join(td.task_names).encode())
+    for i in order:
+        h.update(td.inchikeys[i].encode())
+        h.update(np.nan_to_num(td.Y[i], nan=-1e300).tobytes())
+        h.update(td.censor[i].tobytes())
+    return h.hexdigest()
+
+
+def resolve_split(td: TaskData, method: str = "scaffold", seed: int = 0,
+                  fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[np.ndarray, str]:
+    """``train``/``valid``/``test`` per molecule and a description of how it was made.
+
+    A ``split`` column in the input wins. Without a ``valid`` fold there, a scaffold-held-out
+    10% of the training molecules becomes the calibration fold.
+    """
+    given = np.asarray(td.split, dtype=object)
+    if np.any(given != ""):
+        split = np.where(given == "", "train", given).astype(object)
+        how = "from the table's split column"
+        train = np.flatnonzero(split == "train")
+        has_valid = (~np.isnan(td.Y[split == "valid"])).any(axis=0)
+        if not has_valid.all() and len(train) >= 10:
+            sub_td = td.subset(train)
+            sub = stratified_split(sub_td, "scaffold", (0.9, 0.1, 0.0), seed)
+            needs = ~has_valid[rarest_endpoint(sub_td)]
+            split[train[(sub == "valid") & needs]] = "valid"
+            missing = [t.name for t, h in zip(td.tasks, has_valid) if not h]
+            how += f" (calibration fold for {missing}: scaffold-held-out 10% of their training molecules)"
+        return split.astype(str), how
+    if method not in SPLIT_METHODS:
+        raise InputError(f"unknown split method {method!r}; choose from {SPLIT_METHODS}")
+    split = stratified_split(td, method, fractions, seed)
+    return split, f"{method} split {fractions} per endpoint, seed {seed}"
+
+
+def rarest_endpoint(td: TaskData) -> np.ndarray:
+    """Per molecule, the column of its labelled endpoint with the fewest labels overall."""
+    labelled = ~np.isnan(td.Y)
+    counts = labelled.sum(0)
+    rank = np.where(labelled, counts[None, :], np.iinfo(np.int64).max)
+    return rank.argmin(axis=1)
+
+
+def stratified_split(td: TaskData, method: str, fractions: tuple[float, float, float],
+                     seed: int) -> np.ndarray:
+    """Split each endpoint's molecules separately so every endpoint gets every fold.
+
+    A molecule belongs to the group of its rarest labelled endpoint (one group per molecule,
+    so no molecule lands in two folds); each group is split by scaffold (or at random).
+    """
+    from pipelines.split import random_split, scaffold_split
+
+    group = rarest_endpoint(td)
+    split = np.empty(len(td), dtype=object)
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        if method == "scaffold":
+            sub = scaffold_split([td.smiles[i] for i in rows], fractions=fractions, seed=seed,
+                                 keys=[td.inchikeys[i] for i in rows])
+        else:
+            sub = random_split([td.inchikeys[i] for i in rows], fractions=fractions, seed=seed)
+        split[rows] = np.asarray(sub)
+    return split.astype(str)
+
+
+def featurize_task_data(td: TaskData, features: FeatureSet) -> tuple[TaskData, np.ndarray]:
+    """Raw features for every molecule; molecules the featurizer cannot handle are dropped (logged)."""
+    X_raw, valid = features.featurize(td.smiles)
+    if not valid.all():
+        log.warning("%d molecules could not be featurized and are left out", int((~valid).sum()))
+    if not valid.any():
+        raise InputError("no molecule could be featurized")
+    return td.subset(valid), X_raw[valid]
+
+
+@dataclass(slots=True)
+class FoldResult:
+    """An ensemble trained on one split, with calibration and held-out predictions."""
+
+    ensemble: Ensemble
+    features: FeatureSet
+    conformal: dict[str, ConformalRegressor]
+    calibrators: dict[str, ProbabilityCalibrator]
+    metrics: dict
+
+
+def fit_fold(X_raw: np.ndarray, td: TaskData, split: np.ndarray, cfg: ModelConfig,
+             features: FeatureSet, progress: Callable[[int, int], None] | None = None) -> FoldResult:
+    """Scaler + ensemble on ``train``, calibration on ``valid``, metrics on ``test``."""
+    train, cal, test = (split == "train"), (split == "valid"), (split == "test")
+    if train.sum() < 5:
+        raise InputError(f"too few training molecules ({int(train.sum())})")
+    for j, t in enumerate(td.tasks):
+        if np.isnan(td.Y[train, j]).all():
+            raise InputError(f"endpoint {t.name!r} has no labels in the training fold")
+    features.fit_matrix(X_raw[train])
+    X = features.transform_matrix(X_raw)
+    ensemble = Ensemble.fit(X[train], td.Y[train], td.censor[train], td.tasks, cfg, progress)
+    conformal: dict[str, ConformalRegressor] = {}
+    calibrators: dict[str, ProbabilityCalibrator] = {}
+    mu_c, sd_c = ensemble.predict(X[cal])
+    for j, t in enumerate(td.tasks):
+        y = td.Y[cal, j]
+        if t.is_classification:
+            calibrators[t.name] = ProbabilityCalibrator.fit(y, mu_c[:, j])
+        else:
+            exact = td.censor[cal, j] == 0
+            conformal[t.name] = ConformalRegressor.fit(y[exact], mu_c[exact, j], sd_c[exact, j], cfg.coverage)
+    metrics: dict = {"n_molecules": {"train": int(train.sum()), "valid": int(cal.sum()), "test": int(test.sum())}}
+    if test.any():
+        mu_t, sd_t = ensemble.predict(X[test])
+        P = mu_t.copy()
+        coverage = {}
+        for j, t in enumerate(td.tasks):
+            if t.is_classification:
+                P[:, j] = calibrators[t.name].transform(mu_t[:, j])
+                continue
+            lo, hi = conformal[t.name].interval(mu_t[:, j], sd_t[:, j])
+            y = td.Y[test, j]
+            ok = ~np.isnan(y) & (td.censor[test, j] == 0) & np.isfinite(lo)
+            coverage[t.name] = {
+                "target": cfg.coverage, "n": int(ok.sum()),
+                "test_coverage": float(np.mean((y[ok] >= lo[ok]) & (y[ok] <= hi[ok]))) if ok.any() else None,
+                "mean_width": float(np.mean(hi[ok] - lo[ok])) if ok.any() else None,
+                "method": conformal[t.name].method}
+        metrics["test"] = task_metrics(td.Y[test], P, td.tasks, td.censor[test])
+        metrics["coverage"] = coverage
+    return FoldResult(ensemble, features, conformal, calibrators, metrics)
+
+
+def approved_context(ensemble: Ensemble, features: FeatureSet, calibrators: dict, tasks) -> ApprovedReference:
+    """Predict the approved drugs once; their per-endpoint distribution goes into the bundle."""
+    from pipelines.standardize import standardize_many
+
+    std = [s.smiles for s in standardize_many(approved_drug_smiles(), with_inchikey=False) if s.ok]
+    X_raw, valid = features.featurize(std)
+    mu, _ = ensemble.predict(features.transform_matrix(X_raw[valid]))
+    for j, t in enumerate(tasks):
+        if t.is_classification and t.name in calibrators:
+            mu[:, j] = calibrators[t.name].transform(mu[:, j])
+    return ApprovedReference.from_predictions([t.name for t in tasks], mu)
+
+
+def train_bundle(td: TaskData, cfg: ModelConfig, split_method: str = "scaffold",
+                 progress: Callable[[int, int], None] | None = None, n_jobs: int | None = None,
+                 cache_dir=None, with_context: bool = True) -> ModelBundle:
+    """Train and calibrate a complete :class:`ModelBundle` on ``td`` (see the module docstring)."""
+    features = FeatureSet(spec=cfg.featurizer, clip=cfg.feature_clip, n_jobs=n_jobs, cache_dir=cache_dir)
+    td, X_raw = featurize_task_data(td, features)
+    split, how = resolve_split(td, split_method, cfg.seed)
+    log.info("split: %s -> %s", how, dict(zip(*np.unique(split, return_counts=True))))
+    fold = fit_fold(X_raw, td, split, cfg, features, progress)
+    train, cal = split == "train", split == "valid"
+    train_smiles = [s for s, m in zip(td.smiles, train) if m]
+    cal_smiles = [s for s, m in zip(td.smiles, cal) if m]
+    domain = ApplicabilityDomain.fit(train_smiles, cal_smiles, cfg.ad_percentile, cfg.ad_max_reference, cfg.seed)
+    approved = approved_context(fold.ensemble, features, fold.calibrators, td.tasks) if with_context else None
+    label_counts = {t.name: int((~np.isnan(td.Y[train, j])).sum()) for j, t in enumerate(td.tasks)}
+    info = {"split_method": how, "split_counts": fold.metrics["n_molecules"],
+            "train_label_counts": label_counts}
+    return ModelBundle(
+        tasks=td.tasks, config=cfg, features=features, ensemble=fold.ensemble,
+        conformal=fold.conformal, calibrators=fold.calibrators, domain=domain, approved=approved,
+        metrics=fold.metrics, data_hash=data_hash(td),
+        featurizer_config=current_featurizer_config(cfg.featurizer),
+        versions=library_versions(cfg.model), info=info)

