@@ -78,6 +78,7 @@ def screening_flow(library: str, bundle_dir: str, out_dir: str, profile: str | N
 def screen_with_tasks(cfg: steps.ScreeningConfig) -> steps.ScreeningResult:
     """The flow body (call inside a flow run)."""
     profile = load_profile(cfg.profile)
+    profile.restricted_to(steps.model_endpoints(cfg.bundle_dir))  # fail before any work
     frame = read_library_task(cfg.library, cfg.smiles_col)
     validation = validate_task(frame)
     accepted = validation.accepted.reset_index(drop=True)

@@ -187,6 +187,7 @@ def all_rejects(validation_rejects: pd.DataFrame, featurization_rejects: pd.Data
 def screen_plain(cfg: ScreeningConfig) -> ScreeningResult:
     """The whole screening run without Prefect (same functions, same outputs, no artifacts)."""
     profile = load_profile(cfg.profile)
+    profile.restricted_to(model_endpoints(cfg.bundle_dir))  # fail before any work
     frame = read_library(cfg.library, cfg.smiles_col)
     validation = validate_library(frame)
     accepted = validation.accepted.reset_index(drop=True)
