@@ -77,8 +77,11 @@ def catalog_cmd() -> None:
     with _user_errors():
         catalog = load_catalog()
     table = Table(title="Embedded ADMET endpoints")
-    for column in ("endpoint", "dataset", "task_type", "unit", "count", "better", "description"):
-        table.add_column(column, justify="right" if column == "count" else "left")
+    widest = int(catalog["endpoint"].str.len().max())
+    table.add_column("endpoint", min_width=widest, no_wrap=True)
+    for column in ("dataset", "task_type", "unit", "count", "better", "description"):
+        table.add_column(column, justify="right" if column == "count" else "left",
+                         ratio=3 if column == "description" else 1)
     for row in catalog.itertuples(index=False):
         table.add_row(row.endpoint, row.dataset, row.task_type, row.unit, f"{row.count:,}", row.better,
                       row.description)
