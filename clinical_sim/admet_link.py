@@ -1,0 +1,160 @@
+"""The link to the ADMET half: predicted endpoints per drug, and PK typical values derived from them.
+
+The project's ADMET bundle (``admet.bundle.load_bundle(dir).predict_smiles(smiles)``) predicts, per
+endpoint ``E``, the columns ``E, E_std, E_lower, E_upper, E_in_domain, E_pct_approved``. There is no
+volume-of-distribution or hERG endpoint, so the PK typical values are derived (every assumption is in
+docs/CLINICAL.md):
+
+* fraction unbound ``fu = 10**hPPB / 100`` (hPPB is log10 % unbound), clipped to [0.001, 1].
+* hepatic clearance, well-stirred liver: ``CLh = Qh*fu*CLint / (Qh + fu*CLint)`` with
+  ``CLint = 10**HLM_CLint`` mL/min/kg (already scaled to the body) and ``Qh = 20.7`` mL/min/kg.
+* renal clearance by filtration only: ``CLr = fu * GFR``, ``GFR = 1.8`` mL/min/kg.
+* bioavailability ``F = Fabs * Fh`` with hepatic escape ``Fh = 1 - CLh/Qh`` and absorbed fraction
+  ``Fabs = 0.2 + 0.8 * p(bioavailable)``.
+* volume (Oie-Tozer) ``V = Vp(1+R) + fu*Vp*(Ve/Vp - R) + Vr*fu/fu_t`` with ``Vp=0.0436, Ve=0.151,
+  Vr=0.380`` L/kg, ``R=1.4``, tissue binding scaled by lipophilicity ``fu_t = fu * 10**(-0.25*clip(logP,-2,6))``.
+* absorption rate ``ka = 1.0 /h`` (0.5 /h when predicted solubility < 10 ug/mL).
+* toxicity risk ``1 - p(toxcast_clean)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import InputError
+
+log = logging.getLogger(__name__)
+
+Q_HEPATIC_ML_MIN_KG = 20.7
+GFR_ML_MIN_KG = 1.8
+REFERENCE_WEIGHT_KG = 70.0
+_ML_MIN_KG_TO_L_H = REFERENCE_WEIGHT_KG * 60.0 / 1000.0
+_VP, _VE, _VR, _R = 0.0436, 0.151, 0.380, 1.4
+
+#: Endpoint names the PK derivation reads (each may be absent: a documented default is used).
+PK_ENDPOINTS = ("HLM_CLint", "hPPB", "bioavailability", "solubility", "toxcast_clean")
+#: Defaults when an endpoint is not predicted.
+DEFAULTS = {"HLM_CLint": 1.0, "hPPB": 1.0, "bioavailability": 0.5, "solubility": 1.5, "toxcast_clean": 0.5}
+
+
+class AdmetPredictor(Protocol):
+    """Anything with the bundle's ``predict_smiles`` (the admet ModelBundle, or a test double trained for real)."""
+
+    def predict_smiles(self, smiles: list[str]) -> pd.DataFrame: ...
+
+
+@dataclass(slots=True)
+class PKTypical:
+    """Typical (70 kg, normal renal function) PK values of one compound."""
+
+    cl_l_h: float
+    """Total clearance (L/h)."""
+    v_l: float
+    """Volume of distribution (L)."""
+    ka_h: float
+    """First-order absorption rate constant (1/h)."""
+    f: float
+    """Oral bioavailability (0-1)."""
+    fu: float = 0.1
+    """Fraction unbound in plasma."""
+    fraction_renal: float = 0.1
+    """Share of clearance that is renal (scales with renal function)."""
+    tox_risk: float = 0.0
+    """Predicted toxicity risk 0-1 (raises the adverse-event logit)."""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_admet(bundle_dir: str | Path) -> AdmetPredictor:
+    """Load the project's ADMET bundle from a folder (clear error if missing or the admet API is absent)."""
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.exists():
+        raise InputError(f"ADMET model folder not found: {bundle_dir}")
+    try:
+        from admet.bundle import load_bundle
+    except ImportError as exc:
+        raise InputError(f"the admet package cannot load bundles here ({exc})") from exc
+    return load_bundle(bundle_dir)
+
+
+def endpoint_values(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Keep the point-prediction column ``E`` of each endpoint (drops ``E_std``, ``E_lower``, ...)."""
+    suffixes = ("_std", "_lower", "_upper", "_in_domain", "_pct_approved")
+    keep = [c for c in predictions.columns
+            if not c.endswith(suffixes) and c not in ("smiles", "input", "row", "status", "reason", "inchikey")
+            and pd.api.types.is_numeric_dtype(predictions[c])]
+    return predictions[keep].astype(float)
+
+
+def predict_drugs(predictor: AdmetPredictor, smiles: list[str]) -> pd.DataFrame:
+    """Predicted endpoint values for unique SMILES, indexed by SMILES (NaN rows for unpredictable ones)."""
+    unique = list(dict.fromkeys(s for s in smiles if isinstance(s, str) and s))
+    if not unique:
+        return pd.DataFrame()
+    raw = predictor.predict_smiles(unique)
+    if len(raw) != len(unique):
+        raise InputError(f"ADMET predictor returned {len(raw)} rows for {len(unique)} SMILES")
+    values = endpoint_values(raw.reset_index(drop=True))
+    in_domain = [c for c in raw.columns if c.endswith("_in_domain")]
+    if in_domain:
+        values["admet_frac_in_domain"] = raw[in_domain].astype(float).mean(axis=1).to_numpy()
+    values.index = pd.Index(unique, name="smiles")
+    return values
+
+
+def _get(values: dict, name: str) -> float:
+    v = values.get(name)
+    if v is None or not np.isfinite(v):
+        return DEFAULTS[name]
+    return float(v)
+
+
+def pk_from_admet(values: dict, logp: float = 2.0) -> PKTypical:
+    """Derive :class:`PKTypical` from one drug's predicted endpoint values (see module docstring)."""
+    fu = float(np.clip(10 ** _get(values, "hPPB") / 100.0, 1e-3, 1.0))
+    clint = 10 ** _get(values, "HLM_CLint")
+    clh = Q_HEPATIC_ML_MIN_KG * fu * clint / (Q_HEPATIC_ML_MIN_KG + fu * clint)
+    clr = fu * GFR_ML_MIN_KG
+    cl = clh + clr
+    f_h = 1.0 - clh / Q_HEPATIC_ML_MIN_KG
+    p_bio = float(np.clip(_get(values, "bioavailability"), 0.0, 1.0))
+    f = float(np.clip((0.2 + 0.8 * p_bio) * f_h, 0.01, 1.0))
+    fu_t = fu * 10 ** (-0.25 * float(np.clip(logp if np.isfinite(logp) else 2.0, -2, 6)))
+    v_l_kg = _VP * (1 + _R) + fu * _VP * (_VE / _VP - _R) + _VR * fu / fu_t
+    ka = 1.0 if _get(values, "solubility") >= 1.0 else 0.5
+    tox = float(np.clip(1.0 - _get(values, "toxcast_clean"), 0.0, 1.0))
+    return PKTypical(
+        cl_l_h=cl * _ML_MIN_KG_TO_L_H, v_l=v_l_kg * REFERENCE_WEIGHT_KG, ka_h=ka, f=f, fu=fu,
+        fraction_renal=clr / cl, tox_risk=tox,
+    )
+
+
+def pk_table(endpoint_table: pd.DataFrame, logp: np.ndarray | None = None) -> pd.DataFrame:
+    """PK typical values for every row of a :func:`predict_drugs` table (same index)."""
+    rows = []
+    logps = np.full(len(endpoint_table), 2.0) if logp is None else np.asarray(logp, float)
+    for (_, row), lp in zip(endpoint_table.iterrows(), logps):
+        rows.append(pk_from_admet(row.to_dict(), lp).as_dict())
+    return pd.DataFrame(rows, index=endpoint_table.index)
+
+
+def compound_pk(predictor: AdmetPredictor, smiles: str) -> tuple[PKTypical, dict]:
+    """PK typical values for one compound SMILES, plus the endpoint predictions they came from."""
+    from clinical_sim.drug_features import DESCRIPTOR_NAMES, DrugFeaturizer
+
+    desc = DrugFeaturizer(n_bits=64).drug(smiles)[1]
+    if np.isnan(desc).all():
+        raise InputError(f"compound SMILES cannot be parsed: {smiles!r}")
+    values = predict_drugs(predictor, [smiles])
+    row = values.iloc[0].to_dict() if len(values) else {}
+    missing = [e for e in PK_ENDPOINTS if e not in row]
+    if missing:
+        log.warning("ADMET model lacks %s; documented defaults used for them", missing)
+    return pk_from_admet(row, logp=float(desc[DESCRIPTOR_NAMES.index("logp")])), row
