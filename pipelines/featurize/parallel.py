@@ -4,9 +4,9 @@ Each SMILES is parsed once per chunk and handed to every featurizer of the spec.
 its featurizer instances (and their RDKit generators) for its whole life, and returns compact
 arrays (uint8/uint16 counts, float32 descriptors), not float64 rows.
 
-Workers start with the ``forkserver`` method: each is forked from a small server process that has
-already imported RDKit, which is quick and safe even when the parent runs threads (Prefect,
-torch), unlike a plain ``fork``.
+Workers start with ``fork`` when this process runs a single thread (quickest: RDKit is already
+imported), otherwise with ``forkserver`` (forked from a small server process that imported RDKit
+once), which stays safe when the parent runs threads (Prefect, Dask, torch).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -99,8 +100,14 @@ class _Done:
 
 
 def make_executor(n_jobs: int) -> Executor:
-    context = mp.get_context("forkserver")
-    context.set_forkserver_preload(["pipelines.featurize.parallel"])
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        context = mp.get_context("fork")
+    elif "forkserver" in methods:
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload(["pipelines.featurize.parallel"])
+    else:  # pragma: no cover - Windows / macOS default
+        context = mp.get_context("spawn")
     return ProcessPoolExecutor(max_workers=n_jobs, mp_context=context)
 
 
