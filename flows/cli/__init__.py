@@ -37,7 +37,7 @@ def _register() -> None:
     from flows.cli import data_cmd
 
     app.add_typer(data_cmd.app, name="data")
-    for module_name in ("admet_cmd", "federation_cmd", "trial_cmd", "flow_cmd"):
+    for module_name in ("admet_cmd", "federation_cmd", "consortium_cmd", "trial_cmd", "flow_cmd"):
         try:
             module = __import__(f"flows.cli.{module_name}", fromlist=["register"])
         except ModuleNotFoundError as exc:
