@@ -82,6 +82,9 @@ def default_n_jobs() -> int:
 
 
 def resolve_n_jobs(n_jobs: int | None) -> int:
+    """None/0: all usable cores; negative: all but ``-n_jobs - 1``; inside a daemonic worker: 1."""
+    if mp.current_process().daemon:
+        return 1  # daemonic processes (e.g. a multiprocessing pool worker) cannot start children
     if n_jobs is None or n_jobs == 0:
         return default_n_jobs()
     if n_jobs < 0:
