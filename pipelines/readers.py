@@ -111,10 +111,15 @@ def _read_sdf(source: Source) -> pd.DataFrame:
         smiles, reject = "", ""
         mol = None
         if end is not None:
-            try:
-                mol = Chem.MolFromMolBlock(molblock, sanitize=False, removeHs=False)
-            except Exception:  # noqa: BLE001
-                mol = None
+            # the usual parse first (stereo from wedges / coordinates needs sanitization); a record
+            # that fails it is read unsanitized so validation can say why (e.g. a valence error)
+            for sanitize in (True, False):
+                try:
+                    mol = Chem.MolFromMolBlock(molblock, sanitize=sanitize, removeHs=sanitize)
+                except Exception:  # noqa: BLE001
+                    mol = None
+                if mol is not None:
+                    break
         if mol is None or mol.GetNumAtoms() == 0:
             reject = "unparsable"
             smiles = f"<SDF record: {title}>" if title else "<SDF record>"

@@ -7,8 +7,9 @@ Steps, in order (each skipped when it cannot change anything, because this is on
 hot path):
 
 1. type and emptiness checks; a raw-length guard so megabyte strings are not parsed at all;
-2. parse without sanitization (syntax errors -> ``unparsable``), then sanitize with error capture
-   (valence problems -> ``valence_error``; aromaticity/kekulization problems -> ``unparsable``);
+2. RDKit's usual parse (sanitization, explicit-H removal, stereo perception); only when it fails,
+   a second parse without sanitization finds out why (syntax -> ``unparsable``; valence ->
+   ``valence_error``; aromaticity/kekulization -> ``unparsable``);
 3. no carbon anywhere -> ``metal_only`` when every heavy atom is a metal, else ``no_carbon``;
 4. several fragments -> the largest *organic* fragment (salts, counter-ions and solvents go);
 5. too many heavy atoms in the parent -> ``too_many_heavy_atoms``;
@@ -42,7 +43,6 @@ _METALS = frozenset(
 
 
 _CARBON = Chem.MolFromSmarts("[#6]")
-_HYDROGEN = Chem.MolFromSmarts("[#1]")
 _CHARGED = Chem.MolFromSmarts("[+,-]")
 
 
@@ -130,18 +130,27 @@ def parse_smiles(smiles: object, max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS
     if _has_internal_whitespace(text):
         return None, RejectReason.UNPARSABLE
     try:
-        mol = Chem.MolFromSmiles(text, sanitize=False)
+        # The usual parse (sanitization, explicit-H removal and stereo perception, exactly as RDKit
+        # does it everywhere else); only a failure is parsed again to find out why.
+        mol = Chem.MolFromSmiles(text)
     except Exception:  # noqa: BLE001 - RDKit may raise on pathological input
         mol = None
-    if mol is None or mol.GetNumAtoms() == 0:
+    if mol is not None:
+        return (mol, None) if mol.GetNumAtoms() else (None, RejectReason.UNPARSABLE)
+    try:
+        raw = Chem.MolFromSmiles(text, sanitize=False)
+    except Exception:  # noqa: BLE001
+        raw = None
+    if raw is None or raw.GetNumAtoms() == 0:
         return None, RejectReason.UNPARSABLE
-    # Explicit hydrogens in a SMILES string are always written in brackets ("[H]", "[2H]", "[H+]").
-    return sanitize_mol(mol, may_have_hydrogens="H" in text)
+    mol, reason = sanitize_mol(raw)
+    # sanitize_mol succeeding here means MolFromSmiles failed in a later step
+    return (None, reason) if reason is not None else (None, RejectReason.UNPARSABLE)
 
 
-def sanitize_mol(mol: Chem.Mol, may_have_hydrogens: bool = True
-                 ) -> tuple[Chem.Mol | None, RejectReason | None]:
-    """Sanitize in place, mapping RDKit's failure to a reason. Never raises."""
+def sanitize_mol(mol: Chem.Mol) -> tuple[Chem.Mol | None, RejectReason | None]:
+    """Sanitize an unsanitized molecule (e.g. from an SDF record) in place, mapping RDKit's failure to a
+    reason, then remove explicit hydrogens and perceive stereochemistry. Never raises."""
     try:
         failed = Chem.SanitizeMol(mol, catchErrors=True)
     except Exception:  # noqa: BLE001
@@ -151,9 +160,8 @@ def sanitize_mol(mol: Chem.Mol, may_have_hydrogens: bool = True
             return None, RejectReason.VALENCE_ERROR
         return None, RejectReason.UNPARSABLE
     try:
-        # Explicit hydrogens (from SDF, or "[H]" in SMILES) are removed so the identity is the same.
-        if may_have_hydrogens and mol.HasSubstructMatch(_HYDROGEN):
-            mol = Chem.RemoveHs(mol)
+        mol = Chem.RemoveHs(mol)
+        Chem.AssignStereochemistry(mol, cleanIt=True, force=True)
     except Exception:  # noqa: BLE001
         return None, RejectReason.STANDARDIZATION_FAILED
     return mol, None

@@ -145,3 +145,17 @@ def test_long_format_missing_columns(tmp_path):
     path.write_text("compound_id,endpoint,value\nc1,solubility,1.0\n")
     with pytest.raises(InputError, match="SMILES|smiles"):
         read_long_table(path)
+
+
+def test_sdf_stereo_survives(tmp_path):
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    mols = [Chem.MolFromSmiles(s) for s in ("C[C@H](N)C(=O)O", "C/C=C/C(=O)O")]
+    path = tmp_path / "stereo.sdf"
+    with Chem.SDWriter(str(path)) as writer:
+        for mol in mols:
+            AllChem.Compute2DCoords(mol)
+            writer.write(mol)
+    table = read_molecules(path)
+    assert table["input"].tolist() == ["C[C@H](N)C(=O)O", "C/C=C/C(=O)O"]

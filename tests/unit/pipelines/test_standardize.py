@@ -88,3 +88,26 @@ def test_without_inchikey_only_smiles():
 def test_reason_values_are_plain_strings():
     assert RejectReason("valence_error") is RejectReason.VALENCE_ERROR
     assert RejectReason.EMPTY == "empty"
+
+
+def test_stereo_is_part_of_the_identity():
+    from rdkit import Chem
+
+    for smiles in ("Cc1cnn(CC2CC2)c1NC(=O)/C=C/c1ccccc1", "C[C@H](N)C(=O)O", "C/C=C\\C"):
+        result = standardize_smiles(smiles)
+        assert result.inchikey == Chem.MolToInchiKey(Chem.MolFromSmiles(smiles))
+        assert not result.inchikey.endswith("UHFFFAOYSA-N")  # the stereo layer is present
+    assert standardize_smiles("C/C=C/C").inchikey != standardize_smiles("C/C=C\\C").inchikey
+
+
+def test_neutral_single_fragment_molecules_keep_rdkit_identity():
+    from rdkit import Chem
+
+    from pipelines.catalog import screening_library_path
+    from pipelines.readers import read_molecules
+
+    library = read_molecules(screening_library_path())["input"].head(300).tolist()
+    for smiles in library:
+        mol = Chem.MolFromSmiles(smiles)
+        result = standardize_smiles(smiles)
+        assert (result.smiles, result.inchikey) == (Chem.MolToSmiles(mol), Chem.MolToInchiKey(mol))

@@ -1,0 +1,118 @@
+"""Standardization benchmark: pipelines.standardize against a straightforward rdMolStandardize loop.
+
+One run measures, side by side, on the same molecules (one process each):
+  1. naive: per molecule ``MolFromSmiles`` -> ``rdMolStandardize.Cleanup`` -> ``FragmentParent`` ->
+     a new ``Uncharger().uncharge`` -> canonical SMILES + InChIKey (what a first version usually does);
+  2. ``standardize_smiles`` (reused standardizer objects, fast paths for one-fragment uncharged molecules);
+  3. ``standardize_smiles(with_inchikey=False)`` (screening use: identity not needed);
+  4. end to end: ``read_molecules`` + ``validate_molecules`` (distinct inputs standardized once).
+It also reports how often the two standardizations give the same InChIKey (agreement), on two inputs:
+the MOSES screening sample (clean, neutral: fast paths) and the embedded ADMET catalog's SMILES
+(salts, charges, inorganics: slow paths).
+
+    .venv/bin/python bench/standardize.py [SMILES_FILE] [--n 10000] [--out bench/results/standardize.json]
+
+Timings are wall clock on a possibly shared machine (the load average at start is recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import pipelines  # noqa: E402,F401  (quiet RDKit)
+from pipelines.catalog import load_embedded, screening_library_path  # noqa: E402
+from pipelines.readers import read_molecules  # noqa: E402
+from pipelines.standardize import standardize_smiles  # noqa: E402
+from pipelines.validate import validate_molecules  # noqa: E402
+
+
+def naive_standardize(smiles: str) -> str | None:
+    """The unoptimized reference: fresh objects, every step on every molecule."""
+    from rdkit import Chem
+    from rdkit.Chem.MolStandardize import rdMolStandardize
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        return None
+    try:
+        mol = rdMolStandardize.Cleanup(mol)
+        mol = rdMolStandardize.FragmentParent(mol)
+        mol = rdMolStandardize.Uncharger().uncharge(mol)
+        Chem.MolToSmiles(mol)
+        return Chem.MolToInchiKey(mol) or None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _timed(fn, items) -> tuple[float, list]:
+    start = time.perf_counter()
+    out = [fn(s) for s in items]
+    return time.perf_counter() - start, out
+
+
+def measure(name: str, smiles: list[str], file_for_e2e: Path | None) -> dict:
+    n = len(smiles)
+    t_naive, naive = _timed(naive_standardize, smiles)
+    t_ours, ours = _timed(standardize_smiles, smiles)
+    t_fast, _ = _timed(lambda s: standardize_smiles(s, with_inchikey=False), smiles)
+    both = [(a, b.inchikey) for a, b in zip(naive, ours, strict=True) if a and b.ok]
+    row = {
+        "input": name, "n": n,
+        "naive_mol_per_s": n / t_naive, "ours_mol_per_s": n / t_ours,
+        "ours_no_inchikey_mol_per_s": n / t_fast, "speedup_vs_naive": t_naive / t_ours,
+        "accepted_ours": sum(r.ok for r in ours), "accepted_naive": sum(bool(a) for a in naive),
+        "inchikey_agreement": (sum(a == b for a, b in both) / len(both)) if both else None,
+    }
+    if file_for_e2e is not None:
+        start = time.perf_counter()
+        frame = read_molecules(file_for_e2e)
+        result = validate_molecules(frame)
+        elapsed = time.perf_counter() - start
+        row["end_to_end_read_validate_mol_per_s"] = len(frame) / elapsed
+        row["end_to_end_rows"] = len(frame)
+        row["end_to_end_rejected"] = len(result.rejected)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("smiles_file", nargs="?", type=Path, default=screening_library_path())
+    ap.add_argument("--n", type=int, default=10_000, help="molecules per input (default 10,000)")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "standardize.json")
+    args = ap.parse_args()
+    opener = gzip.open if args.smiles_file.suffix == ".gz" else open
+    with opener(args.smiles_file, "rt") as fh:
+        library = [line.split()[0] for line, _ in zip(fh, range(args.n)) if line.strip()]
+    catalog = list(dict.fromkeys(load_embedded()["smiles"]))[: args.n]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    e2e = args.smiles_file if args.n >= 10_000 or args.smiles_file != screening_library_path() else None
+    rows = [measure(args.smiles_file.name, library, e2e), measure("embedded catalog SMILES", catalog, None)]
+    header = f"{'input':28s} {'n':>6s} {'naive/s':>9s} {'ours/s':>9s} {'x':>5s} {'no-key/s':>9s} {'e2e/s':>8s} {'agree':>6s}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        e2e_rate = r.get("end_to_end_read_validate_mol_per_s")
+        print(f"{r['input'][:28]:28s} {r['n']:6d} {r['naive_mol_per_s']:9.0f} {r['ours_mol_per_s']:9.0f} "
+              f"{r['speedup_vs_naive']:5.2f} {r['ours_no_inchikey_mol_per_s']:9.0f} "
+              f"{(f'{e2e_rate:8.0f}' if e2e_rate else '       -')} "
+              f"{(r['inchikey_agreement'] or 0) * 100:5.1f}%")
+    doc = {"benchmark": "standardize", "python": platform.python_version(), "machine": platform.machine(),
+           "cpu_count": os.cpu_count(), "load_average_at_start": load,
+           "note": "one process; wall clock on a shared machine (noisy)", "results": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
