@@ -35,7 +35,7 @@ from admet.config import ModelConfig
 from admet.conformal import ConformalRegressor, ProbabilityCalibrator
 from admet.domain import ApplicabilityDomain
 from admet.ensemble import Ensemble
-from admet.features import FeatureScaler, FeatureSet, current_featurizer_config
+from admet.features import FeatureScaler, FeatureSet, comparable_config, current_featurizer_config
 from admet.tasks import TaskSpec
 from admet.versions import check_versions, library_versions
 from pipelines.errors import InputError
@@ -85,10 +85,12 @@ class ModelBundle:
 
     # -- prediction ------------------------------------------------------------------------
     def predict_features(self, X_raw: np.ndarray, smiles: Sequence[str],
-                         valid: np.ndarray | None = None) -> pd.DataFrame:
+                         valid: np.ndarray | None = None,
+                         domain_bits: Sequence[list[int] | None] | None = None) -> pd.DataFrame:
         """Per-endpoint prediction columns for raw (unscaled) feature rows aligned with ``smiles``.
 
-        Rows with ``valid == False`` get NaN / NA in every column.
+        Rows with ``valid == False`` get NaN / NA in every column. ``domain_bits`` (Morgan on-bits
+        per row, ``admet.domain.morgan_on_bits``) saves recomputing the domain fingerprints.
         """
         n = len(smiles)
         valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
@@ -102,7 +104,10 @@ class ModelBundle:
             X = self.features.transform_matrix(np.asarray(X_raw)[rows])
             mean[rows], std[rows] = self.ensemble.predict(X)
             if self.domain is not None:
-                sim[rows] = self.domain.max_similarity([smiles[i] for i in rows])
+                if domain_bits is not None:
+                    sim[rows] = self.domain.max_similarity_bits([domain_bits[i] for i in rows])
+                else:
+                    sim[rows] = self.domain.max_similarity([smiles[i] for i in rows])
         cols: dict[str, object] = {}
         in_domain = pd.array(np.where(np.isfinite(sim), sim >= self._threshold(), False),
                              dtype="boolean")
@@ -247,7 +252,7 @@ def load_bundle(folder: str | Path, check_featurizer: bool = True) -> ModelBundl
     feat = meta["featurizer"]
     if check_featurizer:
         current = current_featurizer_config(feat["spec"])
-        if _canon(current) != _canon(feat["config"]):
+        if _canon(comparable_config(current)) != _canon(comparable_config(feat["config"])):
             raise InputError(
                 f"model bundle {folder} was trained with another featurizer configuration than this "
                 f"installation's for spec {feat['spec']!r}: bundle {json.dumps(feat['config'], sort_keys=True)} "

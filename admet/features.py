@@ -85,10 +85,16 @@ def current_featurizer_config(spec: str) -> dict:
     """The featurizer configuration this installation would use for ``spec``."""
     from pipelines.featurize import get_featurizer
 
-    try:
-        return {name: get_featurizer(name).config() for name in spec.split("+")}
-    except (KeyError, ValueError) as exc:
-        raise InputError(f"unknown featurizer in spec {spec!r}: {exc}") from None
+    from pipelines.featurize import parse_spec
+
+    return {name: get_featurizer(name).config() for name in parse_spec(spec)}
+
+
+def comparable_config(config: dict) -> dict:
+    """A featurizer config without library versions (those are checked by major version)."""
+    if not isinstance(config, dict):
+        return config
+    return {k: comparable_config(v) for k, v in config.items() if k != "versions"}
 
 
 class FeatureSet:

@@ -1,0 +1,227 @@
+"""``fedadmet admet ...``: train a model bundle, evaluate TDC-style, predict a library.
+
+An unusable input (``InputError``) prints one red line and exits 2; rejected molecules are
+normal output. Each command writes its resolved settings next to its outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipelines.errors import InputError
+
+log = logging.getLogger(__name__)
+
+app = typer.Typer(help="ADMET/T models: train, evaluate, predict.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def register(root: typer.Typer) -> None:
+    """Add the ``admet`` sub-app to the root command line."""
+    root.add_typer(app, name="admet")
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except InputError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@contextlib.contextmanager
+def _steps(label: str, total: int) -> Iterator:
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done, _total=None: bar.update(task, completed=done)
+
+
+def _parse_task_types(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    out = {}
+    for item in text.split(","):
+        name, sep, kind = item.partition("=")
+        if not sep or not name.strip() or kind.strip() not in ("regression", "classification"):
+            raise InputError(f"--task-types expects E=regression|classification pairs, got {item!r}")
+        out[name.strip()] = kind.strip()
+    return out
+
+
+def _endpoints(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    names = [e.strip() for e in text.split(",") if e.strip()]
+    if not names:
+        raise InputError("--endpoints is empty")
+    return names
+
+
+def _load_task_data(data: Path | None, endpoints: list[str] | None, task_types: dict[str, str]):
+    from admet.fit import prepare_task_data
+    from pipelines.catalog import load_embedded
+    from pipelines.readers import read_long_table
+
+    if data is None:
+        long_df = load_embedded(endpoints)
+        source = "embedded catalog"
+    else:
+        long_df = read_long_table(data)
+        source = str(data)
+    if len(long_df) == 0:
+        raise InputError(f"{source}: no measurements")
+    return prepare_task_data(long_df, task_types=task_types, endpoints=endpoints), source
+
+
+def _model_config(config: Path | None, **overrides):
+    from admet.config import ModelConfig
+
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if config is not None:
+        return ModelConfig.from_json(config, **overrides)
+    return ModelConfig.build(**overrides)
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+# ----------------------------------------------------------------------------- train
+@app.command("train")
+def train_cmd(
+    out: Path = typer.Option(..., "--out", help="Model bundle folder to write."),
+    data: Path | None = typer.Option(None, "--data", help="Wide CSV (SMILES + endpoint columns, "
+                                     "optional split) or long table; default: the embedded catalog."),
+    endpoints: str | None = typer.Option(None, "--endpoints", help="Comma-separated endpoints (default: all)."),
+    model: str | None = typer.Option(None, "--model", help="mtnn | lgbm | dc (default mtnn)."),
+    ensemble: int | None = typer.Option(None, "--ensemble", help="Ensemble members (default 5)."),
+    split: str = typer.Option("scaffold", "--split", help="scaffold | random (a split column wins)."),
+    seed: int | None = typer.Option(None, "--seed", help="Base seed (default 0)."),
+    task_types: str | None = typer.Option(None, "--task-types", help="E1=regression,E2=classification"),
+    config: Path | None = typer.Option(None, "--config", help="Hyperparameter JSON (admet.config.ModelConfig)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Override the maximum epochs."),
+    featurizer: str | None = typer.Option(None, "--featurizer", help="Override the featurizer spec."),
+    n_jobs: int | None = typer.Option(None, "--n-jobs", help="Featurization processes (default: all cores)."),
+) -> None:
+    """Train an ensemble, calibrate it and write a model bundle + metrics.json."""
+    from admet.fit import train_bundle
+
+    with _user_errors():
+        cfg = _model_config(config, model=model, ensemble=ensemble, seed=seed, epochs=epochs,
+                            featurizer=featurizer)
+        td, source = _load_task_data(data, _endpoints(endpoints), _parse_task_types(task_types))
+        console.print(f"training [bold]{cfg.model}[/] x{cfg.ensemble} on {len(td)} molecules, "
+                      f"{len(td.tasks)} endpoint(s) from {source}")
+        with _steps("ensemble members", cfg.ensemble) as update:
+            bundle = train_bundle(td, cfg, split_method=split, progress=update, n_jobs=n_jobs)
+        bundle.save(out)
+        _write_json(out / "train_run.json", {"command": "fedadmet admet train", "data": source,
+                                             "endpoints": bundle.task_names, "split": split,
+                                             "config": cfg.to_json_dict()})
+    _print_metrics(bundle.metrics, f"held-out metrics ({bundle.info.get('split_method')})")
+    console.print(f"bundle written to [bold]{out}[/] (model_card.md, metrics.json)")
+
+
+def _print_metrics(metrics: dict, title: str) -> None:
+    test = metrics.get("test", {})
+    if not test:
+        console.print("[yellow]no test fold: no held-out metrics[/]")
+        return
+    table = Table(title=title)
+    for col in ("endpoint", "n", "MAE", "Spearman", "Pearson", "R2", "AUROC", "AUPRC", "90% cov."):
+        table.add_column(col, justify="right" if col != "endpoint" else "left")
+    cov = metrics.get("coverage", {})
+
+    def f(v):
+        return "" if v is None or v != v else f"{v:.3f}"
+
+    for name, m in test.items():
+        table.add_row(name, str(m.get("n", "")), f(m.get("mae")), f(m.get("spearman")), f(m.get("pearson")),
+                      f(m.get("r2")), f(m.get("auroc")), f(m.get("auprc")),
+                      f(cov.get(name, {}).get("test_coverage")))
+    console.print(table)
+
+
+# ----------------------------------------------------------------------------- evaluate
+@app.command("evaluate")
+def evaluate_cmd(
+    out: Path = typer.Option(..., "--out", help="Folder for evaluation.md / evaluation.json."),
+    data: Path | None = typer.Option(None, "--data", help="Table as for train; default: embedded catalog."),
+    endpoints: str | None = typer.Option(None, "--endpoints"),
+    seeds: int = typer.Option(5, "--seeds", help="Number of seeds (splits) to average."),
+    model: str | None = typer.Option(None, "--model", help="mtnn | lgbm | dc"),
+    ensemble: int = typer.Option(1, "--ensemble", help="Members per seed (default 1, as TDC)."),
+    split: str = typer.Option("scaffold", "--split"),
+    seed: int | None = typer.Option(None, "--seed"),
+    task_types: str | None = typer.Option(None, "--task-types"),
+    config: Path | None = typer.Option(None, "--config"),
+    epochs: int | None = typer.Option(None, "--epochs"),
+    featurizer: str | None = typer.Option(None, "--featurizer"),
+    n_jobs: int | None = typer.Option(None, "--n-jobs"),
+) -> None:
+    """TDC-style evaluation: scaffold split x seeds, metrics mean +/- std (Markdown + JSON)."""
+    from admet.evaluate import evaluate_tdc
+
+    with _user_errors():
+        if seeds < 1:
+            raise InputError("--seeds must be >= 1")
+        cfg = _model_config(config, model=model, ensemble=ensemble, seed=seed, epochs=epochs,
+                            featurizer=featurizer)
+        td, source = _load_task_data(data, _endpoints(endpoints), _parse_task_types(task_types))
+        with _steps("seeds", seeds) as update:
+            result = evaluate_tdc(td, cfg, seeds=seeds, split_method=split, n_jobs=n_jobs, progress=update)
+        files = result.write(out)
+        _write_json(out / "config.json", {"command": "fedadmet admet evaluate", "data": source,
+                                          "seeds": seeds, "split": split, "config": cfg.to_json_dict()})
+    console.print(result.to_markdown())
+    console.print(f"written: {files['markdown']}, {files['json']}")
+
+
+# ----------------------------------------------------------------------------- predict
+@app.command("predict")
+def predict_cmd(
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="Library: CSV/TSV/SMILES/SDF/Parquet (.gz ok)."),
+    model_dir: Path = typer.Option(..., "--model", help="Model bundle folder."),
+    out: Path = typer.Option(..., "--out", help="Output .csv, .csv.gz or .parquet."),
+    chunk_size: int = typer.Option(5000, "--chunk-size", help="Molecules per chunk (memory bound)."),
+    n_jobs: int | None = typer.Option(None, "--n-jobs", help="Worker processes (default: all cores)."),
+    smiles_col: str | None = typer.Option(None, "--smiles-col", help="SMILES column (default: detected)."),
+) -> None:
+    """Predict every molecule (streamed in chunks, resumable): one output row per input row."""
+    from admet.bundle import load_bundle
+    from admet.predict import output_format, predict_file
+
+    with _user_errors():
+        output_format(out)
+        bundle = load_bundle(model_dir)
+        with Progress(SpinnerColumn(), TextColumn("[bold]predicting"), TextColumn("{task.completed:,} molecules"),
+                      TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console,
+                      transient=True) as bar:
+            task = bar.add_task("predict", total=None, rate="")
+
+            def update(done: int, seconds: float) -> None:
+                bar.update(task, completed=done, rate=f"{done / seconds:,.0f} molecules/s" if seconds else "")
+
+            summary = predict_file(model_dir, input_path, out, chunk_size=chunk_size, n_jobs=n_jobs,
+                                   smiles_col=smiles_col, progress=update, bundle=bundle)
+        _write_json(out.with_name(out.name + ".run.json"),
+                    {"command": "fedadmet admet predict", "model": str(model_dir), "input": str(input_path),
+                     "chunk_size": chunk_size, "n_jobs": n_jobs, "smiles_col": smiles_col,
+                     "summary": summary.to_dict()})
+    resumed = f", {summary.n_chunks_resumed} chunk(s) resumed" if summary.n_chunks_resumed else ""
+    console.print(f"{summary.n_rows:,} rows: {summary.n_ok:,} ok, {summary.n_rejected:,} rejected "
+                  f"({summary.molecules_per_second:,.0f} molecules/s{resumed}) -> [bold]{out}[/]")
