@@ -59,7 +59,7 @@ class _Prepared:
 
     smiles: list[object]
     keys: np.ndarray | None
-    cached: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None  # per featurizer: hit, values, ok
+    cached: list[tuple[np.ndarray, list]] | None  # per featurizer: hit mask, shard parts
     todo_rows: np.ndarray
     todo_names: tuple[str, ...]
 
@@ -68,11 +68,21 @@ def _prepare(smiles: list[object], spec: _Spec, caches: list[FeatureCache] | Non
     if caches is None:
         return _Prepared(smiles, None, None, np.arange(len(smiles)), spec.names)
     keys = smiles_keys(smiles)
-    cached = [cache.lookup(keys) for cache in caches]
-    missing = [~hit for hit, _, _ in cached]
+    cached = [cache.lookup_parts(keys) for cache in caches]
+    missing = [~hit for hit, _ in cached]
     any_missing = np.logical_or.reduce(missing) if missing else np.zeros(len(smiles), bool)
     todo_names = tuple(f.name for f, miss in zip(spec.featurizers, missing) if miss.any())
     return _Prepared(smiles, keys, cached, np.flatnonzero(any_missing), todo_names)
+
+
+def _put(out: np.ndarray, rows: np.ndarray, cols: slice, values: np.ndarray) -> None:
+    """``out[rows, cols] = values``, with a plain slice when rows are consecutive (much faster)."""
+    if not len(rows):
+        return
+    if int(rows[-1]) - int(rows[0]) + 1 == len(rows) and (len(rows) == 1 or bool(np.all(np.diff(rows) == 1))):
+        out[int(rows[0]):int(rows[-1]) + 1, cols] = values
+    else:
+        out[rows, cols] = values
 
 
 def _assemble(
@@ -91,25 +101,20 @@ def _assemble(
         cols = slice(start, start + feat.n_features)
         ok_all = np.zeros(n, dtype=bool)
         if prep.cached is not None:
-            hit, values, ok = prep.cached[j]
-            if len(values):
-                out[hit, cols] = values
-                ok_all[hit] = ok
+            for query_rows, values, ok in prep.cached[j][1]:
+                _put(out, query_rows, cols, values)
+                ok_all[query_rows] = ok
         result = fresh.get(feat.name)
         if result is not None:
             rows = prep.todo_rows
+            values, ok = result.values, result.ok
             if prep.cached is not None:
                 need = ~prep.cached[j][0][rows]
-                rows = rows[need]
-                values, ok = result.values[need], result.ok[need]
+                if not need.all():
+                    rows, values, ok = rows[need], values[need], ok[need]
                 if caches is not None and len(rows):
                     caches[j].store(prep.keys[rows], values, ok)
-            else:
-                values, ok = result.values, result.ok
-            if len(rows) == n:
-                out[:, cols] = values
-            elif len(rows):
-                out[rows, cols] = values
+            _put(out, rows, cols, values)
             ok_all[rows] = ok
         bad = ~ok_all
         if bad.any():

@@ -2,8 +2,9 @@
 
 Layout: ``<cache_dir>/<featurizer name>-<config hash>/`` holds ``config.json`` (the featurizer's
 full config) and shards, each three ``.npy`` files written by one call: ``<id>.x.npy`` (compact
-rows), ``<id>.ok.npy`` (featurizer succeeded) and ``<id>.keys.npy`` (64-bit BLAKE2b digests of
-the SMILES text, written last and atomically: a shard without keys does not exist for readers).
+rows), ``<id>.ok.npy`` (featurizer succeeded) and ``<id>.keys.npy`` (64-bit hashes of the SMILES
+text, see :func:`smiles_keys`; written last and atomically: a shard without keys does not exist
+for readers).
 
 Keys are the SMILES *text* as given. The pipeline passes standardized canonical SMILES (from
 ``pipelines.standardize``), so one molecule maps to one key; another spelling of the same molecule
@@ -32,13 +33,46 @@ from pipelines.featurize.base import Featurizer
 log = logging.getLogger(__name__)
 
 
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+def _mix64(h: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: spreads every input bit over the whole 64-bit key."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * np.uint64(0xBF58476D1CE4E5B9)
+    h = h ^ (h >> np.uint64(27))
+    h = h * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
 def smiles_keys(smiles: list[object]) -> np.ndarray:
-    """uint64 key per SMILES (BLAKE2b-64 of the stripped text; non-strings hash as empty)."""
-    digests = b"".join(
-        hashlib.blake2b((s.strip() if isinstance(s, str) else "").encode(), digest_size=8).digest()
-        for s in smiles
-    )
-    return np.frombuffer(digests, dtype="<u8").copy()
+    """uint64 key per SMILES: FNV-1a over the stripped ASCII text and its length, then mixed.
+
+    Vectorised over the chunk (a per-string Python hash costs more than reading the cache).
+    Non-strings hash as the empty string; non-ASCII text is hashed with BLAKE2b instead.
+    """
+    texts = [s.strip() if type(s) is str else (s.strip() if isinstance(s, str) else "") for s in smiles]
+    if not texts:
+        return np.empty(0, dtype=np.uint64)
+    foreign = [i for i, t in enumerate(texts) if not t.isascii()]
+    for i in foreign:
+        texts[i] = ""
+    raw = np.array(texts, dtype=np.bytes_)
+    width = raw.dtype.itemsize
+    codes = raw.view(np.uint8).reshape(len(texts), width) if width else np.zeros((len(texts), 0), np.uint8)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    h = np.full(len(texts), _FNV_OFFSET, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for col in range(width):
+            live = lengths > col
+            mixed = (h ^ codes[:, col].astype(np.uint64)) * _FNV_PRIME
+            h = np.where(live, mixed, h)
+        h = _mix64(h ^ lengths.astype(np.uint64))
+    for i in foreign:  # rare: hash the UTF-8 bytes instead, one string at a time
+        text = smiles[i].strip()  # type: ignore[union-attr]
+        h[i] = np.frombuffer(hashlib.blake2b(text.encode(), digest_size=8).digest(), dtype="<u8")[0]
+    return h
 
 
 class FeatureCache:
@@ -104,33 +138,44 @@ class FeatureCache:
         return hit, pos_clipped
 
     # -- read / write ------------------------------------------------------------------------
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(hit, values, ok)``: hit mask over ``keys``; values/ok rows for the hits, in order."""
+    def lookup_parts(self, keys: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """``(hit, parts)``: hit mask over ``keys``, and per shard ``(query rows, values, ok)``.
+
+        ``values``/``ok`` may be views of memory-mapped shard files (read them, don't keep them).
+        """
         self._refresh()
         hit, pos = self._positions(keys)
-        hit_pos = pos[hit]
+        query_rows = np.flatnonzero(hit)
+        if not len(query_rows):
+            return hit, []
+        hit_pos = pos[query_rows]
         shards = self._shard[hit_pos]
         rows = self._row[hit_pos]
-        n_hits = len(hit_pos)
-        if not n_hits:
-            return hit, np.empty((0, self.featurizer.n_features), dtype=self.featurizer.storage_dtype), np.empty(0, bool)
-        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (target idx, values, ok)
+        parts = []
         for index in np.unique(shards):
             shard_id = self._shard_ids[int(index)]
-            take = np.flatnonzero(shards == index)
+            take = np.flatnonzero(shards == index) if len(np.unique(shards)) > 1 else np.arange(len(shards))
             x = np.load(self.folder / f"{shard_id}.x.npy", mmap_mode="r")
             ok = np.load(self.folder / f"{shard_id}.ok.npy", mmap_mode="r")
             src = rows[take]
-            if len(src) == x.shape[0] and np.array_equal(src, np.arange(len(src))):
-                parts.append((take, np.asarray(x), np.asarray(ok)))
+            if _is_range(src):
+                x_part, ok_part = x[src[0]:src[-1] + 1], ok[src[0]:src[-1] + 1]
             else:
-                parts.append((take, x[src], ok[src]))
-        dtype = np.result_type(*(p[1].dtype for p in parts))
+                x_part, ok_part = x[src], ok[src]
+            parts.append((query_rows[take], x_part, ok_part))
+        return hit, parts
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(hit, values, ok)``: hit mask over ``keys``; values/ok rows for the hits, in order."""
+        hit, parts = self.lookup_parts(keys)
+        n_hits = int(hit.sum())
+        dtype = np.result_type(*(p[1].dtype for p in parts)) if parts else self.featurizer.storage_dtype
         values = np.empty((n_hits, self.featurizer.n_features), dtype=dtype)
         oks = np.empty(n_hits, dtype=bool)
-        for take, x_part, ok_part in parts:
-            values[take] = x_part
-            oks[take] = ok_part
+        rank = np.cumsum(hit) - 1  # query row -> position among the hits
+        for query_rows, x_part, ok_part in parts:
+            values[rank[query_rows]] = x_part
+            oks[rank[query_rows]] = ok_part
         return hit, values, oks
 
     def store(self, keys: np.ndarray, values: np.ndarray, ok: np.ndarray) -> int:
@@ -160,3 +205,8 @@ class FeatureCache:
         with open(tmp, "wb") as handle:
             np.save(handle, array)
         os.replace(tmp, path)
+
+
+def _is_range(idx: np.ndarray) -> bool:
+    """True when ``idx`` is ``start, start+1, ..., stop`` (then a slice replaces fancy indexing)."""
+    return len(idx) > 0 and int(idx[-1]) - int(idx[0]) + 1 == len(idx) and bool(np.all(np.diff(idx) == 1))

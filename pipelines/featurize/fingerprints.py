@@ -30,6 +30,10 @@ class _MorganBase(Featurizer):
         return {"radius": self.radius, "n_bits": self.n_bits}
 
     @property
+    def n_features(self) -> int:
+        return self.n_bits
+
+    @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(str(i) for i in range(self.n_bits))
 
@@ -77,6 +81,10 @@ class MACCSFeaturizer(Featurizer):
 
     def params(self) -> dict[str, Any]:
         return {}
+
+    @property
+    def n_features(self) -> int:
+        return 167
 
     @property
     def feature_names(self) -> tuple[str, ...]:
