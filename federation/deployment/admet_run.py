@@ -31,12 +31,10 @@ RESULT_FILE = "federation_result.json"
 
 
 def project_app_dir() -> Path:
-    """The repository root: its pyproject.toml declares the ADMET app in ``[tool.flwr.app]``."""
-    root = Path(__file__).resolve().parents[2]
-    pyproject = root / "pyproject.toml"
-    if not pyproject.is_file() or "[tool.flwr.app" not in pyproject.read_text():
-        raise InputError(f"{root} has no [tool.flwr.app] in pyproject.toml; pass --app DIR")
-    return root
+    """The consortium app manifest submitted by default: a pyproject.toml whose components are
+    ``federation.server_app:app`` / ``federation.client_app:app`` from the installed package, so
+    the FAB carries configuration only and every site runs its own pinned install."""
+    return Path(__file__).resolve().parent / "flower_app"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,107 @@
+"""The consortium's real ADMET app (federation.server_app / client_app) on the Deployment Engine:
+one SuperLink (TLS + SuperNode authentication) and three SuperNodes on 127.0.0.1, each pointed at
+its own partner folder of a small slice of the embedded catalog; 2 rounds; the report is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import Array
+
+from _deployment_harness import make_consortium
+from federation.config import FederatedConfig
+from federation.deployment.admet_run import run_admet_on_consortium
+from federation.partners import prepare_partners
+
+pytestmark = pytest.mark.slow
+
+PARTNERS = ["partner_00", "partner_01", "partner_02"]
+
+
+@pytest.fixture(scope="module")
+def admet_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("admet_deploy")
+    partners_dir = prepare_partners(FederatedConfig(out_dir=root / "partition", n_partners=3,
+                                                    max_rows=300, seed=0))
+    cons = make_consortium(root / "consortium", PARTNERS)
+    try:
+        for p in PARTNERS:
+            cons.start_node(p, partners_dir / p)
+        cons.wait_online(PARTNERS)
+        cfg = FederatedConfig(out_dir=root / "out", n_partners=3, rounds=2, local_epochs=1, hidden=(32,),
+                              min_partners=3, baselines=False, seed=0)
+        lines: list[str] = []
+        result = run_admet_on_consortium(cons.run_dir, cfg, timeout=900, on_line=lines.append)
+        yield result, cons, lines
+    finally:
+        leftovers = cons.close()
+        assert not leftovers, f"processes left running: {leftovers}"
+
+
+def test_two_rounds_of_the_admet_app_complete(admet_run):
+    result, _, lines = admet_run
+    assert result.outcome.completed, result.outcome.status
+    report = result.report
+    assert report["rounds"] == 2
+    assert [r["round"] for r in report["round_log"]] == [1, 2]
+    for rnd in report["round_log"]:
+        assert sorted(rnd["accepted"]) == PARTNERS
+        assert rnd["failed"] == [] and rnd["rejected"] == []
+    assert report["deployment"]["missing_partners"] == []
+    assert report["deployment"]["registered_partners"] == PARTNERS
+    assert any("ServerApp" in line or "ROUND" in line for line in lines), "no progress was streamed"
+
+
+def test_report_has_the_stable_keys_and_per_partner_scores(admet_run):
+    result, _, _ = admet_run
+    on_disk = json.loads((result.outcome.out_dir / "report.json").read_text())
+    assert on_disk["deployment"]["run_id"] == result.outcome.run_id
+    for key in ("strategy", "rounds", "bytes_per_round", "partners"):
+        assert key in on_disk
+    assert [p["partner"] for p in on_disk["partners"]] == PARTNERS
+    scored = 0
+    for row in on_disk["partners"]:
+        assert {"partner", "metric", "local", "federated", "pooled", "n_train", "n_test", "endpoints"} <= set(row)
+        assert row["n_train"] > 0
+        if row["federated"] is not None:
+            assert -1.0 <= row["federated"] <= 1.0 and math.isfinite(row["federated"])
+            scored += 1
+    assert scored >= 1
+    assert (result.outcome.out_dir / "report.md").exists()
+
+
+def test_only_the_trunk_travels_and_heads_stay_on_the_nodes(admet_run):
+    result, cons, _ = admet_run
+    report = result.report
+    latest = json.loads((result.outcome.out_dir / "checkpoints" / "latest.json").read_text())
+    # private-heads mode: the global model (what the server holds and sends) is the trunk only
+    assert latest["keys"] and not any("head" in k for k in latest["keys"]), latest["keys"]
+    with np.load(result.outcome.out_dir / "checkpoints" / latest["file"]) as z:
+        wire = sum(len(Array(np.ascontiguousarray(z[f"a{i:04d}"])).data) for i in range(len(latest["keys"])))
+    for rnd in report["round_log"]:  # every partner sent exactly the serialized trunk, nothing more
+        assert rnd["bytes_up"] == wire * len(PARTNERS)
+        assert rnd["bytes_down"] == wire * len(PARTNERS)
+    for p in PARTNERS:
+        heads = cons.run_dir / "nodes" / p / "work" / "private_heads.npz"
+        assert heads.exists(), f"{p} kept no private heads on its node"
+        with np.load(heads) as z:
+            names = [str(k) for k in z["keys"]]
+            arrays = [z[f"a{i:04d}"] for i in range(len(names))]
+        assert names and all(n.startswith("head") for n in names), names
+        assert all(np.isfinite(a).all() for a in arrays)
+
+
+def test_server_checkpoint_of_the_last_round_is_intact(admet_run):
+    result, _, _ = admet_run
+    folder = result.outcome.out_dir / "checkpoints"
+    latest = json.loads((folder / "latest.json").read_text())
+    assert latest["round"] == 2
+    with np.load(folder / latest["file"]) as z:
+        arrays = [z[f"a{i:04d}"] for i in range(len(latest["keys"]))]
+    assert sum(a.nbytes for a in arrays) == result.report["model_bytes"]
+    assert all(np.isfinite(a).all() for a in arrays)
