@@ -30,11 +30,12 @@ log = logging.getLogger(__name__)
 RESULT_FILE = "federation_result.json"
 
 
-def project_app_dir() -> Path:
+def project_app_dir(secagg: bool = False) -> Path:
     """The consortium app manifest submitted by default: a pyproject.toml whose components are
-    ``federation.server_app:app`` / ``federation.client_app:app`` from the installed package, so
-    the FAB carries configuration only and every site runs its own pinned install."""
-    return Path(__file__).resolve().parent / "flower_app"
+    ``federation.server_app:app`` / ``federation.client_app:app`` (SecAgg+ mode:
+    ``federation.deployment.secagg_app``) from the installed package, so the FAB carries
+    configuration only and every site runs its own pinned install."""
+    return Path(__file__).resolve().parent / ("flower_app_secagg" if secagg else "flower_app")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ def run_admet_on_consortium(run_dir: Path, cfg: FederatedConfig, app_dir: Path |
     out.mkdir(parents=True, exist_ok=True)
     config_path = cfg.write(out / "config.json")
     (out / RESULT_FILE).unlink(missing_ok=True)
-    outcome = run_federation(run_dir, app_dir or project_app_dir(), {"config-path": str(config_path)},
+    outcome = run_federation(run_dir, app_dir or project_app_dir(cfg.secagg), {"config-path": str(config_path)},
                              out_dir=out, timeout=timeout, on_line=on_line, out_key=None)
     result_path = out / RESULT_FILE
     if not result_path.exists():

@@ -24,23 +24,39 @@ PARTNERS = ["partner_00", "partner_01", "partner_02"]
 
 
 @pytest.fixture(scope="module")
-def admet_run(tmp_path_factory):
+def nodes(tmp_path_factory):
+    """A consortium with three SuperNodes; each node logs what leaves it under ``audit/``."""
     root = tmp_path_factory.mktemp("admet_deploy")
     partners_dir = prepare_partners(FederatedConfig(out_dir=root / "partition", n_partners=3,
                                                     max_rows=300, seed=0))
     cons = make_consortium(root / "consortium", PARTNERS)
     try:
         for p in PARTNERS:
-            cons.start_node(p, partners_dir / p)
+            cons.start_node(p, partners_dir / p, extra_node_config=(("audit-dir", str(root / "audit")),))
         cons.wait_online(PARTNERS)
-        cfg = FederatedConfig(out_dir=root / "out", n_partners=3, rounds=2, local_epochs=1, hidden=(32,),
-                              min_partners=3, baselines=False, seed=0)
-        lines: list[str] = []
-        result = run_admet_on_consortium(cons.run_dir, cfg, timeout=900, on_line=lines.append)
-        yield result, cons, lines
+        yield cons, root
     finally:
         leftovers = cons.close()
         assert not leftovers, f"processes left running: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def admet_run(nodes):
+    cons, root = nodes
+    cfg = FederatedConfig(out_dir=root / "out", n_partners=3, rounds=2, local_epochs=1, hidden=(32,),
+                          min_partners=3, baselines=False, seed=0)
+    lines: list[str] = []
+    result = run_admet_on_consortium(cons.run_dir, cfg, timeout=900, on_line=lines.append)
+    return result, cons, lines
+
+
+@pytest.fixture(scope="module")
+def secagg_run(nodes):
+    cons, root = nodes
+    cfg = FederatedConfig(out_dir=root / "out_secagg", n_partners=3, rounds=1, local_epochs=1, hidden=(32,),
+                          min_partners=3, baselines=False, seed=0, secagg=True)
+    result = run_admet_on_consortium(cons.run_dir, cfg, timeout=900)
+    return result, root / "audit"
 
 
 def test_two_rounds_of_the_admet_app_complete(admet_run):
@@ -105,3 +121,31 @@ def test_server_checkpoint_of_the_last_round_is_intact(admet_run):
         arrays = [z[f"a{i:04d}"] for i in range(len(latest["keys"]))]
     assert sum(a.nbytes for a in arrays) == result.report["model_bytes"]
     assert all(np.isfinite(a).all() for a in arrays)
+
+
+QUANTIZATION_RANGE = 2**22  # Flower's SecAgg+ default: unmasked quantized values lie in [0, 2**22)
+
+
+def test_secagg_partners_only_send_masked_vectors(secagg_run):
+    """With SecAgg+ on, no partner's training reply holds a model array: what leaves each node
+    is the trunk quantized and masked over [0, 2**32), so the server can only recover the sum."""
+    result, audit = secagg_run
+    assert result.outcome.completed, result.outcome.status
+    assert result.report["privacy"]["secure_aggregation"] is True
+    latest = json.loads((result.outcome.out_dir / "checkpoints" / "latest.json").read_text())
+    with np.load(result.outcome.out_dir / "checkpoints" / latest["file"]) as z:
+        trunk = [z[f"a{i:04d}"] for i in range(len(latest["keys"]))]
+    assert latest["round"] == 1 and all(np.isfinite(a).all() for a in trunk)
+    for p in PARTNERS:
+        entries = [json.loads(line) for line in (audit / f"{p}.jsonl").read_text().splitlines()]
+        train = [e for e in entries if e["message_type"] == "train"]
+        assert train, f"{p} logged no training replies"
+        assert all(not e.get("arrays") for e in train), f"{p} sent model arrays in the clear"
+        uploads = [e["masked_upload"] for e in train if "masked_upload" in e]
+        assert len(uploads) == 1, f"{p}: expected one masked upload in one round, got {len(uploads)}"
+        vectors = uploads[0]
+        # the first masked vector carries the weight factor, then one vector per trunk array
+        assert [v["shape"] for v in vectors[-len(trunk):]] == [list(a.shape) for a in trunk]
+        for v in vectors[-len(trunk):]:
+            assert "int" in v["dtype"], v
+            assert v["min"] >= 0 and v["max"] >= QUANTIZATION_RANGE, f"{p}: vector not masked: {v}"
