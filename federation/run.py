@@ -108,24 +108,17 @@ def simulate(cfg: FederatedConfig, partners_dir: Path, progress=None) -> dict:
                "client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
     result_path = Path(cfg.out_dir) / RESULT_FILE
     result_path.unlink(missing_ok=True)
+    from federation.raystart import start_ray, stop_ray
+
     try:
+        start_ray(cfg.num_cpus)
         run_simulation(server_app=server_app, client_app=client_app, num_supernodes=n_nodes,
                        backend_config=backend)
     finally:
-        _shutdown_ray()
+        stop_ray()
     if not result_path.exists():
         raise RuntimeError(f"the simulation ended without a result ({result_path}); see the log above")
     return json.loads(result_path.read_text())
-
-
-def _shutdown_ray() -> None:
-    try:
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
-    except ImportError:  # pragma: no cover - flwr[simulation] pins ray
-        pass
 
 
 def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,20 +94,32 @@ def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
     return partner_of, scaling, n_train, failed
 
 
-def run_server(grid: Grid, cfg: FederatedConfig, progress=None) -> dict:
-    """The whole server side of a run; returns (and writes) the federation result.
+@dataclass(slots=True)
+class RunSetup:
+    """What the server knows after the statistics stage."""
 
-    ``progress(stage, done, total)`` (optional) is told about each finished round.
-    """
-    t0 = time.perf_counter()
+    partner_of: dict[int, str]
+    scaling: task.ConsortiumScaling
+    n_train: dict[str, int]
+    stats_failed: list[str]
+    arrays: dict[str, np.ndarray]
+    """Starting global arrays (fresh or from the checkpoint)."""
+    offset: int
+    """Rounds already done (resume)."""
+    minimum: int
+    checkpointer: Checkpointer
+    round_config: dict
+
+
+def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
+    """Wait for partners, run the statistics stage, build (or resume) the global model."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     minimum = cfg.min_partners or cfg.n_partners
     nodes = wait_for_nodes(grid, minimum)
     partner_of, scaling, n_train, stats_failed = collect_stats(grid, nodes, cfg)
     model = task.build_model(scaling.n_features, scaling.tasks, cfg.hidden, cfg.dropout, cfg.seed)
-    shared = cfg.heads == "shared"
-    arrays = modelio.model_arrays(model, include_heads=shared)
+    arrays = modelio.model_arrays(model, include_heads=cfg.heads == "shared")
     checkpointer = Checkpointer(out / "checkpoints")
     offset = 0
     if cfg.resume:
@@ -116,74 +129,93 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress=None) -> dict:
                 raise InputError("checkpoint does not match this run's model (different tasks or architecture)")
             arrays, offset = ckpt.arrays, ckpt.round
             log.info("resuming from checkpoint round %d", offset)
+    return RunSetup(partner_of, scaling, n_train, stats_failed, arrays, offset, min(minimum, len(partner_of)),
+                    checkpointer, {**base_config(cfg), **scaling.to_config()})
+
+
+def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: dict[str, np.ndarray],
+               round_log: list[dict], rejections: list[dict], timing: dict, secagg: bool = False) -> dict:
+    """Save the global arrays, let every partner score the final model, write the outcome."""
+    out = Path(cfg.out_dir)
+    np.savez(out / GLOBAL_MODEL_FILE, keys=np.array(list(final_arrays)),
+             **{f"a{i:04d}": v for i, v in enumerate(final_arrays.values())})
+    report_cfg = {**setup.round_config, "stage": "report", "global-round": cfg.rounds, "proximal-mu": 0.0}
+    replies = query_all(grid, sorted(setup.partner_of), report_cfg, arrays=numpy_to_record(final_arrays))
+    partners = {}
+    for msg in replies:
+        name = setup.partner_of.get(msg.metadata.src_node_id, f"node-{msg.metadata.src_node_id}")
+        if msg.has_error():
+            log.warning("report: %s failed: %s", name, msg.error.reason)
+            continue
+        partners[name] = {k: float(v) for k, v in msg.content["metrics"].items()}
+    outcome = {
+        "strategy": cfg.strategy, "heads": cfg.heads, "rounds": cfg.rounds, "resumed_from": setup.offset,
+        "tasks": [t.to_dict() for t in setup.scaling.tasks], "partners": partners, "n_train": setup.n_train,
+        "partner_of_node": {str(k): v for k, v in setup.partner_of.items()},
+        "stats_failed": setup.stats_failed, "round_log": round_log, "rejections": rejections,
+        "model_bytes": int(sum(np.asarray(v).nbytes for v in final_arrays.values())),
+        "n_parameters_sent": int(sum(np.asarray(v).size for v in final_arrays.values())),
+        "dp": {"clipping_norm": cfg.dp_clip, "noise_multiplier": cfg.dp_noise} if cfg.dp else None,
+        "secagg": secagg, **timing, "scaling": setup.scaling.to_config(),
+    }
+    (out / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
+    if cfg.heads == "shared":
+        from federation.bundles import write_bundle
+
+        full = task.build_model(setup.scaling.n_features, setup.scaling.tasks, cfg.hidden, cfg.dropout, cfg.seed)
+        modelio.load_arrays(full, final_arrays)
+        write_bundle(full, setup.scaling, out / "global_bundle", cfg.featurizer,
+                     data_tasks=[t.name for t in setup.scaling.tasks], metrics={},
+                     info={"strategy": cfg.strategy, "rounds": cfg.rounds})
+    return outcome
+
+
+def run_server(grid: Grid, cfg: FederatedConfig, progress=None) -> dict:
+    """The whole server side of a run; returns (and writes) the federation result.
+
+    ``progress(stage, done, total)`` (optional) is told about each finished round.
+    """
+    t0 = time.perf_counter()
+    setup = setup_run(grid, cfg)
+    offset = setup.offset
     remaining = max(cfg.rounds - offset, 0)
-    round_config = {**base_config(cfg), **scaling.to_config()}
-    strategy = FederatedStrategy(strategy=cfg.strategy, partner_of=partner_of, round_config=round_config,
+    strategy = FederatedStrategy(strategy=cfg.strategy, partner_of=setup.partner_of, round_config=setup.round_config,
                                  proximal_mu=cfg.proximal_mu, trim_fraction=cfg.trim_fraction,
                                  server_lr=cfg.server_lr, validate_norms=cfg.validate_norms,
                                  norm_z_threshold=cfg.norm_z_threshold, uniform_weights=cfg.dp,
-                                 round_offset=offset, min_nodes=min(minimum, len(partner_of)))
+                                 round_offset=offset, min_nodes=setup.minimum)
     runner = strategy
     if cfg.dp:
         runner = DifferentialPrivacyClientSideFixedClipping(strategy, noise_multiplier=float(cfg.dp_noise),
                                                             clipping_norm=float(cfg.dp_clip),
-                                                            num_sampled_clients=len(partner_of))
+                                                            num_sampled_clients=len(setup.partner_of))
     round_times: list[float] = []
     last = [time.perf_counter()]
 
     def after_round(server_round: int, record: ArrayRecord):
         if server_round > 0:
-            checkpointer.save(offset + server_round, record_to_numpy(record),
-                              {"strategy": cfg.strategy, "heads": cfg.heads})
+            setup.checkpointer.save(offset + server_round, record_to_numpy(record),
+                                    {"strategy": cfg.strategy, "heads": cfg.heads})
             round_times.append(time.perf_counter() - last[0])
             if progress is not None:
                 progress("federated rounds", offset + server_round, cfg.rounds)
         last[0] = time.perf_counter()
         return None
 
-    final = numpy_to_record(arrays)
+    final = numpy_to_record(setup.arrays)
     t_train = time.perf_counter()
     if remaining > 0:
-        result = runner.start(grid=grid, initial_arrays=numpy_to_record(arrays), num_rounds=remaining,
+        result = runner.start(grid=grid, initial_arrays=numpy_to_record(setup.arrays), num_rounds=remaining,
                               train_config=ConfigRecord(), evaluate_config=ConfigRecord(),
                               evaluate_fn=after_round)
         if result.arrays is not None and len(result.arrays) > 0:
             final = result.arrays
     train_seconds = time.perf_counter() - t_train
-    final_arrays = record_to_numpy(final)
-    np.savez(out / GLOBAL_MODEL_FILE, keys=np.array(list(final_arrays)),
-             **{f"a{i:04d}": v for i, v in enumerate(final_arrays.values())})
-    report_cfg = {**round_config, "stage": "report", "global-round": cfg.rounds, "proximal-mu": 0.0}
-    replies = query_all(grid, sorted(partner_of), report_cfg, arrays=final)
-    partners = {}
-    for msg in replies:
-        name = partner_of.get(msg.metadata.src_node_id, f"node-{msg.metadata.src_node_id}")
-        if msg.has_error():
-            log.warning("report: %s failed: %s", name, msg.error.reason)
-            continue
-        partners[name] = {k: float(v) for k, v in msg.content["metrics"].items()}
-    model_bytes = int(sum(np.asarray(v).nbytes for v in final_arrays.values()))
-    outcome = {
-        "strategy": cfg.strategy, "heads": cfg.heads, "rounds": cfg.rounds, "resumed_from": offset,
-        "tasks": [t.to_dict() for t in scaling.tasks], "partners": partners, "n_train": n_train,
-        "partner_of_node": {str(k): v for k, v in partner_of.items()},
-        "stats_failed": stats_failed,
-        "round_log": [r.to_dict() for r in strategy.rounds],
-        "rejections": [r.to_dict() for r in strategy.rejections],
-        "model_bytes": model_bytes, "n_parameters_sent": int(sum(np.asarray(v).size for v in final_arrays.values())),
-        "dp": {"clipping_norm": cfg.dp_clip, "noise_multiplier": cfg.dp_noise} if cfg.dp else None,
-        "secagg": False, "train_seconds": train_seconds, "round_seconds": round_times,
-        "server_seconds": time.perf_counter() - t0,
-        "scaling": scaling.to_config(),
-    }
-    (out / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
-    if shared:
-        from federation.bundles import write_bundle
-
-        full = task.build_model(scaling.n_features, scaling.tasks, cfg.hidden, cfg.dropout, cfg.seed)
-        modelio.load_arrays(full, final_arrays)
-        write_bundle(full, scaling, out / "global_bundle", cfg.featurizer, data_tasks=[t.name for t in scaling.tasks],
-                     metrics={})
+    timing = {"train_seconds": train_seconds, "round_seconds": round_times}
+    outcome = finish_run(grid, cfg, setup, record_to_numpy(final), [r.to_dict() for r in strategy.rounds],
+                         [r.to_dict() for r in strategy.rejections], timing)
+    outcome["server_seconds"] = time.perf_counter() - t0
+    (Path(cfg.out_dir) / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
     log.info("federated run finished: %d rounds in %.1fs", remaining, train_seconds)
     return outcome
 

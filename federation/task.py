@@ -211,13 +211,18 @@ def union_tasks(per_partner: list[list[TaskSpec]]) -> list[TaskSpec]:
     return [seen[n] for n in sorted(seen)]
 
 
-def align(data: PartnerData, tasks: list[TaskSpec]) -> tuple[np.ndarray, np.ndarray]:
-    """The partner's labels placed in the model's (union) task columns; others NaN."""
+def align(data: PartnerData, tasks: list[TaskSpec], strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The partner's labels placed in the model's (union) task columns; others NaN.
+
+    ``strict``: a partner endpoint missing from ``tasks`` is an error (else it is left out).
+    """
     names = [t.name for t in tasks]
     Y = np.full((len(data.Y), len(tasks)), np.nan)
     C = np.zeros((len(data.Y), len(tasks)), dtype=np.int8)
     for j, name in enumerate(data.task_names):
         if name not in names:
+            if not strict:
+                continue
             raise InputError(f"{data.partner}: endpoint {name!r} is not in the model's task list")
         Y[:, names.index(name)] = data.Y[:, j]
         C[:, names.index(name)] = data.censor[:, j]
