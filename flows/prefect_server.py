@@ -123,6 +123,8 @@ def start_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, prefect_hom
     if port_in_use(host, port):
         raise InputError(f"port {port} on {host} is already in use (is a Prefect server already running?)")
     env = server_env(prefect_home)
+    # the UI asks this URL for the API; Prefect's default is port 4200 whatever --port says
+    env.setdefault("PREFECT_UI_API_URL", f"http://{host}:{port}/api")
     cmd = [*_prefect_executable(), "server", "start", "--host", host, "--port", str(port)]
     log.info("starting %s", " ".join(cmd))
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child

@@ -28,12 +28,12 @@ def _featurize_cache_key(context, parameters) -> str:
     return "featurize-" + steps.content_hash(parameters["smiles"], parameters["spec"])
 
 
-@task(name="read-library", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+@task(name="read-library", task_run_name="read-library", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def read_library_task(path: Path, smiles_col: str | None) -> pd.DataFrame:
     return steps.read_library(path, smiles_col)
 
 
-@task(name="validate-molecules", cache_policy=NO_CACHE)
+@task(name="validate-molecules", task_run_name="validate-molecules", cache_policy=NO_CACHE)
 def validate_task(frame: pd.DataFrame):
     return steps.validate_library(frame)
 
@@ -54,12 +54,12 @@ def predict_task(bundle_dir: Path, smiles: list[str], features, index: int) -> p
     return steps.predict_chunk(bundle_dir, smiles, features)
 
 
-@task(name="score-rank-write", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+@task(name="score-rank-write", task_run_name="score-rank-write", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def finish_task(cfg, profile, n_input, accepted, validation_rejects, pred_parts, valid_parts):
     return steps.finish(cfg, profile, n_input, accepted, validation_rejects, pred_parts, valid_parts)
 
 
-@task(name="publish-report", cache_policy=NO_CACHE)
+@task(name="publish-report", task_run_name="publish-report", cache_policy=NO_CACHE)
 def report_task(cfg: steps.ScreeningConfig, result: steps.ScreeningResult) -> Path:
     return publish_screening_report(cfg, result)
 
