@@ -143,6 +143,24 @@ def score_predictions(predictions: pd.DataFrame, profile: DesirabilityProfile) -
     return d
 
 
+def expected_score(predictions: pd.DataFrame, profile: DesirabilityProfile) -> np.ndarray:
+    """Combined *expected* desirability using each endpoint's ``<E>_std`` column (0 where absent).
+
+    Equals the plain score for exact predictions and is lower the closer an uncertain prediction
+    sits to the edge of its range: the tie-breaker among compounds whose score is saturated at 1.
+    """
+    profile = profile.restricted_to(list(predictions.columns))
+    d = pd.DataFrame(index=predictions.index)
+    for name, rule in profile.endpoints.items():
+        std_col = f"{name}_std"
+        std = predictions[std_col].to_numpy(float) if std_col in predictions else np.zeros(len(predictions))
+        mean = predictions[name].to_numpy(float)
+        value = expected_desirability(rule, mean, std)
+        value[np.isnan(mean)] = np.nan
+        d[name] = value
+    return _combine(d, np.array([r.weight for r in profile.endpoints.values()]), profile.combine)
+
+
 def expected_desirability(rule: EndpointRule, mean: np.ndarray, std: np.ndarray, n_points: int = 256) -> np.ndarray:
     """E[d(Y)] for Y ~ N(mean, std), by equal-probability quantile quadrature (desirability is
     only piecewise smooth, so Gauss-Hermite converges slowly); equals d(mean) where std is 0."""

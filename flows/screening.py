@@ -115,7 +115,7 @@ def run_screening(cfg: steps.ScreeningConfig, runner: RunnerSpec | None = None) 
 
 # --- report ---------------------------------------------------------------------------------
 
-TOP_COLUMNS = ("rank", "row", "smiles", "score", "n_out_of_domain")
+TOP_COLUMNS = ("rank", "row", "smiles", "score", "score_expected", "n_out_of_domain")
 
 
 def top_table(result: steps.ScreeningResult, top_n: int) -> pd.DataFrame:

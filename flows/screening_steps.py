@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flows.desirability import DesirabilityProfile, load_profile, score_predictions
+from flows.desirability import DesirabilityProfile, expected_score, load_profile, score_predictions
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -150,12 +150,14 @@ def rank_predictions(accepted: pd.DataFrame, predictions: pd.DataFrame, valid: n
     base = accepted.loc[valid].reset_index(drop=True)
     preds = predictions.loc[valid].reset_index(drop=True)
     scores = score_predictions(preds[endpoints], profile)
+    scores["score_expected"] = expected_score(preds, profile)
     domain_cols = [f"{e}_in_domain" for e in endpoints if f"{e}_in_domain" in preds]
     table = pd.concat([base, scores, preds], axis=1)
     if domain_cols:
         # unknown domain (NA) is not counted as out of domain
         table["n_out_of_domain"] = sum((~table[c].fillna(True).astype(bool)).astype(int) for c in domain_cols)
-    table = table.sort_values(["score", "row"], ascending=[False, True], na_position="last", kind="stable")
+    table = table.sort_values(["score", "score_expected", "row"], ascending=[False, False, True],
+                              na_position="last", kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table.reset_index(drop=True), failed.reset_index(drop=True)
 

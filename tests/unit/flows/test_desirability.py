@@ -89,3 +89,14 @@ def test_expected_desirability_matches_monte_carlo_and_point_value():
     draws = mean[:, None] + std[:, None] * rng.standard_normal((4, 200_000))
     mc = rule.desirability(draws.ravel()).reshape(draws.shape).mean(axis=1)
     np.testing.assert_allclose(expected, mc, atol=5e-3)
+
+
+def test_expected_score_breaks_ties_by_distance_from_the_edge():
+    from flows.desirability import expected_score
+
+    profile = DesirabilityProfile(endpoints={"a": EndpointRule(high=1.0, soft=1.0)})
+    preds = pd.DataFrame({"a": [0.0, 0.9, 0.9], "a_std": [0.3, 0.3, 0.0]})
+    plain = score_predictions(preds, profile)["score"].to_numpy()
+    expected = expected_score(preds, profile)
+    np.testing.assert_allclose(plain, [1.0, 1.0, 1.0])
+    assert expected[0] > expected[1] and expected[2] == pytest.approx(1.0)
