@@ -1,0 +1,196 @@
+"""Federation benchmark (issue 4): 20 partners from the embedded catalog, real Flower simulations.
+
+One command runs, side by side on the same partition, the same rounds and epochs for everyone:
+  base    FedAvg, private heads (MELLODDY): per-partner local-only / federated / pooled table,
+          targets (>= 18/20 improved, median relative improvement >= 5 %, >= 80 % of the
+          local -> pooled gap closed, federated wall <= 2x local training of all partners in turn),
+          bytes per round vs model size x partners x 2;
+  secagg  the same with SecAgg+ (legacy API path): accuracy and time cost;
+  dp      the same with client-side clipping + Gaussian noise: accuracy and time cost;
+  poison  10 partners, 2 of them send sign-flipped updates scaled x5: clean FedAvg vs poisoned
+          FedAvg (no norm check) vs poisoned trimmed mean (no norm check) vs poisoned FedAvg
+          with the server's norm check; the robust result must stay within 2 % of clean.
+
+    .venv/bin/python bench/federation.py [--partners 20] [--rounds 5] [--local-epochs 2]
+        [--hidden 512] [--modes base secagg dp poison] [--dp-clip 1.0 --dp-noise 0.1]
+        [--out bench/results/federation.json] [--work /tmp/fedadmet_bench]
+
+Prints tables and writes JSON (``bench/results/federation*.json``). Timings are wall clock on a
+shared machine (the load average at start is recorded): compare ratios, not absolute seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from federation.config import FederatedConfig  # noqa: E402
+from federation.run import run_federated  # noqa: E402
+
+log = logging.getLogger("bench.federation")
+
+
+def _cfg(args, out: Path, **kw) -> FederatedConfig:
+    base = dict(out_dir=out, n_partners=args.partners, rounds=args.rounds, local_epochs=args.local_epochs,
+                hidden=tuple(args.hidden), heads="private", strategy="fedavg", seed=args.seed,
+                num_cpus=args.cpus, cache_dir=Path(args.work) / "feature_cache")
+    base.update(kw)
+    return FederatedConfig(**base)
+
+
+def _table(rep: dict) -> str:
+    rows = [f"{'partner':<12}{'n_train':>8}{'n_test':>7}{'local':>8}{'fed':>8}{'pooled':>8}{'rel':>8}{'gap':>7}"]
+    for p in rep["partners"]:
+        f = lambda v: "   n/a" if v is None else f"{v:6.3f}"  # noqa: E731
+        rows.append(f"{p['partner']:<12}{p['n_train']:>8}{p['n_test']:>7}  {f(p['local'])}  {f(p['federated'])}"
+                    f"  {f(p['pooled'])}  {f(p['delta']['relative'])} {f(p['gap_closed'])}")
+    return "\n".join(rows)
+
+
+def _mean_fed(rep: dict, exclude=()) -> float:
+    vals = [p["federated"] for p in rep["partners"] if p["federated"] is not None and p["partner"] not in exclude]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def run_base(args, partners_dir: Path | None) -> tuple[dict, Path]:
+    out = Path(args.work) / "base"
+    t0 = time.perf_counter()
+    res = run_federated(_cfg(args, out, partners_dir=partners_dir))
+    rep = res.report
+    s, t = rep["summary"], rep["timing"]
+    fed_train = t.get("federated_train_seconds") or float("nan")
+    fed_wall = t.get("federated_wall_seconds") or float("nan")
+    local = t.get("local_all_partners_seconds") or float("nan")
+    result = {
+        "table": [{k: p[k] for k in ("partner", "n_train", "n_test", "local", "federated", "pooled")} |
+                  {"relative": p["delta"]["relative"], "gap_closed": p["gap_closed"]} for p in rep["partners"]],
+        "summary": s,
+        "bytes_per_round": rep["bytes_per_round"], "model_bytes": rep["model_bytes"],
+        "model_bytes_x_partners_x2": rep["model_bytes_x_partners_x2"],
+        "federated_train_seconds": fed_train, "federated_server_seconds": fed_wall,
+        "local_all_partners_seconds": local, "pooled_seconds": t.get("pooled_seconds"),
+        "wall_ratio_train_vs_local": fed_train / local if local else float("nan"),
+        "wall_ratio_server_vs_local": fed_wall / local if local else float("nan"),
+        "run_seconds": time.perf_counter() - t0,
+        "targets": {
+            "improved_ge_18_of_20": s["n_improved"] >= math.ceil(0.9 * s["n_scored"]),
+            "median_relative_improvement_ge_5pct": (s["median_relative_improvement"] or 0) >= 0.05,
+            "median_gap_closed_ge_80pct": (s["median_gap_closed"] or 0) >= 0.8,
+            "wall_le_2x_local": fed_train <= 2 * local,
+        },
+    }
+    print("\n== base: FedAvg, private heads ==")
+    print(_table(rep))
+    print(f"improved {s['n_improved']}/{s['n_scored']}, median rel {s['median_relative_improvement']}, "
+          f"median gap closed {s['median_gap_closed']}")
+    print(f"bytes/round {rep['bytes_per_round']:.0f} vs model x partners x 2 = {rep['model_bytes_x_partners_x2']}")
+    print(f"federated rounds {fed_train:.1f}s (server total {fed_wall:.1f}s) vs local all partners {local:.1f}s")
+    return result, out / "partners"
+
+
+def run_variant(args, name: str, partners_dir: Path, base: dict, **kw) -> dict:
+    out = Path(args.work) / name
+    t0 = time.perf_counter()
+    res = run_federated(_cfg(args, out, partners_dir=partners_dir, baselines=False, **kw))
+    rep = res.report
+    fed = _mean_fed(rep)
+    base_fed = float(np.mean([r["federated"] for r in base["table"] if r["federated"] is not None]))
+    t = rep["timing"].get("federated_train_seconds") or float("nan")
+    result = {"mean_federated": fed, "base_mean_federated": base_fed, "accuracy_cost": base_fed - fed,
+              "federated_train_seconds": t, "time_ratio_vs_base": t / base["federated_train_seconds"],
+              "bytes_per_round": rep["bytes_per_round"], "privacy": rep["privacy"],
+              "per_partner": {p["partner"]: p["federated"] for p in rep["partners"]},
+              "run_seconds": time.perf_counter() - t0}
+    print(f"\n== {name} == mean federated {fed:.3f} (base {base_fed:.3f}); rounds {t:.1f}s "
+          f"({result['time_ratio_vs_base']:.2f}x base)")
+    return result
+
+
+def run_poison(args) -> dict:
+    n = 10
+    bad = ("partner_03", "partner_07")
+    common = dict(n_partners=n, baselines=False, rounds=args.poison_rounds)
+    runs = {
+        "clean_fedavg": dict(strategy="fedavg", validate_norms=False),
+        "poisoned_fedavg": dict(strategy="fedavg", validate_norms=False, poison_partners=bad),
+        "poisoned_trimmed": dict(strategy="trimmed", validate_norms=False, poison_partners=bad),
+        "poisoned_fedmedian": dict(strategy="fedmedian", validate_norms=False, poison_partners=bad),
+        "poisoned_fedavg_normcheck": dict(strategy="fedavg", validate_norms=True, poison_partners=bad),
+    }
+    partners_dir = None
+    results = {}
+    for name, kw in runs.items():
+        out = Path(args.work) / f"poison_{name}"
+        cfg = _cfg(args, out, partners_dir=partners_dir, poison_scale=5.0, **common, **kw)
+        res = run_federated(cfg)
+        partners_dir = partners_dir or out / "partners"
+        rep = res.report
+        results[name] = {"mean_federated_honest": _mean_fed(rep, exclude=bad),
+                         "rejected": sorted({r["partner"] for r in rep["rejections"]}),
+                         "train_seconds": rep["timing"].get("federated_train_seconds")}
+    clean = results["clean_fedavg"]["mean_federated_honest"]
+    for name, r in results.items():
+        r["relative_to_clean"] = (r["mean_federated_honest"] - clean) / abs(clean) if clean else float("nan")
+    summary = {"runs": results, "poisoned_partners": list(bad), "scale": 5.0,
+               "fedavg_degrades": results["poisoned_fedavg"]["relative_to_clean"] < -0.02,
+               "trimmed_within_2pct": abs(results["poisoned_trimmed"]["relative_to_clean"]) <= 0.02,
+               "fedmedian_within_2pct": abs(results["poisoned_fedmedian"]["relative_to_clean"]) <= 0.02,
+               "normcheck_within_2pct": abs(results["poisoned_fedavg_normcheck"]["relative_to_clean"]) <= 0.02}
+    print("\n== poisoning: 10 partners, 2 send sign-flipped updates x5 ==")
+    for name, r in results.items():
+        print(f"{name:<28} honest mean {r['mean_federated_honest']:.3f}  vs clean {r['relative_to_clean']:+.1%}"
+              f"  rejected {r['rejected']}")
+    return summary
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--partners", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--poison-rounds", type=int, default=3)
+    ap.add_argument("--local-epochs", type=int, default=2)
+    ap.add_argument("--hidden", type=int, nargs="+", default=[512])
+    ap.add_argument("--modes", nargs="+", default=["base", "secagg", "dp", "poison"])
+    ap.add_argument("--dp-clip", type=float, default=1.0)
+    ap.add_argument("--dp-noise", type=float, default=0.1)
+    ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", default="/tmp/fedadmet_bench")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "federation.json"))
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    t0 = time.perf_counter()
+    doc = {"config": vars(args), "load_average_start": os.getloadavg(), "cpus": os.cpu_count()}
+    base, partners_dir = None, None
+    if "base" in args.modes or "secagg" in args.modes or "dp" in args.modes:
+        base, partners_dir = run_base(args, None)
+        doc["base"] = base
+    if "secagg" in args.modes:
+        doc["secagg"] = run_variant(args, "secagg", partners_dir, base, secagg=True)
+    if "dp" in args.modes:
+        doc["dp"] = run_variant(args, "dp", partners_dir, base, dp_clip=args.dp_clip, dp_noise=args.dp_noise)
+        doc["dp"]["clipping_norm"], doc["dp"]["noise_multiplier"] = args.dp_clip, args.dp_noise
+    if "poison" in args.modes:
+        doc["poison"] = run_poison(args)
+    doc["total_seconds"] = time.perf_counter() - t0
+    doc["load_average_end"] = os.getloadavg()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o)))
+    print(f"\nwrote {out} ({doc['total_seconds']:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
