@@ -101,10 +101,10 @@ def predict_drugs(predictor: AdmetPredictor, smiles: list[str]) -> pd.DataFrame:
     raw = predictor.predict_smiles(unique)
     if len(raw) != len(unique):
         raise InputError(f"ADMET predictor returned {len(raw)} rows for {len(unique)} SMILES")
-    values = endpoint_values(raw.reset_index(drop=True))
+    values = endpoint_values(raw.reset_index(drop=True).drop(columns=[c for c in raw.columns if c.endswith('_in_domain')]))
     in_domain = [c for c in raw.columns if c.endswith("_in_domain")]
     if in_domain:
-        values["admet_frac_in_domain"] = raw[in_domain].astype(float).mean(axis=1).to_numpy()
+        values["admet_frac_in_domain"] = raw[in_domain].astype("Float64").to_numpy(float, na_value=np.nan).mean(axis=1)
     values.index = pd.Index(unique, name="smiles")
     return values
 

@@ -1,9 +1,11 @@
-"""Trial-outcome model: seed-averaged LightGBM on the trial features, with calibrated probabilities.
+"""Trial-outcome model: seed-averaged LightGBM on the trial features, stacked with a criteria-text
+logistic regression, with calibrated probabilities.
 
-Calibration: out-of-fold predictions of the seed ensemble (stratified K-fold on the training trials)
-fit a Platt scaling (logistic regression on the logit); the final ensemble is refit on all rows.
-``predict`` returns ``p_success`` and the top contributing features (LightGBM's per-row SHAP values,
-averaged over seeds).
+Stacking + calibration: out-of-fold predictions (stratified K-fold on the training trials) of the seed
+ensemble and of the text model give two logits per training trial; a logistic regression on those two
+logits is both the blend and the Platt calibration. The final ensemble and text model are refit on all
+rows. ``explain`` gives the top contributing tree features (LightGBM's per-row SHAP values, averaged
+over seeds) plus the text model's logit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from clinical_sim.features import FeatureConfig, TrialFeaturizer
+from clinical_sim.text_model import CriteriaTextModel
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,11 @@ class ModelConfig:
     subsample: float = 0.8
     reg_lambda: float = 5.0
     calibration_folds: int = 5
-    n_jobs: int = 2
+    text_model: bool = True
+    """Stack the criteria-text logistic regression with the trees."""
+    text_c: float = 1.0
+    n_jobs: int = 1
+    """LightGBM threads (1: OpenMP spin-waiting makes more threads slower on a busy 2-core machine)."""
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def as_dict(self) -> dict:
@@ -63,6 +70,7 @@ class TrialOutcomeModel:
         self.admet_dir = admet_dir
         self.boosters: list[lgb.LGBMClassifier] = []
         self.calibrator: LogisticRegression | None = None
+        self.text: CriteriaTextModel | None = None
         self.metrics: dict = {}
         self.n_train = 0
         self.base_rate = float("nan")
@@ -95,17 +103,24 @@ class TrialOutcomeModel:
         yi = y.astype(int)
         X = self.featurizer.fit_transform(trials, yi)
         n_splits = max(2, min(self.config.calibration_folds, int(np.bincount(yi).min())))
-        oof = np.zeros(len(yi))
+        use_text = self.config.text_model
+        oof = np.zeros((len(yi), 2 if use_text else 1))
         for tr, va in StratifiedKFold(n_splits, shuffle=True, random_state=17).split(X, yi):
-            oof[va] = self._raw(self._ensemble(X.iloc[tr], yi[tr]), X.iloc[va])
-        self.calibrator = LogisticRegression(C=1e4).fit(_logit(oof)[:, None], yi)
+            oof[va, 0] = _logit(self._raw(self._ensemble(X.iloc[tr], yi[tr]), X.iloc[va]))
+            if use_text:
+                text = CriteriaTextModel(C=self.config.text_c).fit(trials.iloc[tr], yi[tr])
+                oof[va, 1] = text.decision(trials.iloc[va])
+        self.calibrator = LogisticRegression(C=1e4).fit(oof, yi)
         self.boosters = self._ensemble(X, yi)
+        self.text = CriteriaTextModel(C=self.config.text_c).fit(trials, yi) if use_text else None
+        stacked = self.calibrator.predict_proba(oof)[:, 1]
         self.n_train = len(yi)
         self.base_rate = float(yi.mean())
         from sklearn.metrics import average_precision_score, roc_auc_score
-        self.metrics = {"oof_roc_auc": float(roc_auc_score(yi, oof)),
-                        "oof_pr_auc": float(average_precision_score(yi, oof)), "n_train": len(yi),
-                        "base_rate": self.base_rate}
+        self.metrics = {"oof_roc_auc": float(roc_auc_score(yi, stacked)),
+                        "oof_pr_auc": float(average_precision_score(yi, stacked)),
+                        "oof_roc_auc_trees": float(roc_auc_score(yi, oof[:, 0])), "n_train": len(yi),
+                        "base_rate": self.base_rate, "stack_weights": self.calibrator.coef_[0].tolist()}
         log.info("trained on %d trials: out-of-fold ROC-AUC %.3f, PR-AUC %.3f", len(yi),
                  self.metrics["oof_roc_auc"], self.metrics["oof_pr_auc"])
         return self
@@ -114,19 +129,28 @@ class TrialOutcomeModel:
         """Calibrated P(success) per trial row."""
         if not self.boosters:
             raise RuntimeError("model is not trained")
+        return self.calibrator.predict_proba(self._stack_inputs(trials))[:, 1]
+
+    def _stack_inputs(self, trials: pd.DataFrame) -> np.ndarray:
         X = self.featurizer.transform(trials)
-        raw = self._raw(self.boosters, X)
-        return self.calibrator.predict_proba(_logit(raw)[:, None])[:, 1]
+        cols = [_logit(self._raw(self.boosters, X))]
+        if self.text is not None:
+            cols.append(self.text.decision(trials))
+        return np.column_stack(cols)
 
     def explain(self, trials: pd.DataFrame, top: int = 3) -> list[str]:
         """Per row, the ``top`` features with the largest |SHAP| (``name:+0.12``), averaged over seeds."""
         X = self.featurizer.transform(trials)
         contrib = np.mean([m.predict(X, pred_contrib=True) for m in self.boosters], axis=0)[:, :-1]
         names = np.array(self.featurizer.feature_names)
+        text = self.text.decision(trials) if self.text is not None else None
         out = []
-        for row in contrib:
+        for k, row in enumerate(contrib):
             idx = np.argsort(-np.abs(row))[:top]
-            out.append("; ".join(f"{names[i]}:{row[i]:+.3f}" for i in idx))
+            parts = [f"{names[i]}:{row[i]:+.3f}" for i in idx]
+            if text is not None:
+                parts.append(f"criteria_text_logit:{text[k]:+.3f}")
+            out.append("; ".join(parts))
         return out
 
     # ---- persistence ------------------------------------------------------------------------------

@@ -146,5 +146,5 @@ def simulate_trials(design: TrialDesign, typical: PKTypical, n_trials: int | Non
         "mean_effect": float(np.mean(mean_a - mean_p)), "screen_fail_rate": active.screen_fail_rate,
         "pk_typical": typical.as_dict(), "dose_mg": dose, "interval_h": tau,
     }
-    log.info("%d trials x %d per arm: P(success) %.3f [%.3f, %.3f]", T, N, n_success / T, lo, hi)
+    log.debug("%d trials x %d per arm: P(success) %.3f [%.3f, %.3f]", T, N, n_success / T, lo, hi)
     return SimulationResult(n_success / T, lo, hi, trials, patients, summary)

@@ -35,7 +35,8 @@ LIST_COLUMNS: dict[str, str] = {
     "diseases": "disease_list", "icdcodes": "icd_list", "drugs": "drug_list", "smiless": "smiles_list",
 }
 
-_PHASE_RE = re.compile(r"phase\s*([1-4])", re.IGNORECASE)
+_PHASE_RE = re.compile(r"phase\s*(iv|iii|ii|i|[1-4])\b", re.IGNORECASE)
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4}
 
 
 @dataclass(slots=True)
@@ -119,7 +120,7 @@ def phase_number(text: object) -> float:
     if _is_missing(text):
         return float("nan")
     s = str(text).lower()
-    found = [int(m) for m in _PHASE_RE.findall(s)]
+    found = [_ROMAN.get(m.lower()) or int(m) for m in _PHASE_RE.findall(s)]
     if not found:
         return float("nan")
     value = sum(found) / len(found)
