@@ -23,6 +23,11 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import multiprocessing as mp
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from rdkit import Chem
@@ -243,4 +248,84 @@ def standardize_many(smiles: list[object] | tuple[object, ...], tautomer: bool =
             result = standardize_smiles(key, tautomer, max_heavy_atoms, with_inchikey)
             done[key] = result
         out.append(result)
+    return out
+
+
+#: Below this many distinct inputs, worker processes cost more than they save.
+PARALLEL_MIN_UNIQUE = 4000
+_CHUNK = 1000
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int:
+    """None/0: every usable core; inside a daemonic process (pool / Dask worker): 1."""
+    if mp.current_process().daemon:
+        return 1
+    if n_jobs is None or n_jobs <= 0:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+    return n_jobs
+
+
+def _executor(n_jobs: int) -> ProcessPoolExecutor:
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        context = mp.get_context("fork")
+    elif "forkserver" in methods:
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload(["pipelines.standardize"])
+    else:  # pragma: no cover
+        context = mp.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=n_jobs, mp_context=context)
+
+
+def _standardize_chunk(args: tuple[list[str], bool, int, bool]) -> list[tuple[str | None, str | None, str | None]]:
+    chunk, tautomer, max_heavy_atoms, with_inchikey = args
+    out = []
+    for text in chunk:
+        r = standardize_smiles(text, tautomer, max_heavy_atoms, with_inchikey)
+        out.append((r.smiles, r.inchikey, r.reason.value if r.reason is not None else None))
+    return out
+
+
+def standardize_unique(values: Sequence[object], tautomer: bool = False,
+                       max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS, with_inchikey: bool = True,
+                       n_jobs: int | None = 1, progress: Callable[[int], None] | None = None
+                       ) -> list[Standardized]:
+    """Standardize a column: each distinct string once, on ``n_jobs`` processes for large inputs.
+
+    The output aligns with ``values``. ``progress(n)`` is told how many of ``values`` are done.
+    Worker processes are used only from ``PARALLEL_MIN_UNIQUE`` distinct strings up.
+    """
+    values = list(values)
+    keys = [v.strip() if isinstance(v, str) else None for v in values]
+    unique = list(dict.fromkeys(k for k in keys if k is not None))
+    jobs = resolve_n_jobs(n_jobs)
+    done: dict[str, Standardized] = {}
+    total = len(values)
+
+    def report(n_unique_done: int) -> None:
+        if progress is not None and unique:
+            progress(int(total * n_unique_done / len(unique)))
+
+    if jobs > 1 and len(unique) >= PARALLEL_MIN_UNIQUE:
+        chunks = [unique[i:i + _CHUNK] for i in range(0, len(unique), _CHUNK)]
+        n_done = 0
+        with _executor(jobs) as pool:
+            args = ((c, tautomer, max_heavy_atoms, with_inchikey) for c in chunks)
+            for chunk, results in zip(chunks, pool.map(_standardize_chunk, args), strict=True):
+                for text, (smi, key, reason) in zip(chunk, results, strict=True):
+                    done[text] = Standardized(smi, key, RejectReason(reason) if reason else None)
+                n_done += len(chunk)
+                report(n_done)
+    else:
+        for i, text in enumerate(unique):
+            done[text] = standardize_smiles(text, tautomer, max_heavy_atoms, with_inchikey)
+            if (i + 1) % 500 == 0:
+                report(i + 1)
+    out = [done[k] if k is not None else standardize_smiles(v, tautomer, max_heavy_atoms, with_inchikey)
+           for k, v in zip(keys, values, strict=True)]
+    if progress is not None:
+        progress(total)
     return out

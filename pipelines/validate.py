@@ -15,7 +15,7 @@ import pandas as pd
 from pipelines.catalog import LONG_COLUMNS, load_catalog
 from pipelines.errors import InputError
 from pipelines.measurements import check_units, parse_measurement
-from pipelines.standardize import DEFAULT_MAX_HEAVY_ATOMS, RejectReason, Standardized, standardize_smiles
+from pipelines.standardize import DEFAULT_MAX_HEAVY_ATOMS, RejectReason, standardize_unique
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +38,6 @@ class ValidationResult:
         return dict(Counter(self.rejected["reason"]).most_common())
 
 
-def _standardize_unique(values: pd.Series, tautomer: bool, max_heavy_atoms: int,
-                        progress=None) -> list[Standardized]:
-    """Standardize each distinct input once; ``progress(n_done)`` is called every 500 molecules."""
-    cache: dict[str, Standardized] = {}
-    out: list[Standardized] = []
-    for i, value in enumerate(values.tolist()):
-        if isinstance(value, str):
-            key = value.strip()
-            result = cache.get(key)
-            if result is None:
-                result = standardize_smiles(key, tautomer=tautomer, max_heavy_atoms=max_heavy_atoms)
-                cache[key] = result
-        else:
-            result = standardize_smiles(value, tautomer=tautomer, max_heavy_atoms=max_heavy_atoms)
-        out.append(result)
-        if progress is not None and (i + 1) % 500 == 0:
-            progress(i + 1)
-    if progress is not None:
-        progress(len(out))
-    return out
-
-
 def _with_row(df: pd.DataFrame) -> pd.DataFrame:
     if "row" in df.columns:
         return df.reset_index(drop=True)
@@ -69,8 +47,11 @@ def _with_row(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def validate_molecules(df: pd.DataFrame, smiles_col: str = "input", tautomer: bool = False,
-                       max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS, progress=None) -> ValidationResult:
+                       max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS, progress=None,
+                       n_jobs: int | None = None) -> ValidationResult:
     """Standardize every row's SMILES: accepted rows gain ``smiles`` and ``inchikey``.
+
+    Distinct SMILES are standardized once; large inputs use ``n_jobs`` processes (None: all cores).
 
     A ``_reject`` column (set by the SDF reader for unreadable records) forces that reason.
     """
@@ -83,7 +64,8 @@ def validate_molecules(df: pd.DataFrame, smiles_col: str = "input", tautomer: bo
     others = [c for c in table.columns if c not in ("row", "input", "_reject")]
     clash = {c: f"{c}_input" for c in others if c in ("smiles", "inchikey", "reason")}
     table = table.rename(columns=clash)
-    results = _standardize_unique(table["input"], tautomer, max_heavy_atoms, progress)
+    results = standardize_unique(table["input"].tolist(), tautomer, max_heavy_atoms, n_jobs=n_jobs,
+                                 progress=progress)
     forced = table["_reject"].fillna("").astype(str).tolist() if "_reject" in table.columns else None
     reasons = []
     for i, result in enumerate(results):
@@ -113,7 +95,7 @@ def _catalog_units() -> dict[str, str]:
 
 def validate_long_table(long_df: pd.DataFrame, expected_units: dict[str, str] | None = None,
                         tautomer: bool = False, max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS,
-                        progress=None) -> ValidationResult:
+                        progress=None, n_jobs: int | None = None) -> ValidationResult:
     """Validate a long table: molecules, endpoint names, relations, values and units.
 
     ``expected_units`` maps endpoint -> unit (default: the embedded catalog's units). Accepted rows:
@@ -132,7 +114,8 @@ def validate_long_table(long_df: pd.DataFrame, expected_units: dict[str, str] | 
         if column not in table.columns:
             table[column] = ""
     expected = _catalog_units() if expected_units is None else dict(expected_units)
-    results = _standardize_unique(table["input"], tautomer, max_heavy_atoms, progress)
+    results = standardize_unique(table["input"].tolist(), tautomer, max_heavy_atoms, n_jobs=n_jobs,
+                                 progress=progress)
     n = len(table)
     reasons: list[str] = [""] * n
     relations: list[str] = [""] * n

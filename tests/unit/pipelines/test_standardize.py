@@ -111,3 +111,17 @@ def test_neutral_single_fragment_molecules_keep_rdkit_identity():
         mol = Chem.MolFromSmiles(smiles)
         result = standardize_smiles(smiles)
         assert (result.smiles, result.inchikey) == (Chem.MolToSmiles(mol), Chem.MolToInchiKey(mol))
+
+
+def test_parallel_path_equals_serial(monkeypatch):
+    import pipelines.standardize as std
+    from pipelines.catalog import load_embedded
+
+    smiles = load_embedded(["toxcast_clean"])["smiles"].head(120).tolist() + ["", None, "xyz", "[Na+].[Cl-]"]
+    serial = std.standardize_unique(smiles, n_jobs=1)
+    monkeypatch.setattr(std, "PARALLEL_MIN_UNIQUE", 10)
+    monkeypatch.setattr(std, "_CHUNK", 25)
+    seen = []
+    parallel = std.standardize_unique(smiles, n_jobs=2, progress=seen.append)
+    assert parallel == serial
+    assert seen[-1] == len(smiles) and len(seen) > 2
