@@ -86,10 +86,7 @@ def resolve_node(context: Context, settings: NodeSettings) -> Node:
 def make_client_app(settings: NodeSettings | None = None) -> ClientApp:
     """A ClientApp bound to ``settings`` (simulation); ``app`` below uses the defaults."""
     settings = settings or NodeSettings()
-    mods = []
-    if settings.audit_dir is not None:
-        mods.append(audit_mod(settings.audit_dir, lambda ctx: resolve_node(ctx, settings).partner))
-    app = ClientApp(mods=mods)
+    app = ClientApp(mods=[audit_mod(settings.audit_dir, lambda ctx: resolve_node(ctx, settings).partner)])
     train_mods = [_dp_clip_when_asked]
     if settings.poison_partners:
         train_mods.append(sign_flip_mod(set(settings.poison_partners), settings.poison_scale,

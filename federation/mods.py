@@ -37,15 +37,21 @@ def describe_message(msg: Message) -> dict:
     }
 
 
-def audit_mod(folder: Path, partner_of: Callable[[Context], str]):
-    """A mod appending ``describe_message`` of every reply to ``folder/<partner>.jsonl``."""
-    folder = Path(folder)
+def audit_mod(folder: Path | None, partner_of: Callable[[Context], str]):
+    """A mod appending ``describe_message`` of every reply to ``<folder>/<partner>.jsonl``.
+
+    ``folder`` ``None``: the node config's ``audit-dir`` (deployment), else no record is kept.
+    """
 
     def mod(msg: Message, context: Context, call_next) -> Message:
         reply = call_next(msg, context)
+        where = folder if folder is not None else context.node_config.get("audit-dir")
+        if not where:
+            return reply
+        target = Path(str(where))
         entry = {"message_type": msg.metadata.message_type, **describe_message(reply)}
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{partner_of(context)}.jsonl"
+        target.mkdir(parents=True, exist_ok=True)
+        path = target / f"{partner_of(context)}.jsonl"
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
             handle.flush()
