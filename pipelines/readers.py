@@ -49,6 +49,16 @@ def _read_delimited(source: Source, sep: str) -> pd.DataFrame:
         raise InputError(f"{source.path}: cannot be read ({exc})") from exc
 
 
+def _delimiter(source: Source) -> str:
+    """Tab for TSV; for CSV a comma, or a semicolon when the header has semicolons and no comma
+    (spreadsheets in locales with a decimal comma write those)."""
+    if source.fmt == "tsv":
+        return "\t"
+    with open_text(source) as fh:
+        header = fh.readline()
+    return ";" if ";" in header and "," not in header else ","
+
+
 def _read_parquet(source: Source) -> pd.DataFrame:
     try:
         table = pd.read_parquet(source.path)
@@ -149,7 +159,7 @@ def read_table(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     elif source.fmt == "smi":
         table = _read_smi(source)
     else:
-        table = _read_delimited(source, "\t" if source.fmt == "tsv" else ",")
+        table = _read_delimited(source, _delimiter(source))
     if table.shape[1] == 0:
         raise InputError(f"{source.path}: no columns found")
     if len(table) == 0:

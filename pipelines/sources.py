@@ -41,7 +41,7 @@ class Source:
     gzipped: bool
     """True when the bytes are gzip-compressed (detected by magic bytes, not by the name)."""
     encoding: str
-    """Text encoding to read it with (``utf-8`` or ``latin-1``); ``binary`` for Parquet."""
+    """Text encoding to read it with (``utf-8``, ``utf-8-sig`` or ``latin-1``); ``binary`` for Parquet."""
 
 
 def _read_head(path: Path) -> tuple[bytes, bool]:
@@ -72,6 +72,8 @@ def _looks_binary(head: bytes) -> bool:
 
 
 def _encoding(head: bytes) -> str:
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"  # spreadsheet exports often start with a byte-order mark
     # The head may end in the middle of a multi-byte character: ignore up to 3 trailing bytes.
     for cut in range(4):
         try:

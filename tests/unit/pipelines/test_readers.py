@@ -159,3 +159,11 @@ def test_sdf_stereo_survives(tmp_path):
             writer.write(mol)
     table = read_molecules(path)
     assert table["input"].tolist() == ["C[C@H](N)C(=O)O", "C/C=C/C(=O)O"]
+
+
+def test_byte_order_mark_and_semicolon_csv(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffSMILES;name\nCCO;ethanol\nCCN;ethylamine\n".encode("utf-8"))
+    table = read_molecules(path)
+    assert table["input"].tolist() == ["CCO", "CCN"]
+    assert table["name"].tolist() == ["ethanol", "ethylamine"]
