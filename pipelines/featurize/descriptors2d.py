@@ -213,6 +213,85 @@ def _qed(mol: Chem.Mol, values: dict[str, float], logp: float, hba: int, alerts:
     values["qed"] = QED.qed(mol, qedProperties=props)
 
 
+_BCUT_NAMES = ("BCUT2D_MWHI", "BCUT2D_MWLOW", "BCUT2D_CHGHI", "BCUT2D_CHGLO",
+               "BCUT2D_LOGPHI", "BCUT2D_LOGPLOW", "BCUT2D_MRHI", "BCUT2D_MRLOW")
+_BURDEN_BOND = {  # RDKit BCUT.cpp: 1/sqrt(bond order); other bond types are an error there
+    Chem.BondType.SINGLE: 1.0,
+    Chem.BondType.DOUBLE: 0.7071067811865475,
+    Chem.BondType.TRIPLE: 0.5773502691896258,
+    Chem.BondType.AROMATIC: 0.8164965809277261,
+}
+
+
+def _bcut(mol: Chem.Mol, values: dict[str, float]) -> None:
+    """RDKit's ``BCUT2D`` (mass, Gasteiger charge, Crippen logP and MR Burden eigenvalues) from
+    the Gasteiger charges and Crippen contributions computed once for the molecule.
+
+    RDKit works on ``RemoveAllHs(mol)``; the caller uses this only for molecules without hydrogen
+    atoms, where that copy is the same graph. Any failure gives NaN, as RDKit's wrapper does.
+    """
+    n = mol.GetNumAtoms()
+    if n == 0:
+        for name in _BCUT_NAMES:
+            values[name] = 0.0
+        return
+    try:
+        rdPartialCharges.ComputeGasteigerCharges(mol, 12, True)
+        burden = np.full((n, n), 0.001)
+        for bond in mol.GetBonds():
+            i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+            burden[i, j] = burden[j, i] = _BURDEN_BOND[bond.GetBondType()]
+        atoms = [mol.GetAtomWithIdx(i) for i in range(n)]
+        contribs = np.asarray(rdMolDescriptors._CalcCrippenContribs(mol), dtype=np.float64)
+        props = np.array([
+            [a.GetMass() for a in atoms],
+            [a.GetDoubleProp("_GasteigerCharge") for a in atoms],
+            contribs[:, 0],
+            contribs[:, 1],
+        ])
+    except Exception:  # noqa: BLE001 - missing Gasteiger parameters, unusual bond types
+        for name in _BCUT_NAMES:
+            values[name] = math.nan
+        return
+    stack = np.repeat(burden[None], 4, axis=0)
+    diag = np.arange(n)
+    stack[:, diag, diag] = props
+    eig = np.linalg.eigvalsh(stack)
+    for k in range(4):
+        values[_BCUT_NAMES[2 * k]] = float(eig[k, -1])
+        values[_BCUT_NAMES[2 * k + 1]] = float(eig[k, 0])
+
+
+_SPS_HYBRIDISATION = {
+    Chem.HybridizationType.SP: 1,
+    Chem.HybridizationType.SP2: 2,
+    Chem.HybridizationType.SP3: 3,
+}
+
+
+def _sps(mol: Chem.Mol) -> float:
+    """``SpacialScore.SPS`` (normalised) with the same per-atom integer terms, in one pass."""
+    copy = Chem.Mol(mol)
+    Chem.rdmolops.FindPotentialStereoBonds(copy)
+    stereo_atoms = {
+        idx for idx, _ in Chem.FindMolChiralCenters(
+            copy, includeUnassigned=True, includeCIP=False, useLegacyImplementation=False)
+    }
+    for bond in copy.GetBonds():
+        if bond.GetBondType() == Chem.BondType.DOUBLE and bond.GetStereo() != Chem.BondStereo.STEREONONE:
+            stereo_atoms.add(bond.GetBeginAtomIdx())
+            stereo_atoms.add(bond.GetEndAtomIdx())
+    score = 0
+    for i in range(copy.GetNumAtoms()):
+        atom = copy.GetAtomWithIdx(i)
+        hybrid = _SPS_HYBRIDISATION.get(atom.GetHybridization(), 4)
+        stereo = 2 if i in stereo_atoms else 1
+        ring = 1 if atom.GetIsAromatic() else (2 if atom.IsInRing() else 1)
+        degree = atom.GetDegree()
+        score += hybrid * stereo * ring * degree**2
+    return score / copy.GetNumHeavyAtoms()
+
+
 def _shared_values(mol: Chem.Mol) -> dict[str, float]:
     """Descriptors whose shared intermediates are computed here once, by name."""
     values: dict[str, float] = {}
@@ -226,6 +305,8 @@ def _shared_values(mol: Chem.Mol) -> dict[str, float]:
     hba, alerts = _patterns(mol, values, with_qed_patterns=not has_h)
     if not has_h:
         _qed(mol, values, logp, hba, alerts)
+        _bcut(mol, values)
+    values["SPS"] = _sps(mol)
     return values
 
 
