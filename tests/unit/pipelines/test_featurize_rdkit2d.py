@@ -27,14 +27,19 @@ def molecules_smiles() -> list[str]:
     return smiles + EDGE_CASES
 
 
+@pytest.fixture(scope="module")
+def naive_values(molecules_smiles) -> np.ndarray:
+    return np.array([naive_descriptors_2d(Chem.MolFromSmiles(s)) for s in molecules_smiles])
+
+
 def test_descriptor_names_follow_rdkit():
     assert DESCRIPTOR_NAMES == tuple(name for name, _ in Descriptors.descList)
     assert len(DESCRIPTOR_NAMES) > 200
 
 
-def test_values_equal_the_naive_loop(molecules_smiles):
+def test_values_equal_the_naive_loop(molecules_smiles, naive_values):
     fast = np.array([descriptors_2d(Chem.MolFromSmiles(s)) for s in molecules_smiles])
-    naive = np.array([naive_descriptors_2d(Chem.MolFromSmiles(s)) for s in molecules_smiles])
+    naive = naive_values
     assert fast.shape == naive.shape == (len(molecules_smiles), len(DESCRIPTOR_NAMES))
     close = np.isclose(fast, naive, rtol=1e-6, atol=1e-6, equal_nan=True)
     bad = [(molecules_smiles[i], DESCRIPTOR_NAMES[j], naive[i, j], fast[i, j]) for i, j in np.argwhere(~close)]
@@ -44,9 +49,9 @@ def test_values_equal_the_naive_loop(molecules_smiles):
     assert np.isnan(naive).any()
 
 
-def test_featurizer_output_matches_naive_in_float32(molecules_smiles):
+def test_featurizer_output_matches_naive_in_float32(molecules_smiles, naive_values):
     fm = featurize_smiles(molecules_smiles, spec="rdkit2d", n_jobs=1)
-    naive = np.array([naive_descriptors_2d(Chem.MolFromSmiles(s)) for s in molecules_smiles])
+    naive = naive_values.copy()
     naive[~np.isfinite(naive)] = np.nan
     assert fm.valid.all()  # a NaN descriptor is a NaN cell, not an invalid row
     np.testing.assert_allclose(fm.X, naive.astype(np.float32), rtol=1e-6, atol=1e-6, equal_nan=True)
