@@ -1,0 +1,89 @@
+"""Split-conformal intervals and probability calibration on synthetic cases with known answers;
+applicability-domain similarity against RDKit's own Tanimoto."""
+
+import math
+
+import numpy as np
+import pytest
+from rdkit import Chem, DataStructs
+from rdkit.Chem import rdFingerprintGenerator
+
+from admet.conformal import ConformalRegressor, ProbabilityCalibrator, conformal_quantile
+from admet.domain import ApplicabilityDomain
+
+
+def test_conformal_quantile_is_the_finite_sample_rank():
+    scores = np.arange(1, 10, dtype=float)          # n = 9
+    assert conformal_quantile(scores, 0.9) == 9.0   # ceil(10 * 0.9) = 9th smallest
+    assert conformal_quantile(scores, 0.5) == 5.0   # ceil(10 * 0.5) = 5th
+    assert math.isinf(conformal_quantile(scores[:5], 0.9))  # too few for 90%
+
+
+@pytest.mark.parametrize("method", ["absolute", "normalized", "auto"])
+def test_conformal_intervals_cover_at_the_requested_level(method):
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        sigma = rng.uniform(0.2, 2.0, n)            # heteroscedastic, and the model knows it
+        mu = rng.normal(0, 3, n)
+        return mu + rng.normal(0, sigma), mu, sigma
+
+    y_cal, mu_cal, sd_cal = draw(2000)
+    conf = ConformalRegressor.fit(y_cal, mu_cal, sd_cal, coverage=0.9, method=method)
+    y, mu, sd = draw(50_000)
+    lo, hi = conf.interval(mu, sd)
+    coverage = np.mean((y >= lo) & (y <= hi))
+    assert 0.88 <= coverage <= 0.92, coverage
+    if method == "absolute":  # known answer: 90% quantile of |N(0, U(0.2, 2))|
+        z = np.abs(rng.normal(0, rng.uniform(0.2, 2.0, 400_000)))
+        assert conf.q == pytest.approx(np.quantile(z, 0.9), rel=0.06)
+    if method == "auto":  # the spread is informative, so normalized intervals are narrower
+        assert conf.method == "normalized"
+    assert ConformalRegressor.from_dict(conf.to_dict()) == conf
+
+
+def test_uncalibrated_when_too_few_labels_gives_nan_interval():
+    conf = ConformalRegressor.fit(np.ones(3), np.zeros(3), np.ones(3), coverage=0.9)
+    assert not conf.calibrated
+    lo, hi = conf.interval(np.zeros(2), np.ones(2))
+    assert np.isnan(lo).all() and np.isnan(hi).all()
+
+
+@pytest.mark.parametrize("n", [300, 3000])
+def test_probability_calibration_repairs_overconfident_scores(n):
+    rng = np.random.default_rng(1)
+    true_p = rng.uniform(0.05, 0.95, n + 20000)
+    y = (rng.random(len(true_p)) < true_p).astype(float)
+    logit = np.log(true_p / (1 - true_p))
+    raw = 1 / (1 + np.exp(-3 * logit))               # overconfident model
+    cal = ProbabilityCalibrator.fit(y[:n], raw[:n])
+    assert cal.method == ("platt" if n < 500 else "isotonic")
+    p = cal.transform(raw[n:])
+
+    def brier(q):
+        return np.mean((q - y[n:]) ** 2)
+
+    assert brier(p) < brier(raw[n:]) - 0.005
+    assert np.abs(p - true_p[n:]).mean() < 0.05
+    assert ProbabilityCalibrator.fit(np.ones(50), raw[:50]).method == "identity"  # one class
+
+
+def test_domain_similarity_equals_rdkit_tanimoto_and_flags_outliers():
+    train = ["CCOc1ccccc1C(=O)N", "CCN(CC)CCNC(=O)c1ccc(N)cc1", "Cc1ccc(S(=O)(=O)N)cc1", "c1ccc2[nH]ccc2c1",
+             "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "O=C(O)c1ccccc1O", "CN1CCC[C@H]1c1cccnc1"]
+    cal = ["CCOc1ccccc1C(=O)NC", "Cc1ccc(S(=O)(=O)NC)cc1", "CC(C)Cc1ccc(C(C)C(=O)OC)cc1"]
+    ad = ApplicabilityDomain.fit(train, cal, percentile=5)
+    queries = ["CCOc1ccccc1C(=O)N", "CCCCCCCCCCCCCCCCCC(=O)O", "not a smiles", "c1ccc2[nH]ccc2c1C"]
+    sim = ad.max_similarity(queries)
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    ref = [gen.GetFingerprint(Chem.MolFromSmiles(s)) for s in train]
+    for q, s in zip(queries, sim):
+        mol = Chem.MolFromSmiles(q)
+        if mol is None:
+            assert np.isnan(s)
+            continue
+        assert s == pytest.approx(max(DataStructs.BulkTanimotoSimilarity(gen.GetFingerprint(mol), ref)), abs=1e-6)
+    assert sim[0] == pytest.approx(1.0)
+    flags = ad.in_domain(sim)
+    assert flags[0] and not flags[1]
+    assert 0 < ad.threshold < 1
