@@ -101,3 +101,22 @@ def test_streaming_in_parallel_with_cache(library, tmp_path):
     for _ in range(2):  # cold, then warm
         chunks = list(iter_featurize(iter(library), spec="maccs", chunk_size=40, n_jobs=2, cache_dir=tmp_path))
         np.testing.assert_array_equal(np.vstack([c.X for c in chunks]), whole.X)
+
+
+@pytest.mark.slow
+def test_parallel_from_a_threaded_parent_uses_forkserver(library):
+    """Prefect/Dask parents run threads: workers must then start without a plain fork."""
+    import threading
+
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait, daemon=True)
+    helper.start()
+    try:
+        executor = parallel.make_executor(2)
+        assert executor._mp_context.get_start_method() == "forkserver"
+        executor.shutdown()
+        par = featurize_smiles(library[:60], spec="maccs", n_jobs=2, chunk_size=20)
+    finally:
+        stop.set()
+        helper.join()
+    np.testing.assert_array_equal(par.X, featurize_smiles(library[:60], spec="maccs", n_jobs=1).X)
