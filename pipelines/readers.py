@@ -54,8 +54,11 @@ def _delimiter(source: Source) -> str:
     (spreadsheets in locales with a decimal comma write those)."""
     if source.fmt == "tsv":
         return "\t"
-    with open_text(source) as fh:
-        header = fh.readline()
+    try:
+        with open_text(source) as fh:
+            header = fh.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise InputError(f"{source.path}: cannot be read as text ({exc})") from exc
     return ";" if ";" in header and "," not in header else ","
 
 

@@ -74,8 +74,10 @@ def _looks_binary(head: bytes) -> bool:
 def _encoding(head: bytes) -> str:
     if head.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"  # spreadsheet exports often start with a byte-order mark
-    # The head may end in the middle of a multi-byte character: ignore up to 3 trailing bytes.
-    for cut in range(4):
+    # A head cut at _HEAD_BYTES may end in the middle of a multi-byte character: then up to 3
+    # trailing bytes are ignored. A whole (short) file must decode completely.
+    cuts = range(4) if len(head) >= _HEAD_BYTES else range(1)
+    for cut in cuts:
         try:
             head[: len(head) - cut].decode("utf-8")
             return "utf-8"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipelines.catalog import LONG_COLUMNS
 from pipelines.errors import InputError
@@ -167,3 +169,21 @@ def test_byte_order_mark_and_semicolon_csv(tmp_path):
     table = read_molecules(path)
     assert table["input"].tolist() == ["CCO", "CCN"]
     assert table["name"].tolist() == ["ethanol", "ethylamine"]
+
+
+_text_lines = st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30), max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.one_of(st.binary(max_size=300), _text_lines.map(lambda ls: "\n".join(ls).encode("utf-8"))),
+       suffix=st.sampled_from([".csv", ".tsv", ".smi", ".sdf", ".parquet", ".txt", ".csv.gz"]),
+       long=st.booleans())
+def test_property_any_file_reads_or_raises_input_error(tmp_path_factory, content, suffix, long):
+    path = tmp_path_factory.mktemp("fuzz") / f"input{suffix}"
+    path.write_bytes(gzip.compress(content) if suffix.endswith(".gz") else content)
+    try:
+        table = read_long_table(path) if long else read_molecules(path)
+    except InputError:
+        return
+    assert len(table) > 0
+    assert {"row", "input"} <= set(table.columns)
