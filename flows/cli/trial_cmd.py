@@ -89,11 +89,12 @@ def train_cmd(
         with _spinner(f"training on {len(usable)} trials ({seeds} seeds)"):
             model = TrialOutcomeModel(cfg, admet=admet, admet_dir=str(admet_model.resolve()) if admet_model else None)
             model.fit(usable, usable["label"].to_numpy())
-        metrics = {"train_oof": model.metrics, "n_input": len(table.trials), "n_unusable": len(table.problems)}
+        metrics = {"train_oof": dict(model.metrics), "n_input": len(table.trials),
+                   "n_unusable": len(table.problems)}
         if valid is not None:
             vt = read_trials(valid, require_label=True).usable
             metrics["valid"] = _metrics(vt["label"].to_numpy().astype(int), model.predict_proba(vt))
-        model.metrics.update(metrics)
+        model.metrics.update({k: v for k, v in metrics.items() if k != "train_oof"})
         model.save(out)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     t = Table(title=f"trial model -> {out}")
