@@ -113,9 +113,13 @@ class ControlClient:
         self._run("stop", str(run_id), CONNECTION, check=False)
 
     def wait(self, run_id: int, timeout: float, on_line: Callable[[str], None] | None = None,
-             poll: float = 2.0) -> str:
-        """Follow the run's logs (``flwr log --stream``) until it finishes; return its status
-        (``finished:completed``, ``finished:failed``, ``finished:stopped``)."""
+             poll: float = 5.0) -> str:
+        """Follow the run until it finishes; return its status (``finished:completed``,
+        ``finished:failed``, ``finished:stopped``).
+
+        With ``on_line``, the run's log is streamed (``flwr log --stream``, which ends when the run
+        ends) and the status is only asked now and then; every ``flwr`` call costs a Python start,
+        which matters on a small machine."""
         streamer = _LogStreamer(self, run_id, on_line) if on_line else None
         deadline = time.monotonic() + timeout
         try:
@@ -123,11 +127,15 @@ class ControlClient:
                 status = self.status(run_id)
                 if status.startswith(TERMINAL_PREFIX):
                     return status
-                if time.monotonic() > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     self.stop_run(run_id)
                     raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s "
                                        f"(last status {status}); stopped it")
-                time.sleep(poll)
+                if streamer is not None and streamer.running():
+                    streamer.wait(min(30.0, left))
+                else:
+                    time.sleep(min(poll, left))
         finally:
             if streamer is not None:
                 streamer.close()
@@ -157,6 +165,16 @@ class _LogStreamer:
         assert self._proc.stdout is not None
         for line in self._proc.stdout:
             on_line(line.rstrip("\n"))
+
+    def running(self) -> bool:
+        return self._proc.poll() is None
+
+    def wait(self, timeout: float) -> None:
+        """Block until the stream ends (the run finished) or ``timeout`` s pass."""
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
 
     def close(self) -> None:
         if self._proc.poll() is None:

@@ -6,7 +6,7 @@ their settings from the run config (``config-path``) and the node config (``data
 ``partner-id``, ``work-dir``), exactly like the plain ADMET apps.
 
 The ClientApp here adds one thing: with node config ``audit-dir`` set, every reply that leaves the
-node is described in ``<audit-dir>/<partner>.jsonl`` - record names, array shapes and dtypes, and
+node is described in ``<audit-dir>/<partner>.secagg.jsonl`` (with the run id) - record names, array shapes and dtypes, and
 for SecAgg+ masked-vector uploads the decoded arrays' shape, dtype and value range (never the
 values). That is the evidence that, in this mode, a partner never sends its model update in the
 clear: what leaves is a vector masked over the field ``[0, modulus)``.
@@ -73,11 +73,12 @@ class AuditedClientApp(ClientApp):
         folder = context.node_config.get("audit-dir")
         if folder:
             partner = resolve_node(context, self.settings).partner
-            entry = {"message_type": message.metadata.message_type, **describe_message(reply)}
+            entry = {"run_id": int(context.run_id), "message_type": message.metadata.message_type,
+                     **describe_message(reply)}
             masked = describe_masked_upload(reply)
             if masked is not None:
                 entry["masked_upload"] = masked
-            path = Path(str(folder)) / f"{partner}.jsonl"
+            path = Path(str(folder)) / f"{partner}.secagg.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")

@@ -102,6 +102,18 @@ def test_only_the_trunk_travels_and_heads_stay_on_the_nodes(admet_run):
     for rnd in report["round_log"]:  # every partner sent exactly the serialized trunk, nothing more
         assert rnd["bytes_up"] == wire * len(PARTNERS)
         assert rnd["bytes_down"] == wire * len(PARTNERS)
+    # What each node actually sent (its audit of outgoing replies): trunk arrays and scalars only.
+    with np.load(result.outcome.out_dir / "checkpoints" / latest["file"]) as z:
+        shapes = {k: list(z[f"a{i:04d}"].shape) for i, k in enumerate(latest["keys"])}
+    audit = cons.run_dir.parent / "audit"
+    for p in PARTNERS:
+        entries = [json.loads(line) for line in (audit / f"{p}.jsonl").read_text().splitlines()]
+        train = [e for e in entries if e["message_type"] == "train"]
+        assert len(train) == 2, f"{p}: expected one training reply per round"
+        for e in train:
+            sent = {k: v["shape"] for rec in e["arrays"].values() for k, v in rec.items()}
+            assert sent == shapes, f"{p} sent {sorted(sent)}"
+            assert all(t in ("int", "float") for rec in e["metrics"].values() for t in rec.values())
     for p in PARTNERS:
         heads = cons.run_dir / "nodes" / p / "work" / "private_heads.npz"
         assert heads.exists(), f"{p} kept no private heads on its node"
@@ -137,7 +149,8 @@ def test_secagg_partners_only_send_masked_vectors(secagg_run):
         trunk = [z[f"a{i:04d}"] for i in range(len(latest["keys"]))]
     assert latest["round"] == 1 and all(np.isfinite(a).all() for a in trunk)
     for p in PARTNERS:
-        entries = [json.loads(line) for line in (audit / f"{p}.jsonl").read_text().splitlines()]
+        entries = [json.loads(line) for line in (audit / f"{p}.secagg.jsonl").read_text().splitlines()]
+        assert {e["run_id"] for e in entries} == {result.outcome.run_id}
         train = [e for e in entries if e["message_type"] == "train"]
         assert train, f"{p} logged no training replies"
         assert all(not e.get("arrays") for e in train), f"{p} sent model arrays in the clear"
