@@ -46,11 +46,15 @@ class DeploymentReport:
 
 
 def missing_partners(result: dict, registered: list[str]) -> list[str]:
-    """Partners that were registered (or took part in a round) but did not answer in some round."""
+    """Partners that were registered but never answered, or that failed or were absent in a round.
+
+    Rounds aggregated under SecAgg+ list no partner names (the server sees only the aggregate):
+    there, only explicit failures count."""
     answered_stats = set(result.get("partner_of_node", {}).values())
-    failed = {p for r in result.get("round_log", []) for p in r.get("failed", [])}
-    in_rounds = [set(r.get("accepted", [])) | set(r.get("rejected", [])) for r in result.get("round_log", [])]
-    dropped = {p for p in answered_stats if any(p not in seen for seen in in_rounds)}
+    failed = {p for r in result.get("round_log", []) for p in r.get("failed", []) if p in set(registered) | answered_stats}
+    named_rounds = [set(r.get("accepted", [])) | set(r.get("rejected", [])) for r in result.get("round_log", [])
+                    if not any(str(a).startswith("<") for a in r.get("accepted", []))]
+    dropped = {p for p in answered_stats if any(p not in seen for seen in named_rounds)}
     never = {p for p in registered if p not in answered_stats}
     return sorted(failed | dropped | never)
 

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -261,7 +262,7 @@ def public_key_fingerprint(public_key_path: str | Path) -> str:
         raise InputError(f"public key file not found: {path}")
     try:
         key = serialization.load_ssh_public_key(path.read_bytes())
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise InputError(f"{path} is not an OpenSSH public key: {exc}") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise InputError(f"{path} is not an EC public key (Flower needs a NIST EC curve)")

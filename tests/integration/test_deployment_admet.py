@@ -144,6 +144,7 @@ def test_secagg_partners_only_send_masked_vectors(secagg_run):
     result, audit = secagg_run
     assert result.outcome.completed, result.outcome.status
     assert result.report["privacy"]["secure_aggregation"] is True
+    assert result.report["deployment"]["missing_partners"] == []
     latest = json.loads((result.outcome.out_dir / "checkpoints" / "latest.json").read_text())
     with np.load(result.outcome.out_dir / "checkpoints" / latest["file"]) as z:
         trunk = [z[f"a{i:04d}"] for i in range(len(latest["keys"]))]
