@@ -116,7 +116,7 @@ def _slope(rule, x: np.ndarray) -> np.ndarray:
     return outside / rule.soft
 
 
-def build_pool(long_df: pd.DataFrame, objective: LabObjective, spec: str = "morgan_count",
+def build_pool(long_df: pd.DataFrame, objective: LabObjective, spec: str = "morgan_count+rdkit2d",
                max_compounds: int | None = None, seed: int = 0) -> LabPool:
     """Compounds measured on every objective endpoint, featurized; labels kept for the oracle."""
     from admet.tasks import task_data_from_long

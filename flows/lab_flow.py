@@ -84,12 +84,22 @@ def compare(pool: LabPool, tuned: LabSettings, seeds: tuple[int, ...], fraction:
         m = c.measurements_to_find(fraction)
         return float(m) if m is not None else float("nan")
 
-    model_need = float(np.nanmean([need(c) for c in runs["model"]]))
-    random_need = float(np.nanmean([need(c) for c in runs["random"]]))
+    model_need = float(np.nanmean([need(c) for c in runs["model"]])) if any(
+        c.measurements_to_find(fraction) for c in runs["model"]) else float("nan")
+    random_seen = [need(c) for c in runs["random"]]
+    # random picking: the k-th top compound sits at k (N+1)/(K+1) in expectation (exact, without
+    # replacement); used when the budget is too small for random picking to get there
+    k = int(np.ceil(fraction * n_top))
+    random_expected = k * (len(pool.smiles) + 1) / (n_top + 1)
+    random_need = float(np.mean(random_seen)) if not np.isnan(random_seen).any() else random_expected
     return {
         "n_pool": len(pool.smiles), "n_top": n_top, "fraction_target": fraction,
         "measurements_model": model_need, "measurements_random": random_need,
+        "measurements_random_expected": random_expected,
+        "random_source": "observed" if not np.isnan(random_seen).any() else "expected (budget too small)",
         "ratio_random_over_model": random_need / model_need if model_need > 0 else float("nan"),
+        "found_at_budget_model": float(np.mean([c.found[-1] for c in runs["model"]])),
+        "found_at_budget_random": float(np.mean([c.found[-1] for c in runs["random"]])),
         "auc_model": float(np.mean([c.auc() for c in runs["model"]])),
         "auc_random": float(np.mean([c.auc() for c in runs["random"]])),
         "curves": {k: np.stack([c.found for c in v]).tolist() for k, v in runs.items()},
