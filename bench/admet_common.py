@@ -140,14 +140,15 @@ def peer_features(smiles: list[str]) -> np.ndarray:
     return np.vstack(rows)
 
 
-def lgbm_peer_predict(split: Split, seed: int = 0, n_jobs: int = 2) -> np.ndarray:
+def lgbm_peer_predict(split: Split, seed: int = 0, n_jobs: int = 2, n_estimators: int = 1000,
+                      learning_rate: float = 0.03) -> np.ndarray:
     """MapLight-style gradient boosting: LightGBM on Morgan counts + RDKit 2D, fixed sensible settings."""
     import lightgbm as lgb
 
     Xtr = peer_features(split.train["smiles"].tolist())
     Xte = peer_features(split.test["smiles"].tolist())
     model = lgb.LGBMRegressor(
-        n_estimators=1000, learning_rate=0.03, num_leaves=31, subsample=0.8, subsample_freq=1,
+        n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=31, subsample=0.8, subsample_freq=1,
         colsample_bytree=0.5, random_state=seed, n_jobs=n_jobs, verbose=-1,
     )
     model.fit(Xtr, split.train["activity"].to_numpy())

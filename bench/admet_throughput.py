@@ -1,0 +1,230 @@
+"""Screening throughput: fedadmet end-to-end predict vs ADMET-AI 2.0.1 on the same molecules, same run.
+
+    .venv/bin/python bench/admet_throughput.py                  # 10,000 MOSES molecules + 1M streamed
+    .venv/bin/python bench/admet_throughput.py --quick          # 500 molecules, no stream, no ADMET-AI
+    .venv/bin/python bench/admet_throughput.py --n 2000 --stream-n 0
+
+fedadmet: ``admet.predict.predict_file`` (read, standardize, featurize, every endpoint with ensemble
+spread, conformal interval, applicability-domain flag and approved-drug percentile, written to
+Parquet) in a child process, timed from the call to the written file; the bundle is loaded before
+the clock starts (model load is reported separately). ADMET-AI: ``ADMETModel().predict(smiles=...)``
+in its own venv (/work/peers/admetai, bench/peers/setup.sh), in a child process with the network
+namespace removed (``unshare -n`` when available) so that a download attempt would fail.
+Streaming: the MOSES 100k file repeated to ``--stream-n`` rows; the child samples its own RSS plus
+its workers' after every chunk; peak RSS by 100k rows is compared with the peak over the whole run.
+
+The bundle: ``--bundle DIR``, or one trained here on every embedded endpoint with the default
+architecture (``ModelConfig`` defaults: 5-member MTNN ensemble, 1024-512 trunk, morgan_count+rdkit2d)
+but few epochs (weights quality does not change prediction cost); cached under .fedadmet-cache/bench/.
+Writes bench/results/admet_throughput.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import admet_common as ac  # noqa: E402
+
+log = logging.getLogger("bench.admet_throughput")
+MOSES = ac.SHARED_DATA / "moses_100k.smi.gz"
+WORK = ac.FEATURE_CACHE / "throughput"
+ADMETAI_PY = ac.PEERS_DIR / "admetai" / "bin" / "python"
+
+
+# ------------------------------------------------------------------------------------ inputs
+def write_library(n: int, path: Path) -> Path:
+    """First ``n`` MOSES molecules (the 100k file cycled when n > 100k), one SMILES per line."""
+    if path.exists() and sum(1 for _ in open(path)) == n:
+        return path
+    with gzip.open(MOSES, "rt") as fh:
+        base = [line.split()[0] for line in fh if line.strip()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as out:
+        for i in range(n):
+            out.write(base[i % len(base)] + "\n")
+    return path
+
+
+def get_bundle(bundle: str | None, quick: bool) -> Path:
+    if bundle:
+        return Path(bundle)
+    from admet.config import ModelConfig
+    from admet.fit import prepare_task_data, train_bundle
+    from pipelines.catalog import load_embedded
+
+    target = WORK / ("bundle_quick" if quick else "bundle_default_arch")
+    if (target / "bundle.json").exists():
+        return target
+    long_df = load_embedded()
+    if quick:
+        keep = long_df["compound_id"].drop_duplicates().sample(n=1500, random_state=0)
+        long_df = long_df[long_df["compound_id"].isin(set(keep))]
+    cfg = ModelConfig.build(epochs=2 if quick else 5, patience=0, ensemble=2 if quick else 5)
+    log.info("training the throughput bundle (%d rows, %s)", len(long_df), cfg.to_json_dict())
+    td = prepare_task_data(long_df)
+    b = train_bundle(td, cfg, cache_dir=ac.FEATURE_CACHE / "fedadmet_featcache")
+    if target.exists():
+        shutil.rmtree(target)
+    b.save(target)
+    return target
+
+
+# ------------------------------------------------------------------------------ child runner
+def _tree_rss_mb() -> float:
+    import psutil
+
+    me = psutil.Process()
+    total = me.memory_info().rss
+    for child in me.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+def child(bundle_dir: str, input_path: str, out_path: str, stats_path: str, chunk_size: int) -> None:
+    """Runs in a fresh process: load the bundle, predict the file, record timing and memory."""
+    from admet.bundle import load_bundle
+    from admet.predict import predict_file
+
+    t0 = time.perf_counter()
+    bundle = load_bundle(bundle_dir)
+    t_load = time.perf_counter() - t0
+    samples: list[tuple[int, float, float]] = []
+
+    def progress(rows: int, seconds: float) -> None:
+        samples.append((rows, round(seconds, 2), round(_tree_rss_mb(), 1)))
+
+    summary = predict_file(bundle_dir, input_path, out_path, chunk_size=chunk_size, progress=progress,
+                           bundle=bundle)
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(out_path)
+    cols = pq.read_schema(out_path).names
+    Path(stats_path).write_text(json.dumps({
+        "load_seconds": t_load, "predict_seconds": summary.seconds, "n_rows": summary.n_rows,
+        "n_ok": summary.n_ok, "n_rejected": summary.n_rejected, "rows_in_output": meta.num_rows,
+        "n_output_columns": len(cols), "endpoints": bundle.task_names,
+        "mol_per_s": summary.n_rows / summary.seconds,
+        "peak_rss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "rss_samples": samples, "chunk_size": chunk_size, "workers_rss_included": True,
+    }))
+
+
+def run_fedadmet(bundle: Path, library: Path, tag: str, chunk_size: int) -> dict:
+    out = WORK / f"pred_{tag}.parquet"
+    stats = WORK / f"stats_{tag}.json"
+    for p in (out, stats):
+        p.unlink(missing_ok=True)
+    shutil.rmtree(out.with_name(out.name + ".parts"), ignore_errors=True)
+    cmd = [sys.executable, __file__, "--child", str(bundle), str(library), str(out), str(stats),
+           "--chunk-size", str(chunk_size)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"fedadmet predict child failed:\n{proc.stderr[-3000:]}")
+    res = json.loads(stats.read_text())
+    res["wall_seconds_incl_startup"] = wall
+    out.unlink(missing_ok=True)
+    return res
+
+
+def run_admetai(library: Path) -> dict:
+    if not ADMETAI_PY.exists():
+        return {"skipped": f"ADMET-AI venv missing at {ADMETAI_PY}; run bash bench/peers/setup.sh"}
+    stats = WORK / "stats_admetai.json"
+    stats.unlink(missing_ok=True)
+    cmd = [str(ADMETAI_PY), str(Path(__file__).parent / "peers" / "admetai_predict.py"), str(library), str(stats)]
+    isolated = shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-n", "true"], capture_output=True).returncode == 0
+    if isolated:
+        cmd = ["unshare", "-n"] + cmd
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"failed": proc.stderr[-3000:], "network_isolated": isolated}
+    res = json.loads(stats.read_text())
+    res.update(wall_seconds_incl_startup=wall, network_isolated=isolated)
+    return res
+
+
+# ------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--n", type=int, default=None, help="molecules for the head-to-head (default 10000)")
+    parser.add_argument("--stream-n", type=int, default=None, help="rows for the streaming run (default 1e6; 0 = skip)")
+    parser.add_argument("--bundle", default=None, help="an existing model bundle folder")
+    parser.add_argument("--chunk-size", type=int, default=5000)
+    parser.add_argument("--no-admetai", action="store_true")
+    parser.add_argument("--child", nargs=4, metavar=("BUNDLE", "INPUT", "OUT", "STATS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.child:
+        child(*args.child, chunk_size=args.chunk_size)
+        return 0
+    n = args.n or (500 if args.quick else 10_000)
+    stream_n = args.stream_n if args.stream_n is not None else (0 if args.quick else 1_000_000)
+    t_start = time.perf_counter()
+    bundle = get_bundle(args.bundle, args.quick)
+    library = write_library(n, WORK / f"moses_{n}.smi")
+    results: dict = {"n": n, "bundle": str(bundle)}
+    results["fedadmet"] = run_fedadmet(bundle, library, f"n{n}", min(args.chunk_size, max(n // 4, 100)))
+    log.info("fedadmet: %.0f molecules/s", results["fedadmet"]["mol_per_s"])
+    if not (args.quick or args.no_admetai):
+        results["admetai"] = run_admetai(library)
+    rows = [["fedadmet (predict_file, all endpoints, std + interval + domain + percentile)", n,
+             results["fedadmet"]["predict_seconds"], results["fedadmet"]["mol_per_s"],
+             max(results["fedadmet"]["peak_rss_self_mb"], 0) + results["fedadmet"]["peak_rss_children_mb"]]]
+    a = results.get("admetai", {})
+    if "mol_per_s_predict" in a:
+        rows.append(["ADMET-AI 2.0.1 (ADMETModel().predict)", n, a["predict_seconds"], a["mol_per_s_predict"],
+                     a["peak_rss_mb"]])
+        results["speedup_vs_admetai"] = results["fedadmet"]["mol_per_s"] / a["mol_per_s_predict"]
+    table = ac.markdown_table(["tool", "molecules", "predict seconds", "molecules/s", "peak RSS MB"], rows)
+    lines = [table]
+    if "speedup_vs_admetai" in results:
+        lines.append(f"speed-up vs ADMET-AI: {results['speedup_vs_admetai']:.1f}x (target >= 10x and >= 500/s)")
+        lines.append(f"ADMET-AI weights from its package: {a.get('models_dir_inside_package')}, "
+                     f"network namespace removed during the run: {a.get('network_isolated')}")
+    if stream_n:
+        lib = write_library(stream_n, WORK / f"moses_{stream_n}.smi")
+        s = run_fedadmet(bundle, lib, f"stream{stream_n}", args.chunk_size)
+        samples = s["rss_samples"]
+        early = [r for rows_, _, r in samples if rows_ <= min(100_000, stream_n)]
+        s["peak_rss_by_100k_mb"] = max(early) if early else None
+        s["peak_rss_sampled_mb"] = max(r for _, _, r in samples)
+        s["rss_growth_100k_to_end_mb"] = (s["peak_rss_sampled_mb"] - s["peak_rss_by_100k_mb"]) if early else None
+        results["stream"] = s
+        lines.append(ac.markdown_table(
+            ["stream rows", "molecules/s", "peak RSS by 100k (MB)", "peak RSS whole run (MB)", "growth (MB)",
+             "self ru_maxrss (MB)", "workers ru_maxrss (MB)"],
+            [[stream_n, s["mol_per_s"], s["peak_rss_by_100k_mb"], s["peak_rss_sampled_mb"],
+              s["rss_growth_100k_to_end_mb"], s["peak_rss_self_mb"], s["peak_rss_children_mb"]]]))
+    text = "\n\n".join(lines)
+    print(text)
+    payload = {"benchmark": "admet_throughput", "quick": args.quick, **results, "markdown": text,
+               "seconds_total": time.perf_counter() - t_start, "machine": ac.machine_info(),
+               "note": "RSS samples sum the predict process and its featurization workers (psutil), after each chunk"}
+    name = "admet_throughput_quick.json" if args.quick else "admet_throughput.json"
+    print(f"\nwrote {ac.write_json(name, payload)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
