@@ -36,7 +36,7 @@ from pipelines.catalog import LONG_COLUMNS
 from pipelines.errors import InputError
 from pipelines.measurements import RELATIONS
 from pipelines.readers import read_long_table, write_kmelloddy
-from pipelines.split import scaffold_of
+from pipelines.split import scaffolds_of
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +172,11 @@ def _repair(owner: np.ndarray, membership: np.ndarray, measures: np.ndarray, cfg
 
 def partition_partners(long_df: pd.DataFrame, n_partners: int = 20, alpha: float = 0.5, seed: int = 0,
                        min_endpoints: int = 1, min_rows: int = 30, quantity_sigma: float = 0.8,
-                       min_partners_per_endpoint: int = 2) -> PartnerPartition:
-    """Split a pooled long table into partners (see the module docstring for the method)."""
+                       min_partners_per_endpoint: int = 2, n_jobs: int | None = None) -> PartnerPartition:
+    """Split a pooled long table into partners (see the module docstring for the method).
+
+    ``n_jobs`` only parallelizes scaffold computation (None: every core); the result does not depend on it.
+    """
     cfg = PartitionConfig(n_partners, alpha, seed, min_endpoints, quantity_sigma, min_rows,
                           min_partners_per_endpoint)
     missing = [c for c in ("smiles", "endpoint", "value") if c not in long_df.columns]
@@ -195,7 +198,7 @@ def partition_partners(long_df: pd.DataFrame, n_partners: int = 20, alpha: float
     np.add.at(membership, (compound_index, endpoint_index), 1)
     first_row = pd.Series(np.arange(len(table))).groupby(compound_index).first().to_numpy()
     smiles = table["smiles"].astype(str).to_numpy()[first_row]
-    clusters = pd.factorize(np.asarray([scaffold_of(s) for s in smiles]))[0]
+    clusters = pd.factorize(np.asarray(scaffolds_of(list(smiles), n_jobs=n_jobs)))[0]
     rng = np.random.default_rng(seed)
     measures = _task_skew(endpoints, cfg, rng)
     q = rng.lognormal(0.0, quantity_sigma, size=n_partners) if quantity_sigma > 0 else np.ones(n_partners)

@@ -19,6 +19,7 @@ import pandas as pd
 from rdkit import Chem
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
+from pipelines._procs import process_pool, resolve_n_jobs
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,30 @@ def _scaffold(smiles: str, generic: bool) -> str:
         return Chem.MolToSmiles(core) if core.GetNumAtoms() else ""
     except Exception:  # noqa: BLE001 - an RDKit failure makes the molecule its own group
         return f"!{smiles}"
+
+
+PARALLEL_MIN = 4000
+_CHUNK = 1000
+
+
+def _scaffold_chunk(args: tuple[list[str], bool]) -> list[str]:
+    chunk, generic = args
+    return [scaffold_of(s, generic) for s in chunk]
+
+
+def scaffolds_of(smiles: Sequence[str], generic: bool = False, n_jobs: int | None = 1) -> list[str]:
+    """``scaffold_of`` for many molecules; ``n_jobs`` worker processes from ``PARALLEL_MIN`` distinct
+    molecules up (None: every core)."""
+    unique = list(dict.fromkeys(str(s) for s in smiles))
+    jobs = resolve_n_jobs(n_jobs)
+    if jobs > 1 and len(unique) >= PARALLEL_MIN:
+        chunks = [unique[i:i + _CHUNK] for i in range(0, len(unique), _CHUNK)]
+        with process_pool(jobs, preload="pipelines.split") as pool:
+            results = pool.map(_scaffold_chunk, ((c, generic) for c in chunks))
+            done = {s: r for c, rs in zip(chunks, results, strict=True) for s, r in zip(c, rs, strict=True)}
+    else:
+        done = {s: scaffold_of(s, generic) for s in unique}
+    return [done[str(s)] for s in smiles]
 
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
@@ -114,8 +139,8 @@ def _keys_or_smiles(smiles: Sequence[str], keys: Sequence[str] | None) -> list[s
 
 
 def scaffold_split(smiles: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
-                   keys: Sequence[str] | None = None, scaffolds: Sequence[str] | None = None
-                   ) -> np.ndarray:
+                   keys: Sequence[str] | None = None, scaffolds: Sequence[str] | None = None,
+                   n_jobs: int | None = 1) -> np.ndarray:
     """Balanced Bemis-Murcko scaffold split -> array of ``train``/``valid``/``test`` per row.
 
     ``keys`` (InChIKeys) keep replicate rows together; ``scaffolds`` may be passed when precomputed.
@@ -123,7 +148,7 @@ def scaffold_split(smiles: Sequence[str], fractions: Sequence[float] = (0.8, 0.1
     fr = _check_fractions(fractions)
     if len(smiles) == 0:
         return np.array([], dtype=str)
-    scaf = list(scaffolds) if scaffolds is not None else [scaffold_of(s) for s in smiles]
+    scaf = list(scaffolds) if scaffolds is not None else scaffolds_of(smiles, n_jobs=n_jobs)
     ids = _keys_or_smiles(smiles, keys)
     groups = _group_ids(ids, scaf)
     fold = _assign_groups(groups, fr, seed, balanced=True)

@@ -23,15 +23,13 @@ from __future__ import annotations
 import enum
 import functools
 import logging
-import multiprocessing as mp
-import os
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from rdkit import Chem
 from rdkit.Chem.MolStandardize import rdMolStandardize
+
+from pipelines._procs import process_pool, resolve_n_jobs
 
 log = logging.getLogger(__name__)
 
@@ -256,30 +254,6 @@ PARALLEL_MIN_UNIQUE = 4000
 _CHUNK = 1000
 
 
-def resolve_n_jobs(n_jobs: int | None) -> int:
-    """None/0: every usable core; inside a daemonic process (pool / Dask worker): 1."""
-    if mp.current_process().daemon:
-        return 1
-    if n_jobs is None or n_jobs <= 0:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - not Linux
-            return max(1, os.cpu_count() or 1)
-    return n_jobs
-
-
-def _executor(n_jobs: int) -> ProcessPoolExecutor:
-    methods = mp.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        context = mp.get_context("fork")
-    elif "forkserver" in methods:
-        context = mp.get_context("forkserver")
-        context.set_forkserver_preload(["pipelines.standardize"])
-    else:  # pragma: no cover
-        context = mp.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=n_jobs, mp_context=context)
-
-
 def _standardize_chunk(args: tuple[list[str], bool, int, bool]) -> list[tuple[str | None, str | None, str | None]]:
     chunk, tautomer, max_heavy_atoms, with_inchikey = args
     out = []
@@ -312,7 +286,7 @@ def standardize_unique(values: Sequence[object], tautomer: bool = False,
     if jobs > 1 and len(unique) >= PARALLEL_MIN_UNIQUE:
         chunks = [unique[i:i + _CHUNK] for i in range(0, len(unique), _CHUNK)]
         n_done = 0
-        with _executor(jobs) as pool:
+        with process_pool(jobs, preload="pipelines.standardize") as pool:
             args = ((c, tautomer, max_heavy_atoms, with_inchikey) for c in chunks)
             for chunk, results in zip(chunks, pool.map(_standardize_chunk, args), strict=True):
                 for text, (smi, key, reason) in zip(chunk, results, strict=True):

@@ -79,3 +79,13 @@ def test_fractions_are_checked_and_split_by_key():
     with pytest.raises(InputError, match="fractions"):
         scaffold_split(["CCO"], (0.5, 0.5, 0.5))
     assert split_by_key(["a", "b", "z"], {"a": "test", "b": "valid"}).tolist() == ["test", "valid", "train"]
+
+
+def test_parallel_scaffolds_equal_serial(monkeypatch, solubility_slice):
+    import pipelines.split as split
+
+    smiles = solubility_slice["smiles"].tolist()[:200] + ["not a smiles", "CCO"]
+    serial = split.scaffolds_of(smiles, n_jobs=1)
+    monkeypatch.setattr(split, "PARALLEL_MIN", 10)
+    monkeypatch.setattr(split, "_CHUNK", 40)
+    assert split.scaffolds_of(smiles, n_jobs=2) == serial == [scaffold_of(s) for s in smiles]

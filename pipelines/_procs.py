@@ -1,0 +1,34 @@
+"""Worker processes for the CPU-bound molecule steps (standardization, scaffolds)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int:
+    """None/0/negative: every usable core; inside a daemonic process (pool / Dask worker): 1."""
+    if mp.current_process().daemon:
+        return 1  # daemonic processes cannot start children
+    if n_jobs is None or n_jobs <= 0:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+    return n_jobs
+
+
+def process_pool(n_jobs: int, preload: str) -> ProcessPoolExecutor:
+    """A pool started with ``fork`` when this process has one thread (cheapest), else ``forkserver``
+    with ``preload`` imported once in the server (forking a threaded process is unsafe)."""
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        context = mp.get_context("fork")
+    elif "forkserver" in methods:
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload([preload])
+    else:  # pragma: no cover - Windows / macOS default
+        context = mp.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=n_jobs, mp_context=context)
