@@ -20,6 +20,7 @@ from pipelines.standardize import DEFAULT_MAX_HEAVY_ATOMS, RejectReason, standar
 log = logging.getLogger(__name__)
 
 REJECTED_COLUMNS: tuple[str, ...] = ("row", "input", "reason")
+_KNOWN_REASONS = frozenset(r.value for r in RejectReason)
 
 
 @dataclass(slots=True)
@@ -69,8 +70,8 @@ def validate_molecules(df: pd.DataFrame, smiles_col: str = "input", tautomer: bo
     forced = table["_reject"].fillna("").astype(str).tolist() if "_reject" in table.columns else None
     reasons = []
     for i, result in enumerate(results):
-        if forced is not None and forced[i]:
-            reasons.append(RejectReason(forced[i]).value)
+        if forced is not None and forced[i] in _KNOWN_REASONS:
+            reasons.append(forced[i])
         else:
             reasons.append(result.reason.value if result.reason is not None else "")
     reasons_arr = np.asarray(reasons, dtype=object)
