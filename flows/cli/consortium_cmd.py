@@ -24,7 +24,7 @@ consortium_app = typer.Typer(help="Operate a consortium's SuperLink (TLS, SuperN
                              no_args_is_help=True)
 node_app = typer.Typer(help="Run this partner's SuperNode next to its private data.", no_args_is_help=True)
 
-ROUND_PATTERN = re.compile(r"\[ROUND (\d+)/(\d+)\]|round (\d+)", re.IGNORECASE)
+ROUND_PATTERN = re.compile(r"\[ROUND (\d+)(?:/(\d+))?\]")  # Flower's round banner (legacy: no total)
 
 
 def certs(
@@ -139,9 +139,9 @@ def consortium_run(
             if not clean:
                 return
             match = ROUND_PATTERN.search(clean)
-            if match and match.group(1):
+            if match:
                 progress.update(bar, completed=int(match.group(1)) - 1,
-                                description=f"round {match.group(1)}/{match.group(2)}")
+                                description=f"round {match.group(1)}/{match.group(2) or rounds}")
             progress.console.print(f"[dim]{clean}[/dim]")
 
         result = run_admet_on_consortium(run_dir, cfg, app_dir=app_dir, timeout=timeout, on_line=on_line)
