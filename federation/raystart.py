@@ -44,6 +44,10 @@ def start_ray(num_cpus: int, attempts: int = 5, wait_s: float = 90.0, settle_s: 
     """``ray.init`` with a health wait; raises ``RayStartError`` after ``attempts`` failures."""
     import ray
 
+    # No metrics export (nothing reads it, and the raylet would wait for the metrics agent), and a
+    # longer raylet start-up wait: both for busy machines. A user's explicit setting wins.
+    os.environ.setdefault("RAY_enable_metrics_collection", "0")
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
     pythonpath = os.pathsep.join(sys.path)
     if os.environ.get("PYTHONPATH"):
         pythonpath = f"{pythonpath}{os.pathsep}{os.environ['PYTHONPATH']}"
@@ -65,7 +69,7 @@ def start_ray(num_cpus: int, attempts: int = 5, wait_s: float = 90.0, settle_s: 
             proc = _raylet_process()
             if proc is not None and proc.poll() is not None:
                 break
-            if _agent_ready():
+            if _agent_ready() or os.environ.get("RAY_enable_metrics_collection") == "0":
                 time.sleep(settle_s)
                 proc = _raylet_process()
                 ok = proc is None or proc.poll() is None

@@ -76,6 +76,7 @@ def build_report(outcome: dict, local: dict[str, dict] | None = None, pooled: di
         "failed_partners": sorted({p for r in rounds for p in r.get("failed", [])} | set(outcome.get("stats_failed", []))),
         "round_log": rounds,
         "privacy": {"secure_aggregation": bool(outcome.get("secagg")),
+                    "secagg_distinct_updates_seen_by_server": outcome.get("secagg_distinct_updates_seen_by_server"),
                     "differential_privacy": outcome.get("dp"),
                     "heads_private": outcome.get("heads") == "private"},
         "timing": {**(timing or {}), "federated_train_seconds": outcome.get("train_seconds"),

@@ -98,8 +98,11 @@ class CheckpointingFedAvg(LegacyFedAvg):
         self.model_bytes = 0
         self.t_last = time.perf_counter()
         self.round_seconds: list[float] = []
+        self.distinct_updates_seen: list[int] = []
 
     def aggregate_fit(self, server_round, results, failures):
+        # Evidence for the report: under SecAgg+ every result carries the same (aggregate) arrays.
+        self.distinct_updates_seen.append(len({b"".join(r.parameters.tensors) for _, r in results}))
         params, metrics = super().aggregate_fit(server_round, results, failures)
         rnd = self.setup.offset + server_round
         n = len(self.setup.partner_of)
@@ -153,7 +156,8 @@ def run_secagg_server(grid: Grid, context: Context, cfg: FederatedConfig, progre
         record = legacy.state.array_records["parameters"]
         final = dict(zip(keys, record.to_numpy_ndarrays()))
     timing = {"train_seconds": train_seconds, "round_seconds": strategy.round_seconds,
-              "secagg_params": {"num_shares": shares, "reconstruction_threshold": threshold}}
+              "secagg_params": {"num_shares": shares, "reconstruction_threshold": threshold},
+              "secagg_distinct_updates_seen_by_server": strategy.distinct_updates_seen}
     outcome = finish_run(grid, cfg, setup, final, [r.to_dict() for r in strategy.rounds], [], timing, secagg=True)
     outcome["server_seconds"] = time.perf_counter() - t0
     return outcome

@@ -1,0 +1,127 @@
+"""The real ServerApp / ClientApp logic and the real SecAgg+ protocol, messages passed in process.
+
+``SequentialGrid`` stands in for Flower's transport only (it copies each message, as the wire
+would, and calls the ClientApp of the destination node with that node's persistent Context);
+everything else is the project's Flower code with real featurization and torch training.
+It complements ``test_federation_sim.py`` (Ray backend), which is slower to start.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import types
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import Context, Error, Message, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
+
+from admet.bundle import load_bundle
+from federation import partners as partners_mod
+from federation import report as report_mod
+from federation.client_app import NodeSettings, make_client_app
+from federation.config import FederatedConfig
+from federation.run import warm_feature_cache
+from federation.secagg import make_secagg_apps, run_secagg_server
+from federation.server_app import run_server
+
+pytestmark = pytest.mark.slow
+
+SLICE = dict(n_partners=4, rounds=2, local_epochs=1, hidden=(64,), endpoints=("HLM_CLint", "RLM_CLint", "solubility"),
+             max_rows=1500, alpha=1.0, seed=0)
+
+
+class SequentialGrid:
+    """Delivers each message (a copy) to its node's ClientApp, one after the other."""
+
+    def __init__(self, app, n: int) -> None:
+        self.app = app
+        self.run = types.SimpleNamespace(run_id=1)
+        self.contexts = {100 + i: Context(run_id=1, node_id=100 + i,
+                                          node_config={"partition-id": i, "num-partitions": n},
+                                          state=RecordDict(), run_config={}) for i in range(n)}
+
+    def get_node_ids(self):
+        return list(self.contexts)
+
+    def send_and_receive(self, messages, timeout=None):
+        replies = []
+        for msg in messages:
+            msg.metadata.__dict__["_message_id"] = str(uuid.uuid4())
+            msg.metadata.__dict__["_src_node_id"] = 0
+            delivered = copy.deepcopy(msg)
+            try:
+                replies.append(self.app(delivered, self.contexts[msg.metadata.dst_node_id]))
+            except Exception as exc:  # noqa: BLE001 - a failing ClientApp becomes an error reply
+                replies.append(Message(Error(code=0, reason=str(exc)), reply_to=delivered))
+        return replies
+
+
+@pytest.fixture(scope="module")
+def consortium(tmp_path_factory):
+    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 0
+    out = tmp_path_factory.mktemp("fed_inproc")
+    cfg = FederatedConfig(out_dir=out / "base", **SLICE)
+    partners_dir = partners_mod.prepare_partners(cfg)
+    warm_feature_cache(cfg, partners_dir)
+    return out, partners_dir, cfg.cache_dir
+
+
+def _settings(out: Path, partners_dir: Path, cache: Path, **kw) -> NodeSettings:
+    return NodeSettings(partners_dir=partners_dir, work_root=out / "nodes", cache_dir=cache, audit_dir=out / "audit", **kw)
+
+
+def test_message_api_round_trip_with_a_nan_partner(consortium):
+    root, partners_dir, cache = consortium
+    out = root / "shared"
+    cfg = FederatedConfig(out_dir=out, partners_dir=partners_dir, cache_dir=cache, heads="shared",
+                          poison_partners=("partner_01",), poison_scale=float("nan"), **SLICE)
+    app = make_client_app(_settings(out, partners_dir, cache, poison_partners=cfg.poison_partners,
+                                    poison_scale=cfg.poison_scale))
+    outcome = run_server(SequentialGrid(app, 4), cfg)
+    rep = report_mod.build_report(outcome)
+    assert [r["partner"] for r in rep["rejections"]] == ["partner_01", "partner_01"]
+    assert all(r["reason"].startswith("non_finite") for r in rep["rejections"])
+    assert {p["partner"] for p in rep["partners"]} == {f"partner_0{i}" for i in range(4)}
+    assert len(list((out / "checkpoints").glob("round_*.npz"))) == 2
+    bundle = load_bundle(out / "global_bundle")
+    preds = bundle.predict_smiles(["CCOc1ccc2nc(S(N)(=O)=O)sc2c1", "not a smiles"])
+    assert preds.loc[0, "status"] == "ok" and np.isfinite(preds.loc[0, "solubility"])
+    assert preds.loc[1, "status"] == "rejected"
+    # heads travel in shared mode: every train reply holds trunk + head arrays, still nothing else
+    for line in (out / "audit" / "partner_00.jsonl").read_text().splitlines():
+        msg = json.loads(line)
+        if msg["message_type"] == "train":
+            (arrays,) = msg["arrays"].values()
+            assert any(k.startswith("head.") for k in arrays) and any(k.startswith("trunk.") for k in arrays)
+
+
+def test_resume_continues_from_the_checkpoint(consortium):
+    root, partners_dir, cache = consortium
+    out = root / "resume"
+    first = FederatedConfig(out_dir=out, partners_dir=partners_dir, cache_dir=cache, **{**SLICE, "rounds": 1})
+    run_server(SequentialGrid(make_client_app(_settings(out, partners_dir, cache)), 4), first)
+    again = FederatedConfig(out_dir=out, partners_dir=partners_dir, cache_dir=cache, resume=True, **SLICE)
+    outcome = run_server(SequentialGrid(make_client_app(_settings(out, partners_dir, cache)), 4), again)
+    assert outcome["resumed_from"] == 1
+    assert [r["round"] for r in outcome["round_log"]] == [2]
+    assert sorted(p.name for p in (out / "checkpoints").glob("round_*.npz")) == ["round_001.npz", "round_002.npz"]
+
+
+def test_secagg_server_only_sees_the_aggregate(consortium):
+    root, partners_dir, cache = consortium
+    out = root / "secagg"
+    cfg = FederatedConfig(out_dir=out, partners_dir=partners_dir, cache_dir=cache, secagg=True, **SLICE)
+    _, client = make_secagg_apps(cfg, _settings(out, partners_dir, cache))
+    context = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={})
+    outcome = run_secagg_server(SequentialGrid(client, 4), context, cfg)
+    assert outcome["secagg"] is True
+    assert outcome["secagg_distinct_updates_seen_by_server"] == [1, 1]  # every result = the aggregate
+    assert [r["round"] for r in outcome["round_log"]] == [1, 2]
+    assert len(outcome["partners"]) == 4
+    assert all(np.isfinite(p["metric"]) or np.isnan(p["metric"]) for p in outcome["partners"].values())
+    with np.load(out / "global_model.npz") as z:
+        assert all(k.startswith("trunk.") for k in z["keys"])
