@@ -16,7 +16,7 @@ def prefect_harness():
     """One temporary Prefect API (own SQLite database) for the whole test session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
