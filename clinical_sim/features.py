@@ -114,6 +114,7 @@ class TrialFeaturizer:
         self._svd: dict[str, TruncatedSVD] = {}
         self._te: _TargetEncoder | None = None
         self._admet_columns: list[str] = []
+        self._admet_cache: pd.DataFrame | None = None
         self.feature_names: list[str] = []
 
     # ---- text -------------------------------------------------------------------------------------
@@ -155,8 +156,14 @@ class TrialFeaturizer:
     def _admet_block(self, trials: pd.DataFrame, fit: bool) -> tuple[np.ndarray, list[str]]:
         if not (self.config.use_admet and self.admet is not None):
             return np.zeros((len(trials), 0)), []
-        all_smiles = [s for lst in trials["smiles_list"] for s in lst]
-        values = predict_drugs(self.admet, all_smiles)
+        all_smiles = list(dict.fromkeys(s for lst in trials["smiles_list"] for s in lst))
+        cache = getattr(self, "_admet_cache", None)
+        todo = [s for s in all_smiles if cache is None or s not in cache.index]
+        if todo:
+            fresh = predict_drugs(self.admet, todo)
+            cache = fresh if cache is None else pd.concat([cache, fresh])
+            self._admet_cache = cache
+        values = cache.reindex([s for s in all_smiles if s in cache.index]) if cache is not None else pd.DataFrame()
         if values.empty:
             return np.zeros((len(trials), 0)), []
         logp = np.array([self.drugs.drug(s)[1][DESCRIPTOR_NAMES.index("logp")] for s in values.index])
@@ -262,6 +269,7 @@ class TrialFeaturizer:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["admet"] = None  # the predictor is re-attached at load time (it lives in its own folder)
+        state["_admet_cache"] = None
         state["drugs"] = None
         return state
 
