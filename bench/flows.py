@@ -38,8 +38,8 @@ def bench_bundle(cache: Path, featurizer: str) -> Path:
     from pipelines.catalog import load_embedded
 
     td = prepare_task_data(load_embedded(["HLM_CLint", "RLM_CLint", "MDR1_ER", "solubility", "hPPB", "rPPB"]))
-    cfg = ModelConfig.build(featurizer=featurizer, hidden=(256,), epochs=15, patience=5, ensemble=3, seed=0)
-    train_bundle(td, cfg, with_context=True).save(folder)
+    cfg = ModelConfig.build(featurizer=featurizer, hidden=(256,), epochs=10, patience=5, ensemble=2, seed=0)
+    train_bundle(td, cfg, with_context=False).save(folder)
     return folder
 
 

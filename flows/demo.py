@@ -42,6 +42,7 @@ class DemoConfig:
     top_n: int = 25
     baselines: bool = True
     num_cpus: int = 2
+    featurizer: str = "morgan_count+rdkit2d"
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -134,7 +135,7 @@ def _federation_stage(cfg: DemoConfig, result: DemoResult) -> dict:
     out = federated_training_flow(out_dir=str(cfg.out_dir), partners_dir=str(cfg.out_dir / "partners"),
                                   n_partners=cfg.n_partners, rounds=cfg.rounds, local_epochs=cfg.local_epochs,
                                   heads="shared", hidden=cfg.hidden, seed=cfg.seed, baselines=cfg.baselines,
-                                  num_cpus=cfg.num_cpus)
+                                  num_cpus=cfg.num_cpus, featurizer=cfg.featurizer)
     table_path = Path(out["partner_table"])
     if table_path.exists():
         result.partner_table = pd.read_csv(table_path)

@@ -82,7 +82,8 @@ def federated_training_flow(out_dir: str, partners_dir: str | None = None, n_par
                             rounds: int = 5, local_epochs: int = 2, heads: str = "shared",
                             strategy: str = "fedavg", hidden: tuple[int, ...] = (512,),
                             endpoints: tuple[str, ...] | None = None, alpha: float = 0.5, seed: int = 0,
-                            baselines: bool = True, num_cpus: int = 2) -> dict:
+                            baselines: bool = True, num_cpus: int = 2,
+                            featurizer: str = "morgan_count+rdkit2d") -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if partners_dir is None:
@@ -90,7 +91,8 @@ def federated_training_flow(out_dir: str, partners_dir: str | None = None, n_par
         partners_dir = str(out / "partners")
     config = {"out_dir": str(out / "federated"), "partners_dir": partners_dir, "n_partners": n_partners,
               "rounds": rounds, "local_epochs": local_epochs, "heads": heads, "strategy": strategy,
-              "hidden": list(hidden), "seed": seed, "baselines": baselines, "num_cpus": num_cpus}
+              "hidden": list(hidden), "seed": seed, "baselines": baselines, "num_cpus": num_cpus,
+              "featurizer": featurizer}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     result = federated_task(config)
     files = report_task(result, out / "federated")
