@@ -125,3 +125,16 @@ def test_secagg_server_only_sees_the_aggregate(consortium):
     assert all(np.isfinite(p["metric"]) or np.isnan(p["metric"]) for p in outcome["partners"].values())
     with np.load(out / "global_model.npz") as z:
         assert all(k.startswith("trunk.") for k in z["keys"])
+
+
+def test_dp_clips_every_update_and_reports_the_parameters(consortium):
+    root, partners_dir, cache = consortium
+    out = root / "dp"
+    cfg = FederatedConfig(out_dir=out, partners_dir=partners_dir, cache_dir=cache, dp_clip=0.5, dp_noise=0.2, **SLICE)
+    outcome = run_server(SequentialGrid(make_client_app(_settings(out, partners_dir, cache)), 4), cfg)
+    norms = [n for r in outcome["round_log"] for n in r["norms"].values()]
+    assert len(norms) == 8 and max(norms) <= 0.5 * (1 + 1e-4)  # what reached the server was clipped
+    rep = report_mod.build_report(outcome)
+    assert rep["privacy"]["differential_privacy"] == {"clipping_norm": 0.5, "noise_multiplier": 0.2}
+    with np.load(out / "global_model.npz") as z:
+        assert all(np.all(np.isfinite(z[f"a{i:04d}"])) for i in range(len(z["keys"])))
