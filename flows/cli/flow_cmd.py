@@ -46,13 +46,14 @@ def demo(
     top: int = typer.Option(25, help="Compounds in the top table."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip local-only / pooled references."),
     endpoints: str | None = typer.Option(None, help="Comma-separated embedded endpoints (default: all)."),
+    featurizer: str = typer.Option("morgan_count", help="Featurizer spec (morgan_count+rdkit2d: stronger, slower)."),
 ) -> None:
     """The main job: embedded data -> partners -> federated training -> screening -> report."""
     from flows.demo import STAGES, DemoConfig, run_demo
 
     chosen = tuple(e.strip() for e in endpoints.split(",") if e.strip()) if endpoints else None
     cfg = DemoConfig(out_dir=out, n_partners=partners, rounds=rounds, local_epochs=local_epochs, library=library,
-                     top_n=top, baselines=not no_baselines, endpoints=chosen)
+                     top_n=top, baselines=not no_baselines, endpoints=chosen, featurizer=featurizer)
     t0 = time.perf_counter()
     with _progress() as progress:
         bar = progress.add_task("demo", total=len(STAGES))
