@@ -176,16 +176,15 @@ def task_data_from_long(
                 raise InputError(f"endpoint {t.name!r} is set to classification but has non-0/1 values")
 
     keys = list(pd.unique(df["key"]))
-    row_of = {k: i for i, k in enumerate(keys)}
+    row_of = pd.Series(np.arange(len(keys)), index=keys)
+    col_of = {t.name: j for j, t in enumerate(tasks)}
     Y = np.full((len(keys), len(tasks)), np.nan)
     C = np.zeros((len(keys), len(tasks)), dtype=np.int8)
-    for j, task in enumerate(tasks):
-        sub = df[df["endpoint"] == task.name]
-        for key, grp in sub.groupby("key", sort=False):
-            value, code = _aggregate(grp["value"].to_numpy(), grp["censor"].to_numpy(int),
-                                     task.is_classification)
-            Y[row_of[key], j] = value
-            C[row_of[key], j] = code
+    agg = _aggregate_groups(df, {t.name for t in tasks if t.is_classification})
+    rows = row_of.loc[agg["key"]].to_numpy()
+    cols = agg["endpoint"].map(col_of).to_numpy()
+    Y[rows, cols] = agg["value"].to_numpy(float)
+    C[rows, cols] = agg["censor"].to_numpy(np.int8)
     first = df.drop_duplicates("key").set_index("key")
     smiles = [str(first.at[k, "smiles"]) for k in keys]
     split = np.array([""] * len(keys), dtype=object)
@@ -202,17 +201,26 @@ def task_data_from_long(
                     tasks=tasks, split=split)
 
 
-def _aggregate(values: np.ndarray, codes: np.ndarray, classification: bool) -> tuple[float, int]:
-    if classification:
-        return (1.0 if values.mean() >= 0.5 else 0.0), 0
-    exact = codes == 0
-    if exact.any():
-        return float(values[exact].mean()), 0
-    if (codes < 0).all():
-        return float(values.min()), -1
-    if (codes > 0).all():
-        return float(values.max()), 1
-    return float(values.mean()), 0
+def _aggregate_groups(df: pd.DataFrame, classification: set[str]) -> pd.DataFrame:
+    """One row per (key, endpoint): value and censor code by the rules of ``task_data_from_long``."""
+    d = pd.DataFrame({"key": df["key"].to_numpy(), "endpoint": df["endpoint"].astype(str).to_numpy(),
+                      "value": df["value"].to_numpy(float), "censor": df["censor"].to_numpy(int)})
+    d["exact_value"] = d["value"].where(d["censor"] == 0)
+    d["lt_value"] = d["value"].where(d["censor"] < 0)
+    d["gt_value"] = d["value"].where(d["censor"] > 0)
+    g = d.groupby(["key", "endpoint"], sort=False)
+    out = g.agg(exact=("exact_value", "mean"), n_exact=("exact_value", "count"), lt=("lt_value", "min"),
+                n_lt=("lt_value", "count"), gt=("gt_value", "max"), n_gt=("gt_value", "count"),
+                mean=("value", "mean")).reset_index()
+    has_exact = out["n_exact"] > 0
+    only_lt = ~has_exact & (out["n_gt"] == 0)
+    only_gt = ~has_exact & (out["n_lt"] == 0)
+    out["value"] = np.select([has_exact, only_lt, only_gt], [out["exact"], out["lt"], out["gt"]], out["mean"])
+    out["censor"] = np.select([has_exact, only_lt, only_gt], [0, -1, 1], 0)
+    is_cls = out["endpoint"].isin(classification)
+    out.loc[is_cls, "value"] = (out.loc[is_cls, "mean"] >= 0.5).astype(float)  # majority, ties -> 1
+    out.loc[is_cls, "censor"] = 0
+    return out[["key", "endpoint", "value", "censor"]]
 
 
 def _require(df: pd.DataFrame, columns: tuple[str, ...]) -> None:
