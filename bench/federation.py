@@ -12,7 +12,7 @@ One command runs, side by side on the same partition, the same rounds and epochs
           with the server's norm check; the robust result must stay within 2 % of clean.
 
     .venv/bin/python bench/federation.py [--partners 20] [--rounds 5] [--local-epochs 2]
-        [--hidden 512] [--modes base secagg dp poison] [--dp-clip 1.0 --dp-noise 0.1]
+        [--hidden 512] [--modes base secagg dp poison] [--dp-clip 1.0 --dp-noise 0.1] [--engine ray]
         [--out bench/results/federation.json] [--work /tmp/fedadmet_bench]
 
 Prints tables and writes JSON (``bench/results/federation*.json``). Timings are wall clock on a
@@ -44,7 +44,7 @@ log = logging.getLogger("bench.federation")
 def _cfg(args, out: Path, **kw) -> FederatedConfig:
     base = dict(out_dir=out, n_partners=args.partners, rounds=args.rounds, local_epochs=args.local_epochs,
                 hidden=tuple(args.hidden), heads="private", strategy="fedavg", seed=args.seed,
-                num_cpus=args.cpus, cache_dir=Path(args.work) / "feature_cache")
+                num_cpus=args.cpus, cache_dir=Path(args.work) / "feature_cache", engine=args.engine)
     base.update(kw)
     return FederatedConfig(**base)
 
@@ -165,6 +165,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dp-clip", type=float, default=1.0)
     ap.add_argument("--dp-noise", type=float, default=0.1)
     ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--engine", default="ray", choices=["ray", "inprocess"],
+                    help="ray: Flower Simulation Engine; inprocess: same apps, sequential transport (no Ray)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default="/tmp/fedadmet_bench")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "federation.json"))

@@ -10,6 +10,7 @@ from pathlib import Path
 from pipelines.errors import InputError
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedmedian", "trimmed")
+ENGINES = ("ray", "inprocess")
 HEAD_MODES = ("private", "shared")
 
 
@@ -64,6 +65,9 @@ class FederatedConfig:
     """Continue from the last checkpoint in ``out_dir``."""
     num_cpus: int = 2
     """CPUs given to the Ray backend (one ClientApp per CPU)."""
+    engine: str = "ray"
+    """``ray``: Flower's Simulation Engine; ``inprocess``: the same apps over a sequential in-process
+    transport (``federation.local_grid``), for machines where Ray cannot start."""
     poison_partners: tuple[str, ...] = ()
     """Robustness experiments only: partners that send sign-flipped, scaled updates."""
     poison_scale: float = 5.0
@@ -82,6 +86,8 @@ class FederatedConfig:
         problems = []
         if self.strategy not in STRATEGIES:
             problems.append(f"strategy {self.strategy!r} is not one of {STRATEGIES}")
+        if self.engine not in ENGINES:
+            problems.append(f"engine {self.engine!r} is not one of {ENGINES}")
         if self.heads not in HEAD_MODES:
             problems.append(f"heads {self.heads!r} is not one of {HEAD_MODES}")
         if self.n_partners < 2:

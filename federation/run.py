@@ -103,22 +103,44 @@ def simulate(cfg: FederatedConfig, partners_dir: Path, progress=None) -> dict:
         server_app, client_app = make_secagg_apps(cfg, settings, progress)
     else:
         server_app, client_app = make_server_app(cfg, progress), make_client_app(settings)
-    backend = {"init_args": {"num_cpus": cfg.num_cpus, "num_gpus": 0, "include_dashboard": False,
-                             "log_to_driver": False, "object_store_memory": 300 * 1024**2},
-               "client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
     result_path = Path(cfg.out_dir) / RESULT_FILE
     result_path.unlink(missing_ok=True)
-    from federation.raystart import start_ray, stop_ray
+    if cfg.engine == "inprocess":
+        _simulate_inprocess(cfg, settings, n_nodes, progress)
+    else:
+        backend = {"init_args": {"num_cpus": cfg.num_cpus, "num_gpus": 0, "include_dashboard": False,
+                                 "log_to_driver": False, "object_store_memory": 300 * 1024**2},
+                   "client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
+        from federation.raystart import start_ray, stop_ray
 
-    try:
-        start_ray(cfg.num_cpus)
-        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=n_nodes,
-                       backend_config=backend)
-    finally:
-        stop_ray()
+        try:
+            start_ray(cfg.num_cpus)
+            run_simulation(server_app=server_app, client_app=client_app, num_supernodes=n_nodes,
+                           backend_config=backend)
+        finally:
+            stop_ray()
     if not result_path.exists():
         raise RuntimeError(f"the simulation ended without a result ({result_path}); see the log above")
     return json.loads(result_path.read_text())
+
+
+def _simulate_inprocess(cfg: FederatedConfig, settings, n_nodes: int, progress) -> None:
+    """The same ServerApp / ClientApp logic over ``federation.local_grid.SequentialGrid``."""
+    from federation.client_app import make_client_app
+    from federation.local_grid import SequentialGrid
+
+    log.warning("engine 'inprocess': Flower apps over a sequential in-process transport (no Ray)")
+    if cfg.secagg:
+        from federation.secagg import make_secagg_apps, run_secagg_server
+
+        _, client_app = make_secagg_apps(cfg, settings)
+        grid = SequentialGrid(client_app, n_nodes)
+        outcome = run_secagg_server(grid, grid.server_context(), cfg, progress)
+        (Path(cfg.out_dir) / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
+    else:
+        from federation.server_app import run_server
+
+        run_server(SequentialGrid(make_client_app(settings), n_nodes), cfg, progress)
 
 
 def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
@@ -152,6 +174,7 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
         timing.update({"local_all_partners_seconds": base.local_seconds, "pooled_seconds": base.pooled_seconds})
     tell("report", 0, 1)
     rep = report_mod.build_report(outcome, local, pooled, timing)
+    rep["engine"] = cfg.engine
     paths = report_mod.write_report(rep, out)
     bundle = out / "global_bundle" if (out / "global_bundle").exists() else None
     partner_bundles = {p.partner: node_work_dir(cfg, p.partner) / "bundle" for p in partners

@@ -29,6 +29,7 @@ def federate(
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the local-only and pooled references."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
     cpus: int = typer.Option(2, "--cpus", help="CPUs for the Ray backend (one ClientApp per CPU)."),
+    engine: str = typer.Option("ray", "--engine", help="ray (Flower Simulation Engine) | inprocess (same apps, sequential in-process transport, no Ray)."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(Path("runs/federated"), "--out", help="Run folder."),
 ) -> None:
@@ -41,7 +42,7 @@ def federate(
                           dp_clip=dp_clip, dp_noise=dp_noise, proximal_mu=proximal_mu,
                           hidden=tuple(int(h) for h in hidden.split(",") if h.strip()),
                           min_partners=min_partners, baselines=not no_baselines, resume=resume, num_cpus=cpus,
-                          seed=seed)
+                          seed=seed, engine=engine.lower())
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as bar:
         job = bar.add_task("federate", total=rounds)

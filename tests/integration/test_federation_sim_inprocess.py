@@ -1,29 +1,26 @@
 """The real ServerApp / ClientApp logic and the real SecAgg+ protocol, messages passed in process.
 
-``SequentialGrid`` stands in for Flower's transport only (it copies each message, as the wire
-would, and calls the ClientApp of the destination node with that node's persistent Context);
+``federation.local_grid.SequentialGrid`` stands in for Flower's transport only (it copies each
+message, as the wire would, and calls the destination node's ClientApp with its persistent Context);
 everything else is the project's Flower code with real featurization and torch training.
 It complements ``test_federation_sim.py`` (Ray backend), which is slower to start.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import types
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import Context, Error, Message, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
+from flwr.app import Context, RecordDict
 
 from admet.bundle import load_bundle
 from federation import partners as partners_mod
 from federation import report as report_mod
 from federation.client_app import NodeSettings, make_client_app
 from federation.config import FederatedConfig
+from federation.local_grid import SequentialGrid
 from federation.run import warm_feature_cache
 from federation.secagg import make_secagg_apps, run_secagg_server
 from federation.server_app import run_server
@@ -34,35 +31,8 @@ SLICE = dict(n_partners=4, rounds=2, local_epochs=1, hidden=(64,), endpoints=("H
              max_rows=1500, alpha=1.0, seed=0)
 
 
-class SequentialGrid:
-    """Delivers each message (a copy) to its node's ClientApp, one after the other."""
-
-    def __init__(self, app, n: int) -> None:
-        self.app = app
-        self.run = types.SimpleNamespace(run_id=1)
-        self.contexts = {100 + i: Context(run_id=1, node_id=100 + i,
-                                          node_config={"partition-id": i, "num-partitions": n},
-                                          state=RecordDict(), run_config={}) for i in range(n)}
-
-    def get_node_ids(self):
-        return list(self.contexts)
-
-    def send_and_receive(self, messages, timeout=None):
-        replies = []
-        for msg in messages:
-            msg.metadata.__dict__["_message_id"] = str(uuid.uuid4())
-            msg.metadata.__dict__["_src_node_id"] = 0
-            delivered = copy.deepcopy(msg)
-            try:
-                replies.append(self.app(delivered, self.contexts[msg.metadata.dst_node_id]))
-            except Exception as exc:  # noqa: BLE001 - a failing ClientApp becomes an error reply
-                replies.append(Message(Error(code=0, reason=str(exc)), reply_to=delivered))
-        return replies
-
-
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory):
-    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 0
     out = tmp_path_factory.mktemp("fed_inproc")
     cfg = FederatedConfig(out_dir=out / "base", **SLICE)
     partners_dir = partners_mod.prepare_partners(cfg)
