@@ -75,7 +75,8 @@ def _nan_none(obj):
 
 def evaluate_tdc(td: TaskData, cfg: ModelConfig, seeds: int = 5, split_method: str = "scaffold",
                  n_jobs: int | None = None, cache_dir=None,
-                 progress: Callable[[int, int], None] | None = None) -> Evaluation:
+                 progress: Callable[[int, int], None] | None = None,
+                 ignore_table_split: bool = False) -> Evaluation:
     """Train and test ``seeds`` times; summarise held-out metrics per endpoint."""
     if seeds < 1:
         raise ValueError("seeds must be >= 1")
@@ -84,7 +85,7 @@ def evaluate_tdc(td: TaskData, cfg: ModelConfig, seeds: int = 5, split_method: s
     per_seed = []
     for k in range(seeds):
         seed = cfg.seed + k
-        split, how = resolve_split(td, split_method, seed)
+        split, how = resolve_split(td, split_method, seed, ignore_table_split=ignore_table_split)
         if not np.any(split == "test"):
             from pipelines.errors import InputError
 

@@ -73,14 +73,15 @@ def data_hash(td: TaskData) -> str:
 
 
 def resolve_split(td: TaskData, method: str = "scaffold", seed: int = 0,
-                  fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[np.ndarray, str]:
+                  fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                  ignore_table_split: bool = False) -> tuple[np.ndarray, str]:
     """``train``/``valid``/``test`` per molecule and a description of how it was made.
 
-    A ``split`` column in the input wins. Without a ``valid`` fold there, a scaffold-held-out
-    10% of the training molecules becomes the calibration fold.
+    A ``split`` column in the input wins (unless ``ignore_table_split``). Without a ``valid``
+    fold there, a scaffold-held-out 10% of the training molecules becomes the calibration fold.
     """
     given = np.asarray(td.split, dtype=object)
-    if np.any(given != ""):
+    if np.any(given != "") and not ignore_table_split:
         split = np.where(given == "", "train", given).astype(object)
         how = "from the table's split column"
         train = np.flatnonzero(split == "train")
@@ -209,11 +210,11 @@ def approved_context(ensemble: Ensemble, features: FeatureSet, calibrators: dict
 
 def train_bundle(td: TaskData, cfg: ModelConfig, split_method: str = "scaffold",
                  progress: Callable[[int, int], None] | None = None, n_jobs: int | None = None,
-                 cache_dir=None, with_context: bool = True) -> ModelBundle:
+                 cache_dir=None, with_context: bool = True, ignore_table_split: bool = False) -> ModelBundle:
     """Train and calibrate a complete :class:`ModelBundle` on ``td`` (see the module docstring)."""
     features = FeatureSet(spec=cfg.featurizer, clip=cfg.feature_clip, n_jobs=n_jobs, cache_dir=cache_dir)
     td, X_raw = featurize_task_data(td, features)
-    split, how = resolve_split(td, split_method, cfg.seed)
+    split, how = resolve_split(td, split_method, cfg.seed, ignore_table_split=ignore_table_split)
     log.info("split: %s -> %s", how, dict(zip(*np.unique(split, return_counts=True))))
     fold = fit_fold(X_raw, td, split, cfg, features, progress)
     train, cal = split == "train", split == "valid"

@@ -110,6 +110,8 @@ def train_cmd(
     model: str | None = typer.Option(None, "--model", help="mtnn | lgbm | dc (default mtnn)."),
     ensemble: int | None = typer.Option(None, "--ensemble", help="Ensemble members (default 5)."),
     split: str = typer.Option("scaffold", "--split", help="scaffold | random (a split column wins)."),
+    ignore_split_column: bool = typer.Option(False, "--ignore-split-column",
+                                             help="Re-split even when the table has a split column."),
     seed: int | None = typer.Option(None, "--seed", help="Base seed (default 0)."),
     task_types: str | None = typer.Option(None, "--task-types", help="E1=regression,E2=classification"),
     config: Path | None = typer.Option(None, "--config", help="Hyperparameter JSON (admet.config.ModelConfig)."),
@@ -127,10 +129,12 @@ def train_cmd(
         console.print(f"training [bold]{cfg.model}[/] x{cfg.ensemble} on {len(td)} molecules, "
                       f"{len(td.tasks)} endpoint(s) from {source}")
         with _steps("ensemble members", cfg.ensemble) as update:
-            bundle = train_bundle(td, cfg, split_method=split, progress=update, n_jobs=n_jobs)
+            bundle = train_bundle(td, cfg, split_method=split, progress=update, n_jobs=n_jobs,
+                                  ignore_table_split=ignore_split_column)
         bundle.save(out)
         _write_json(out / "train_run.json", {"command": "fedadmet admet train", "data": source,
                                              "endpoints": bundle.task_names, "split": split,
+                                             "ignore_split_column": ignore_split_column,
                                              "config": cfg.to_json_dict()})
     _print_metrics(bundle.metrics, f"held-out metrics ({bundle.info.get('split_method')})")
     console.print(f"bundle written to [bold]{out}[/] (model_card.md, metrics.json)")
@@ -165,7 +169,9 @@ def evaluate_cmd(
     seeds: int = typer.Option(5, "--seeds", help="Number of seeds (splits) to average."),
     model: str | None = typer.Option(None, "--model", help="mtnn | lgbm | dc"),
     ensemble: int = typer.Option(1, "--ensemble", help="Members per seed (default 1, as TDC)."),
-    split: str = typer.Option("scaffold", "--split"),
+    split: str = typer.Option("scaffold", "--split", help="scaffold | random (a split column wins)."),
+    ignore_split_column: bool = typer.Option(False, "--ignore-split-column",
+                                             help="Re-split per seed even when the table has a split column."),
     seed: int | None = typer.Option(None, "--seed"),
     task_types: str | None = typer.Option(None, "--task-types"),
     config: Path | None = typer.Option(None, "--config"),
@@ -183,10 +189,12 @@ def evaluate_cmd(
                             featurizer=featurizer)
         td, source = _load_task_data(data, _endpoints(endpoints), _parse_task_types(task_types))
         with _steps("seeds", seeds) as update:
-            result = evaluate_tdc(td, cfg, seeds=seeds, split_method=split, n_jobs=n_jobs, progress=update)
+            result = evaluate_tdc(td, cfg, seeds=seeds, split_method=split, n_jobs=n_jobs, progress=update,
+                                  ignore_table_split=ignore_split_column)
         files = result.write(out)
         _write_json(out / "config.json", {"command": "fedadmet admet evaluate", "data": source,
-                                          "seeds": seeds, "split": split, "config": cfg.to_json_dict()})
+                                          "seeds": seeds, "split": split,
+                                          "ignore_split_column": ignore_split_column, "config": cfg.to_json_dict()})
     console.print(result.to_markdown())
     console.print(f"written: {files['markdown']}, {files['json']}")
 
