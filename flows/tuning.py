@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from pipelines.errors import InputError
 

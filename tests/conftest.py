@@ -84,7 +84,6 @@ def live_screening_run(tmp_path_factory, tiny_bundle, tiny_library):
     """``prefect server start`` on 127.0.0.1 (free port, own PREFECT_HOME) + a screening flow run
     made by a subprocess with PREFECT_API_URL set. Yields a dict; the server stops afterwards."""
     import json
-    import os
     import subprocess
     import sys
 
