@@ -173,23 +173,31 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
-    doc = {"config": vars(args), "load_average_start": os.getloadavg(), "cpus": os.cpu_count()}
+    doc = {"config": vars(args), "load_average_start": os.getloadavg(), "cpus": os.cpu_count(),
+           "engine": args.engine}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every mode, so a long run leaves what it measured
+        doc["total_seconds"] = time.perf_counter() - t0
+        doc["load_average_end"] = os.getloadavg()
+        out.write_text(json.dumps(doc, indent=2, default=str))
+
     base, partners_dir = None, None
     if "base" in args.modes or "secagg" in args.modes or "dp" in args.modes:
         base, partners_dir = run_base(args, None)
         doc["base"] = base
-    if "secagg" in args.modes:
-        doc["secagg"] = run_variant(args, "secagg", partners_dir, base, secagg=True)
+        save()
     if "dp" in args.modes:
         doc["dp"] = run_variant(args, "dp", partners_dir, base, dp_clip=args.dp_clip, dp_noise=args.dp_noise)
         doc["dp"]["clipping_norm"], doc["dp"]["noise_multiplier"] = args.dp_clip, args.dp_noise
+        save()
+    if "secagg" in args.modes:
+        doc["secagg"] = run_variant(args, "secagg", partners_dir, base, secagg=True)
+        save()
     if "poison" in args.modes:
         doc["poison"] = run_poison(args)
-    doc["total_seconds"] = time.perf_counter() - t0
-    doc["load_average_end"] = os.getloadavg()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, default=lambda o: None if isinstance(o, float) and math.isnan(o) else str(o)))
+        save()
     print(f"\nwrote {out} ({doc['total_seconds']:.0f}s)")
     return 0
 
