@@ -109,6 +109,7 @@ def consortium_run(
     local_epochs: int = typer.Option(2, "--local-epochs", min=1),
     strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | fedprox | fedadam | fedmedian | trimmed"),
     heads: str = typer.Option("private", "--heads", help="private (MELLODDY) | shared"),
+    hidden: str = typer.Option("512", "--hidden", help="Trunk layer widths, comma-separated."),
     min_partners: int | None = typer.Option(None, "--min-partners", help="Fewest partners a round needs (default: all registered)."),
     secagg: bool = typer.Option(False, "--secagg", help="Secure aggregation (SecAgg+, legacy API path)."),
     dp_clip: float | None = typer.Option(None, "--dp-clip"),
@@ -126,8 +127,12 @@ def consortium_run(
     n_registered = len(state.node_ids)
     if n_registered < 2:
         raise InputError(f"only {n_registered} partner(s) registered at {state.superlink_address}; need >= 2")
+    try:
+        widths = tuple(int(h) for h in hidden.split(",") if h.strip())
+    except ValueError as exc:
+        raise InputError(f"--hidden must be comma-separated integers, got {hidden!r}") from exc
     cfg = FederatedConfig(out_dir=out, n_partners=n_registered, rounds=rounds, local_epochs=local_epochs,
-                          strategy=strategy, heads=heads, min_partners=min_partners, secagg=secagg,
+                          strategy=strategy, heads=heads, hidden=widths, min_partners=min_partners, secagg=secagg,
                           dp_clip=dp_clip, dp_noise=dp_noise, resume=resume, baselines=False)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} rounds"), TimeElapsedColumn(),
