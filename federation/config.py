@@ -55,6 +55,8 @@ class FederatedConfig:
     seed: int = 0
     min_partners: int | None = None
     """Fewest partners a round needs (default: all)."""
+    round_timeout: float = 1800.0
+    """Seconds the server waits for the partners' replies in one round (a dead node is left out)."""
     endpoints: tuple[str, ...] | None = None
     """Restrict the embedded catalog to these endpoints."""
     max_rows: int | None = None

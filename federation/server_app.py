@@ -68,7 +68,7 @@ def query_all(grid: Grid, nodes: list[int], config: dict, arrays: ArrayRecord | 
 
 def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
     """Stage 1: partner names, union task list and consortium scaling from summed moments."""
-    replies = query_all(grid, nodes, {**base_config(cfg), "stage": "stats"})
+    replies = query_all(grid, nodes, {**base_config(cfg), "stage": "stats"}, timeout=cfg.round_timeout)
     partner_of: dict[int, str] = {}
     contributions, per_partner_tasks, n_train = [], [], {}
     failed = []
@@ -140,7 +140,8 @@ def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: 
     np.savez(out / GLOBAL_MODEL_FILE, keys=np.array(list(final_arrays)),
              **{f"a{i:04d}": v for i, v in enumerate(final_arrays.values())})
     report_cfg = {**setup.round_config, "stage": "report", "global-round": cfg.rounds, "proximal-mu": 0.0}
-    replies = query_all(grid, sorted(setup.partner_of), report_cfg, arrays=numpy_to_record(final_arrays))
+    replies = query_all(grid, sorted(setup.partner_of), report_cfg, arrays=numpy_to_record(final_arrays),
+                        timeout=cfg.round_timeout)
     partners = {}
     for msg in replies:
         name = setup.partner_of.get(msg.metadata.src_node_id, f"node-{msg.metadata.src_node_id}")
@@ -148,6 +149,8 @@ def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: 
             log.warning("report: %s failed: %s", name, msg.error.reason)
             continue
         partners[name] = {k: float(v) for k, v in msg.content["metrics"].items()}
+    for name in sorted(set(setup.partner_of.values()) - set(partners)):
+        log.warning("report: no scores from %s", name)
     outcome = {
         "strategy": cfg.strategy, "heads": cfg.heads, "rounds": cfg.rounds, "resumed_from": setup.offset,
         "tasks": [t.to_dict() for t in setup.scaling.tasks], "partners": partners, "n_train": setup.n_train,
@@ -206,8 +209,8 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress=None) -> dict:
     t_train = time.perf_counter()
     if remaining > 0:
         result = runner.start(grid=grid, initial_arrays=numpy_to_record(setup.arrays), num_rounds=remaining,
-                              train_config=ConfigRecord(), evaluate_config=ConfigRecord(),
-                              evaluate_fn=after_round)
+                              timeout=cfg.round_timeout, train_config=ConfigRecord(),
+                              evaluate_config=ConfigRecord(), evaluate_fn=after_round)
         if result.arrays is not None and len(result.arrays) > 0:
             final = result.arrays
     train_seconds = time.perf_counter() - t_train

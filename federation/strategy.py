@@ -134,6 +134,7 @@ class FederatedStrategy(FedAvg):
         self.current = record_to_numpy(arrays)
         messages = list(super().configure_train(server_round, arrays,
                                                 self._with_round_config(server_round, config), grid))
+        self._sent_to = [m.metadata.dst_node_id for m in messages]
         self.rounds.append(RoundLog(round=self.round_offset + server_round,
                                     bytes_down=array_bytes(arrays) * len(messages)))
         return messages
@@ -169,6 +170,11 @@ class FederatedStrategy(FedAvg):
             rlog.bytes_up += array_bytes(record)
             updates.append((partner, record_to_numpy(record)))
             metrics.append(next(iter(content.metric_records.values())))
+        replied = {msg.metadata.src_node_id for msg in replies}
+        for node in getattr(self, "_sent_to", []):
+            if node not in replied:
+                rlog.failed.append(self.partner(node))
+                log.warning("round %d: no reply from %s", global_round, self.partner(node))
         if self.current is None:
             raise RuntimeError("aggregate_train called before configure_train")
         outcome = validate_updates(global_round, self.current, updates, check_norms=self.validate_norms,

@@ -99,3 +99,16 @@ def test_config_errors_are_input_errors(tmp_path):
         FederatedConfig(out_dir=tmp_path, data=tmp_path / "missing.csv")
     cfg = FederatedConfig(out_dir=tmp_path, strategy="fedmedian", hidden=(64,))
     assert FederatedConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
+
+
+def test_partner_that_never_replies_is_named_and_round_goes_on():
+    from federation.strategy import RoundLog
+
+    g = _global()
+    s = _strategy()
+    s.rounds.append(RoundLog(round=1))
+    s._sent_to = [100, 101, 102, 103]
+    replies = [_reply(100 + i, {k: v + 0.01 for k, v in g.items()}, 10) for i in range(3)]
+    arrays, metrics = s.aggregate_train(1, replies)
+    assert arrays is not None and metrics["n-accepted"] == 3
+    assert s.rounds[-1].failed == ["partner_03"]
