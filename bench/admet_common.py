@@ -141,9 +141,16 @@ def peer_features(smiles: list[str]) -> np.ndarray:
 
 
 def lgbm_peer_predict(split: Split, seed: int = 0, n_jobs: int = 2, n_estimators: int = 1000,
-                      learning_rate: float = 0.03) -> np.ndarray:
-    """MapLight-style gradient boosting: LightGBM on Morgan counts + RDKit 2D, fixed sensible settings."""
+                      learning_rate: float = 0.03, use_cache: bool = True) -> np.ndarray:
+    """MapLight-style gradient boosting: LightGBM on Morgan counts + RDKit 2D, fixed sensible settings.
+
+    Predictions are cached under ``PEER_CACHE`` keyed by the data hash and the settings.
+    """
     import lightgbm as lgb
+
+    cache = PEER_CACHE / f"lgbm_peer_{split.endpoint}_{split.data_hash}_n{n_estimators}_lr{learning_rate}_s{seed}.json"
+    if use_cache and cache.exists():
+        return np.asarray(json.loads(cache.read_text())["pred"], float)
 
     Xtr = peer_features(split.train["smiles"].tolist())
     Xte = peer_features(split.test["smiles"].tolist())
@@ -152,7 +159,13 @@ def lgbm_peer_predict(split: Split, seed: int = 0, n_jobs: int = 2, n_estimators
         colsample_bytree=0.5, random_state=seed, n_jobs=n_jobs, verbose=-1,
     )
     model.fit(Xtr, split.train["activity"].to_numpy())
-    return model.predict(Xte)
+    pred = model.predict(Xte)
+    if use_cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"endpoint": split.endpoint, "data_hash": split.data_hash,
+                                     "n_estimators": n_estimators, "learning_rate": learning_rate,
+                                     "seed": seed, "pred": [float(v) for v in pred]}))
+    return pred
 
 
 # ------------------------------------------------------------------------------- Chemprop peer

@@ -173,7 +173,9 @@ def summarize(splits, fed, peers, quick: bool) -> dict:
         if "chemprop" not in r and not quick:
             in_run_peers.append(ac.REFERENCE_PEARSON["chemprop"][e])  # conservative stand-in
             ref_used = True
-        rows[e] = {"metrics": r, "best_peer_pearson": max(in_run_peers),
+        best_src = max([(r[p]["pearson"], p) for p in ("lgbm_peer", "chemprop") if p in r] +
+                       ([(ac.REFERENCE_PEARSON["chemprop"][e], "chemprop (reference, not rerun)")] if ref_used else []))[1]
+        rows[e] = {"metrics": r, "best_peer_pearson": max(in_run_peers), "best_peer": best_src,
                    "chemprop_reference_used": ref_used, "n_train": len(sp.train), "n_test": len(sp.test)}
     verdicts = {}
     for c in fed["preds"]:
@@ -186,14 +188,14 @@ def summarize(splits, fed, peers, quick: bool) -> dict:
 
 def render(summary: dict, configs: list[str]) -> str:
     peers = ["lgbm_peer", "chemprop"]
-    header = ["endpoint"] + [f"{c} r" for c in peers + configs] + ["best peer r"] + \
+    header = ["endpoint"] + [f"{c} r" for c in peers + configs] + ["best peer r (which)"] + \
         [f"{c} / best peer" for c in configs]
     rows = []
     for e, d in summary["endpoints"].items():
         m = d["metrics"]
         row = [ac.BIOGEN_ENDPOINTS[e]]
         row += [m[c]["pearson"] if c in m else "n/a" for c in peers + configs]
-        row += [d["best_peer_pearson"]]
+        row += [f"{d['best_peer_pearson']:.3f} ({d['best_peer']})"]
         row += [f"{m[c]['pearson'] / d['best_peer_pearson']:.3f}" for c in configs]
         rows.append(row)
     mae_header = ["endpoint"] + [f"{c} MAE" for c in peers + configs]
@@ -216,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoints", default=",".join(ac.BIOGEN_ENDPOINTS))
     parser.add_argument("--configs", default=",".join(FEDADMET_CONFIGS))
     parser.add_argument("--ensemble", type=int, default=None, help="members per network ensemble")
+    parser.add_argument("--hidden", default=None, help="trunk widths, e.g. 1024,512")
+    parser.add_argument("--dropout", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="combine per-endpoint-group result files (their stored predictions) into one table")
     parser.add_argument("--no-run-chemprop", action="store_true", help="only use cached Chemprop predictions")
     parser.add_argument("--out", default=None, help="JSON path (default bench/results/admet_quality[_quick].json)")
     args = parser.parse_args(argv)
@@ -229,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick and args.endpoints == ",".join(ac.BIOGEN_ENDPOINTS):
         eps = ["HLM", "Sol"]
     s = _settings(args.quick, args.ensemble)
+    if args.hidden:
+        s["hidden"] = tuple(int(v) for v in args.hidden.split(","))
+    if args.dropout is not None:
+        s["dropout"] = args.dropout
+    if args.merge:
+        return merge(args.merge, args.out)
     t_start = time.perf_counter()
     all_splits = {e: ac.load_biogen(e, quick=args.quick, seed=args.seed) for e in ac.BIOGEN_ENDPOINTS}
     # multitask training uses every endpoint's training file; evaluation only the chosen ones
@@ -245,13 +257,51 @@ def main(argv: list[str] | None = None) -> int:
         "configs": configs, "headline_config": HEADLINE, "feature_spec": feats.spec,
         "multitask_protocol": "labels of the evaluated endpoint's test molecules removed from all tasks",
         "chemprop": {"version": "2.3.1", "epochs": ac.CHEMPROP_EPOCHS, "source": peers["chemprop_source"]},
+        "lgbm_peer_cache": "predictions cached under bench/results/peer_cache, keyed by data hash + settings",
         "reference_pearson_measured_earlier": ac.REFERENCE_PEARSON,
+        "predictions": {c: {e: [float(v) for v in p] for e, p in d.items()}
+                        for c, d in list(peers["preds"].items()) + list(fed["preds"].items())},
         "summary": summary, "seconds": {**peers["seconds"], **fed["seconds"],
                                         "total": time.perf_counter() - t_start},
         "machine": ac.machine_info(), "markdown": table,
     }
     name = Path(args.out).name if args.out else ("admet_quality_quick.json" if args.quick else "admet_quality.json")
     print(f"\nwrote {ac.write_json(name, payload)}")
+    return 0
+
+
+def merge(paths: list[str], out: str | None) -> int:
+    """One table from several runs over disjoint endpoint groups (same settings), via stored predictions."""
+    import json
+
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    if len({json.dumps(p["settings"], sort_keys=True) for p in parts}) > 1 or any(p["quick"] for p in parts):
+        raise SystemExit("merge: the runs used different settings (or --quick); refusing to mix them")
+    configs = parts[0]["configs"]
+    preds: dict[str, dict[str, np.ndarray]] = {}
+    chemprop_source: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    for p in parts:
+        for c, d in p["predictions"].items():
+            preds.setdefault(c, {}).update({e: np.asarray(v, float) for e, v in d.items()})
+        chemprop_source.update(p["chemprop"]["source"])
+        for k, v in p["seconds"].items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    eps = [e for e in ac.BIOGEN_ENDPOINTS if e in preds.get("lgbm_peer", {})]
+    splits = {e: ac.load_biogen(e) for e in eps}
+    peers = {"preds": {c: preds.get(c, {}) for c in ("lgbm_peer", "chemprop")}}
+    fed = {"preds": {c: preds[c] for c in configs}}
+    summary = summarize(splits, fed, peers, False)
+    table = render(summary, configs)
+    print(table)
+    payload = {**{k: parts[0][k] for k in ("benchmark", "quick", "seed", "settings", "configs", "headline_config",
+                                           "feature_spec", "multitask_protocol", "reference_pearson_measured_earlier")},
+               "merged_from": [str(p) for p in paths],
+               "chemprop": {**parts[0]["chemprop"], "source": chemprop_source},
+               "predictions": {c: {e: [float(v) for v in a] for e, a in d.items()} for c, d in preds.items()},
+               "summary": summary, "seconds_summed_over_parts": seconds, "machine": ac.machine_info(),
+               "markdown": table}
+    print(f"\nwrote {ac.write_json(Path(out).name if out else 'admet_quality.json', payload)}")
     return 0
 
 

@@ -15,7 +15,7 @@ its workers' after every chunk; peak RSS by 100k rows is compared with the peak 
 
 The bundle: ``--bundle DIR``, or one trained here on every embedded endpoint with the default
 architecture (``ModelConfig`` defaults: 5-member MTNN ensemble, 1024-512 trunk, morgan_count+rdkit2d)
-but few epochs (weights quality does not change prediction cost); cached under .fedadmet-cache/bench/.
+but 2 epochs (weights quality does not change prediction cost); cached under .fedadmet-cache/bench/.
 Writes bench/results/admet_throughput.json and prints a Markdown table.
 """
 
@@ -70,7 +70,7 @@ def get_bundle(bundle: str | None, quick: bool) -> Path:
     if quick:
         keep = long_df["compound_id"].drop_duplicates().sample(n=1500, random_state=0)
         long_df = long_df[long_df["compound_id"].isin(set(keep))]
-    cfg = ModelConfig.build(epochs=2 if quick else 5, patience=0, ensemble=2 if quick else 5)
+    cfg = ModelConfig.build(epochs=1 if quick else 2, patience=0, ensemble=2 if quick else 5)
     log.info("training the throughput bundle (%d rows, %s)", len(long_df), cfg.to_json_dict())
     td = prepare_task_data(long_df)
     b = train_bundle(td, cfg, cache_dir=ac.FEATURE_CACHE / "fedadmet_featcache")
@@ -124,7 +124,7 @@ def child(bundle_dir: str, input_path: str, out_path: str, stats_path: str, chun
     }))
 
 
-def run_fedadmet(bundle: Path, library: Path, tag: str, chunk_size: int) -> dict:
+def run_fedadmet(bundle: Path, library: Path, tag: str, chunk_size: int, profile: bool = False) -> dict:
     out = WORK / f"pred_{tag}.parquet"
     stats = WORK / f"stats_{tag}.json"
     for p in (out, stats):
@@ -133,12 +133,16 @@ def run_fedadmet(bundle: Path, library: Path, tag: str, chunk_size: int) -> dict
     cmd = [sys.executable, __file__, "--child", str(bundle), str(library), str(out), str(stats),
            "--chunk-size", str(chunk_size)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ, FEDADMET_BENCH_PROFILE="1") if profile else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"fedadmet predict child failed:\n{proc.stderr[-3000:]}")
     res = json.loads(stats.read_text())
     res["wall_seconds_incl_startup"] = wall
+    prof = stats.with_suffix(".profile.txt")
+    if prof.exists():
+        res["profile_top"] = prof.read_text()[:6000]
     out.unlink(missing_ok=True)
     return res
 
@@ -172,10 +176,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", default=None, help="an existing model bundle folder")
     parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--no-admetai", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile the fedadmet predict process (main process only; workers not profiled)")
     parser.add_argument("--child", nargs=4, metavar=("BUNDLE", "INPUT", "OUT", "STATS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.child:
+        if os.environ.get("FEDADMET_BENCH_PROFILE"):
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.runcall(child, *args.child, chunk_size=args.chunk_size)
+            stats = pstats.Stats(prof).sort_stats("cumulative")
+            out = Path(args.child[3]).with_suffix(".profile.txt")
+            with open(out, "w") as fh:
+                stats.stream = fh
+                stats.print_stats(40)
+            return 0
         child(*args.child, chunk_size=args.chunk_size)
         return 0
     n = args.n or (500 if args.quick else 10_000)
@@ -184,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     bundle = get_bundle(args.bundle, args.quick)
     library = write_library(n, WORK / f"moses_{n}.smi")
     results: dict = {"n": n, "bundle": str(bundle)}
-    results["fedadmet"] = run_fedadmet(bundle, library, f"n{n}", min(args.chunk_size, max(n // 4, 100)))
+    results["fedadmet"] = run_fedadmet(bundle, library, f"n{n}", min(args.chunk_size, max(n // 4, 100)),
+                                       profile=args.profile)
     log.info("fedadmet: %.0f molecules/s", results["fedadmet"]["mol_per_s"])
     if not (args.quick or args.no_admetai):
         results["admetai"] = run_admetai(library)
