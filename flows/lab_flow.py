@@ -108,10 +108,11 @@ def compare(pool: LabPool, tuned: LabSettings, seeds: tuple[int, ...], fraction:
 
 
 @task(name="build-lab-pool", cache_policy=NO_CACHE, retries=1)
-def build_pool_task(endpoint: str, sign: float, max_compounds: int | None, seed: int) -> LabPool:
+def build_pool_task(endpoint: str, sign: float, max_compounds: int | None, seed: int,
+                    featurizer: str = "morgan_count+rdkit2d") -> LabPool:
     from pipelines.catalog import load_embedded
 
-    return build_pool(load_embedded([endpoint]), LabObjective((endpoint,), sign=sign),
+    return build_pool(load_embedded([endpoint]), LabObjective((endpoint,), sign=sign), spec=featurizer,
                       max_compounds=max_compounds, seed=seed)
 
 
@@ -122,8 +123,8 @@ def tune_task(pool: LabPool, study_dir: Path, base: LabSettings, n_trials: int) 
 
 
 @task(name="run-campaigns", cache_policy=NO_CACHE)
-def compare_task(pool: LabPool, tuned: LabSettings, seeds: tuple[int, ...]) -> dict:
-    return compare(pool, tuned, seeds)
+def compare_task(pool: LabPool, tuned: LabSettings, seeds: tuple[int, ...], fraction: float) -> dict:
+    return compare(pool, tuned, seeds, fraction)
 
 
 def endpoint_sign(endpoint: str) -> float:
@@ -142,14 +143,15 @@ def endpoint_sign(endpoint: str) -> float:
       "picking on a held-out endpoint (oracle = real labels).")
 def lab_flow(out_dir: str, tune_endpoint: str = "HLM_CLint", test_endpoint: str = "solubility",
              n_trials: int = 8, budget: int = 400, max_compounds: int | None = 1500,
-             seeds: tuple[int, ...] = (0, 1, 2), n_trees: int = 60) -> dict:
+             seeds: tuple[int, ...] = (0, 1, 2), n_trees: int = 60,
+             featurizer: str = "morgan_count+rdkit2d", fraction: float = 0.25) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = LabSettings(budget=budget, n_trees=n_trees)
-    tune_pool = build_pool_task(tune_endpoint, endpoint_sign(tune_endpoint), max_compounds, 0)
+    tune_pool = build_pool_task(tune_endpoint, endpoint_sign(tune_endpoint), max_compounds, 0, featurizer)
     tuned = tune_task(tune_pool, out, base, n_trials) if n_trials > 0 else base
-    test_pool = build_pool_task(test_endpoint, endpoint_sign(test_endpoint), max_compounds, 1)
-    result = compare_task(test_pool, tuned, tuple(seeds))
+    test_pool = build_pool_task(test_endpoint, endpoint_sign(test_endpoint), max_compounds, 1, featurizer)
+    result = compare_task(test_pool, tuned, tuple(seeds), fraction)
     result.update({"tune_endpoint": tune_endpoint, "test_endpoint": test_endpoint, "n_trials": n_trials})
     write_lab_report(result, out)
     return {k: v for k, v in result.items() if k != "curves"}
@@ -164,9 +166,9 @@ def write_lab_report(result: dict, out: Path) -> dict[str, Path]:
     plots.discovery_curves({"tuned loop": np.array(result["curves"]["model"]),
                             "random": np.array(result["curves"]["random"])}, result["n_top"], files["plot"])
     table = pd.DataFrame([
-        {"strategy": "tuned loop", "measurements_to_find_half": result["measurements_model"],
+        {"strategy": "tuned loop", "measurements_to_find": result["measurements_model"],
          "discovery_auc": result["auc_model"]},
-        {"strategy": "random", "measurements_to_find_half": result["measurements_random"],
+        {"strategy": "random", "measurements_to_find": result["measurements_random"],
          "discovery_auc": result["auc_random"]},
     ])
     artifacts.publish_table("lab-comparison", table, f"Held-out endpoint {result.get('test_endpoint')}: "

@@ -17,6 +17,7 @@ from flows import artifacts
 from flows.tuning import (
     BIOGEN_ENDPOINTS,
     AdmetObjective,
+    SearchSpace,
     load_tuning_data,
     open_study,
     trial_counts,
@@ -50,10 +51,12 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 def tuning_flow(out_dir: str, n_trials: int = 20, max_epochs: int = 15,
                 endpoints: tuple[str, ...] = BIOGEN_ENDPOINTS, max_molecules: int | None = None,
                 federated: bool = False, partners_dir: str | None = None, rounds: int = 4,
-                study_name: str | None = None, seed: int = 0) -> dict:
+                study_name: str | None = None, seed: int = 0,
+                featurizers: tuple[str, ...] = ("morgan_count+rdkit2d", "morgan_count")) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = study_name or ("federated-admet" if federated else "admet")
+    space = SearchSpace(featurizers=tuple(featurizers))
     if federated:
         from flows.federated_tuning import FederatedObjective
 
@@ -62,11 +65,12 @@ def tuning_flow(out_dir: str, n_trials: int = 20, max_epochs: int = 15,
 
             partition_task(out / "partners", 20, 0.5, seed)
             partners_dir = str(out / "partners")
-        objective = FederatedObjective(Path(partners_dir), rounds=rounds, seed=seed, work_dir=out / "partner_cache")
+        objective = FederatedObjective(Path(partners_dir), space=space, rounds=rounds, seed=seed,
+                                       work_dir=out / "partner_cache")
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     else:
         data = load_data_task(tuple(endpoints), max_molecules, seed, out / "feature_cache")
-        objective = AdmetObjective(data, max_epochs=max_epochs, seed=seed)
+        objective = AdmetObjective(data, space=space, max_epochs=max_epochs, seed=seed)
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     study = open_study(out, name, direction="minimize", pruner=pruner, seed=seed)
     study = optimize_task(study, objective, n_trials)
@@ -79,7 +83,8 @@ def tuning_flow(out_dir: str, n_trials: int = 20, max_epochs: int = 15,
     (out / "config.json").write_text(json.dumps({"n_trials": n_trials, "max_epochs": max_epochs,
                                                  "endpoints": list(endpoints), "max_molecules": max_molecules,
                                                  "federated": federated, "partners_dir": partners_dir,
-                                                 "rounds": rounds, "seed": seed, "study": name}, indent=2))
+                                                 "rounds": rounds, "seed": seed, "study": name,
+                                                 "search_space": space.model_dump()}, indent=2))
     artifacts.publish_table("tuning-trials", frame, f"Optuna study {name}: all trials")
     artifacts.publish_markdown("tuning-best", "# Best parameters\n\n```json\n"
                                + json.dumps(summary, indent=2, default=str) + "\n```", "Best trial")

@@ -156,7 +156,7 @@ def lab(
         summary = lab_flow(out_dir=str(out), tune_endpoint=tune_endpoint, test_endpoint=test_endpoint,
                            n_trials=trials, budget=budget, max_compounds=max_compounds,
                            seeds=tuple(range(seeds)))
-    console.print(f"measurements to find half of the top-10%: model {summary['measurements_model']:.0f}, "
+    console.print(f"measurements to find {summary['fraction_target']:.0%} of the top-10%: model {summary['measurements_model']:.0f}, "
                   f"random {summary['measurements_random']:.0f} (ratio {summary['ratio_random_over_model']:.2f})")
     console.print(f"curve: {(out / 'lab_curve.png').resolve()}")
 

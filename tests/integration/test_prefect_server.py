@@ -61,3 +61,39 @@ def test_screening_run_is_readable_through_the_server_api(live_screening_run):
     s = live["summary"]
     assert (s["n_input"], s["n_ranked"], s["n_rejected"]) == (14, 12, 2)
     assert os.environ.get("PREFECT_API_URL") != live["server"].api_url  # the test process stayed ephemeral
+
+
+def test_serve_exposes_deployments_that_run_with_ui_parameters(live_screening_run, tiny_library, tiny_bundle,
+                                                               tmp_path):
+    """``fedadmet serve`` against the server: both deployments appear; a run triggered through the
+    API with parameters (what the UI's custom run does) completes and writes the ranked table."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    live = live_screening_run
+    serve = subprocess.Popen([str(Path(sys.executable).with_name("fedadmet")), "serve"], env=live["env"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        with temporary_settings({PREFECT_API_URL: live["server"].api_url}):
+            names: set[str] = set()
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and len(names) < 2:
+                with get_client(sync_client=True) as client:
+                    names = {d.name for d in client.read_deployments()}
+                time.sleep(2)
+            assert {"screening", "federated-training"} <= names
+            out = tmp_path / "from_ui"
+            run = run_deployment("screening/screening", timeout=400, parameters={
+                "library": str(tiny_library), "bundle_dir": str(tiny_bundle), "out_dir": str(out),
+                "chunk_size": 6, "use_cache": False})
+            assert run.state.is_completed(), run.state
+        assert len(pd.read_csv(out / "ranked.csv")) == 12
+    finally:
+        os.killpg(serve.pid, 15)
+        serve.wait(timeout=60)

@@ -83,3 +83,16 @@ def test_optuna_tunes_acquisition_and_study_reloads(tmp_path):
     assert len(again.trials) == 4 and again.best_value == study.best_value
     assert isinstance(AcquisitionObjective(pool, base).suggest(optuna.trial.FixedTrial(
         {"acquisition": "ucb", "batch_size": 10, "n_initial": 20, "kappa": 2.0})), LabSettings)
+
+
+def test_lab_flow_on_real_biogen_endpoints(prefect_harness, tmp_path):
+    import json
+
+    from flows.lab_flow import lab_flow
+
+    summary = lab_flow(out_dir=str(tmp_path), tune_endpoint="HLM_CLint", test_endpoint="solubility", n_trials=2,
+                       budget=60, max_compounds=200, seeds=(0,), n_trees=10, featurizer="morgan_count")
+    assert summary["n_pool"] == 200 and summary["n_top"] >= 20
+    saved = json.loads((tmp_path / "lab_result.json").read_text())
+    assert len(saved["curves"]["model"][0]) == 60
+    assert (tmp_path / "lab_curve.png").stat().st_size > 1000 and (tmp_path / "optuna.db").exists()

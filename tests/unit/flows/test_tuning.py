@@ -72,3 +72,17 @@ def test_objective_values_are_finite_validation_losses(tuning_data):
     trial = optuna.trial.FixedTrial(GOOD)
     value = AdmetObjective(tuning_data, space=SPACE, max_epochs=2)(trial)
     assert np.isfinite(value) and value > 0
+
+
+def test_tuning_flow_writes_study_trials_and_best_config(prefect_harness, tmp_path):
+    from admet.config import ModelConfig
+    from flows.tuning_flow import tuning_flow
+
+    summary = tuning_flow(out_dir=str(tmp_path), n_trials=2, max_epochs=2, endpoints=("solubility",),
+                          max_molecules=150, featurizers=("morgan_count",))
+    assert summary["trials"].get("complete", 0) + summary["trials"].get("pruned", 0) == 2
+    assert (tmp_path / "optuna.db").exists() and (tmp_path / "trials.csv").exists()
+    assert ModelConfig.from_json(tmp_path / "best_params.json").featurizer == "morgan_count"
+    again = tuning_flow(out_dir=str(tmp_path), n_trials=1, max_epochs=2, endpoints=("solubility",),
+                        max_molecules=150, featurizers=("morgan_count",))
+    assert sum(again["trials"].values()) == 3  # the study in the run folder was reloaded and grew
