@@ -23,7 +23,6 @@ from pathlib import Path
 from federation.config import FederatedConfig
 from federation.deployment.consortium import RunOutcome, run_federation
 from federation.deployment.nodes import ConsortiumState
-from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
 

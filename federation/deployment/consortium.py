@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from federation.deployment.certs import ConsortiumCredentials, load_credentials
 from federation.deployment.control import ControlClient, ControlError, write_connection
 from federation.deployment.nodes import ConsortiumState, SuperLinkSpec, start_superlink
@@ -29,7 +31,6 @@ from federation.deployment.processes import (
     ManagedProcess,
     flower_processes_under,
     stop_tree,
-    tree_of,
 )
 from pipelines.errors import InputError
 
@@ -71,6 +72,16 @@ class RunOutcome:
         return self.status == "finished:completed"
 
 
+def superlink_running(state: ConsortiumState) -> bool:
+    """True if ``state.superlink_pid`` is still *our* SuperLink (not a reused pid)."""
+    try:
+        cmd = psutil.Process(state.superlink_pid).cmdline()
+    except psutil.Error:
+        return False
+    port = state.superlink_address.rsplit(":", 1)[-1]
+    return any("flower-superlink" in part for part in cmd) and port in cmd
+
+
 def operator_home(run_dir: Path) -> Path:
     return Path(run_dir) / "operator"
 
@@ -98,7 +109,7 @@ def start_consortium(spec: ConsortiumSpec, startup_timeout: float = 60.0) -> tup
     existing = run_dir / "consortium.json"
     if existing.exists():
         state = ConsortiumState.read(run_dir)
-        if tree_of(state.superlink_pid):
+        if superlink_running(state):
             raise InputError(
                 f"a consortium is already running from {run_dir} (SuperLink pid {state.superlink_pid} "
                 f"at {state.superlink_address}); stop it first with `fedadmet consortium stop`"
@@ -167,7 +178,7 @@ def run_federation(run_dir: Path, app_dir: Path, run_config: dict[str, object], 
     passed as ``out_key`` (the ServerApp runs on the SuperLink's machine and writes there); with
     ``out_key=None`` the run config already says where the outputs go."""
     state = ConsortiumState.read(run_dir)
-    if not tree_of(state.superlink_pid):
+    if not superlink_running(state):
         raise InputError(f"the SuperLink of {run_dir} (pid {state.superlink_pid}) is not running")
     app_dir = Path(app_dir).resolve()
     if not (app_dir / "pyproject.toml").is_file():
@@ -199,7 +210,7 @@ def stop_consortium(run_dir: Path, grace: float = 5.0) -> int:
     stopped = 0
     if (run_dir / "consortium.json").exists():
         state = ConsortiumState.read(run_dir)
-        stopped += stop_tree(state.superlink_pid, grace=grace) if tree_of(state.superlink_pid) else 0
+        stopped += stop_tree(state.superlink_pid, grace=grace) if superlink_running(state) else 0
     for proc in flower_processes_under(run_dir):
         stopped += stop_tree(proc.pid, grace=grace)
     log.info("stopped %d process(es) of the consortium in %s", stopped, run_dir)

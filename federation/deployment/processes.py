@@ -198,15 +198,35 @@ class ManagedProcess:
             self.popen.wait(timeout=5)
 
 
+FLOWER_PROGRAMS = ("flower-superlink", "flower-supernode", "flower-superexec", "flwr-serverapp",
+                   "flwr-clientapp", "flwr")
+
+
+def _is_flower(cmdline: list[str]) -> bool:
+    """A Flower program: its executable (or the script python runs) is one of Flower's."""
+    for part in cmdline[:2]:
+        name = Path(part).name
+        if any(name == prog or name.startswith(prog + "-") for prog in FLOWER_PROGRAMS):
+            return True
+    return False
+
+
 def flower_processes_under(folder: Path) -> list[psutil.Process]:
-    """Running processes whose command line mentions ``folder`` (the run folder): what a
-    consortium started there. Used by ``consortium stop`` and by tests' leftover checks."""
-    needle = str(folder.resolve())
+    """Running Flower processes started from ``folder`` (the run folder): its path is on their
+    command line or their FLWR_HOME lies under it. The caller and its ancestors are never listed.
+    Used by ``consortium stop`` and by tests' leftover checks."""
+    needle = str(Path(folder).resolve())
+    me = psutil.Process()
+    exclude = {me.pid, *(p.pid for p in me.parents())}
     found = []
     for proc in psutil.process_iter(["pid", "cmdline", "environ"]):
         with contextlib.suppress(psutil.Error):
-            cmd = " ".join(proc.info.get("cmdline") or [])
+            if proc.pid in exclude:
+                continue
+            cmdline = proc.info.get("cmdline") or []
+            if not _is_flower(cmdline):
+                continue
             env = proc.info.get("environ") or {}
-            if needle in cmd or env.get("FLWR_HOME", "").startswith(needle):
+            if needle in " ".join(cmdline) or env.get("FLWR_HOME", "").startswith(needle):
                 found.append(proc)
     return found

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import stat
-from pathlib import Path
 
 import pytest
 from cryptography import x509
