@@ -188,6 +188,8 @@ def node_start(
     key: Path = typer.Option(..., "--key", help="This partner's node.key (private, OpenSSH EC)."),
     ca: Path = typer.Option(..., "--ca", help="The consortium's ca.crt."),
     run_dir: Path = typer.Option(Path("runs/node"), "--run-dir", help="Node-local folder: logs, private heads, cache."),
+    audit_dir: Path | None = typer.Option(None, "--audit-dir",
+                                          help="Log the structure of every message leaving this node here (no values)."),
     detach: bool = typer.Option(False, "--detach", help="Return at once; the SuperNode keeps running."),
 ) -> None:
     """Start this partner's ``flower-supernode``: TLS to the SuperLink, authenticated by ``--key``."""
@@ -197,8 +199,9 @@ def node_start(
         raise InputError(f"--superlink must be HOST:PORT, got {superlink!r}")
     if not ca.is_file():
         raise InputError(f"CA certificate not found: {ca}")
+    extra = (("audit-dir", str(audit_dir.resolve())),) if audit_dir is not None else ()
     proc = start_supernode(SuperNodeSpec(partner=partner, superlink=superlink, ca_cert=ca, private_key=key,
-                                         data_path=data, run_dir=run_dir.resolve()))
+                                         data_path=data, run_dir=run_dir.resolve(), extra_node_config=extra))
     console.print(f"SuperNode {partner} started (pid {proc.pid}), log: {proc.log_path}")
     if detach:
         return
