@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from clinical_sim.features import FeatureConfig, TrialFeaturizer
-from clinical_sim.text_model import CriteriaTextModel
+from clinical_sim.text_model import CriteriaTextModel, select_c
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class ModelConfig:
     calibration_folds: int = 5
     text_model: bool = True
     """Stack the criteria-text logistic regression with the trees."""
-    text_c: float = 1.0
+    text_c: float | None = None
+    """Text-model regularisation; None selects it from (0.3, 1, 3) by out-of-fold ROC-AUC on the training trials."""
     n_jobs: int = 1
     """LightGBM threads (1: OpenMP spin-waiting makes more threads slower on a busy 2-core machine)."""
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -104,15 +105,19 @@ class TrialOutcomeModel:
         X = self.featurizer.fit_transform(trials, yi)
         n_splits = max(2, min(self.config.calibration_folds, int(np.bincount(yi).min())))
         use_text = self.config.text_model
+        text_c = self.config.text_c
+        if use_text and text_c is None:
+            text_c = select_c(trials, yi)
+        self.text_c = text_c
         oof = np.zeros((len(yi), 2 if use_text else 1))
         for tr, va in StratifiedKFold(n_splits, shuffle=True, random_state=17).split(X, yi):
             oof[va, 0] = _logit(self._raw(self._ensemble(X.iloc[tr], yi[tr]), X.iloc[va]))
             if use_text:
-                text = CriteriaTextModel(C=self.config.text_c).fit(trials.iloc[tr], yi[tr])
+                text = CriteriaTextModel(C=text_c).fit(trials.iloc[tr], yi[tr])
                 oof[va, 1] = text.decision(trials.iloc[va])
         self.calibrator = LogisticRegression(C=1e4).fit(oof, yi)
         self.boosters = self._ensemble(X, yi)
-        self.text = CriteriaTextModel(C=self.config.text_c).fit(trials, yi) if use_text else None
+        self.text = CriteriaTextModel(C=text_c).fit(trials, yi) if use_text else None
         stacked = self.calibrator.predict_proba(oof)[:, 1]
         self.n_train = len(yi)
         self.base_rate = float(yi.mean())
@@ -120,7 +125,7 @@ class TrialOutcomeModel:
         self.metrics = {"oof_roc_auc": float(roc_auc_score(yi, stacked)),
                         "oof_pr_auc": float(average_precision_score(yi, stacked)),
                         "oof_roc_auc_trees": float(roc_auc_score(yi, oof[:, 0])), "n_train": len(yi),
-                        "base_rate": self.base_rate, "stack_weights": self.calibrator.coef_[0].tolist()}
+                        "base_rate": self.base_rate, "text_c": text_c, "stack_weights": self.calibrator.coef_[0].tolist()}
         log.info("trained on %d trials: out-of-fold ROC-AUC %.3f, PR-AUC %.3f", len(yi),
                  self.metrics["oof_roc_auc"], self.metrics["oof_pr_auc"])
         return self

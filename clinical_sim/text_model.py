@@ -15,6 +15,8 @@ import pandas as pd
 from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 
 from clinical_sim.criteria import split_criteria
 
@@ -74,3 +76,22 @@ class CriteriaTextModel:
         coef = self._model.coef_[0]
         order = np.argsort(coef)
         return [names[i] for i in order[::-1][:k]], [names[i] for i in order[:k]]
+
+
+def select_c(trials: pd.DataFrame, y: np.ndarray, grid: tuple[float, ...] = (0.3, 1.0, 3.0), folds: int = 5,
+             seed: int = 0) -> float:
+    """Regularisation strength with the best out-of-fold ROC-AUC on the training trials (ties: smaller C)."""
+    y = np.asarray(y, dtype=int)
+    n_splits = max(2, min(folds, int(np.bincount(y, minlength=2).min())))
+    splits = list(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    best_c, best_auc = grid[0], -np.inf
+    for c in grid:
+        oof = np.zeros(len(y))
+        for tr, va in splits:
+            oof[va] = CriteriaTextModel(C=c).fit(trials.iloc[tr], y[tr]).decision(trials.iloc[va])
+        auc = roc_auc_score(y, oof)
+        log.debug("criteria text model C=%g: out-of-fold ROC-AUC %.4f", c, auc)
+        if auc > best_auc + 1e-4:
+            best_c, best_auc = c, auc
+    log.info("criteria text model: C=%g (out-of-fold ROC-AUC %.3f)", best_c, best_auc)
+    return best_c
