@@ -118,6 +118,12 @@ def _stage(result: DemoResult, name: str, notify, body: Callable[[], dict]) -> N
             raise
         log.warning("demo stage %s skipped: %s is not available in this checkout", name, missing)
         details, status = {"reason": f"{missing} not available"}, "skipped"
+    except RuntimeError as exc:
+        if type(exc).__name__ != "RayStartError":
+            raise
+        # the machine could not start Flower's Ray backend: report it, keep the rest of the job
+        log.error("demo stage %s failed: %s", name, exc)
+        details, status = {"reason": str(exc)}, "failed"
     result.stages[name] = {"status": status, "seconds": round(time.perf_counter() - t0, 1), **details}
     notify(name, status)
 

@@ -79,6 +79,8 @@ def demo(
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     console.print(f"report: {result.report.resolve() if result.report else '(none)'}")
     console.print(_dashboard_hint())
+    if any(info["status"] == "failed" for info in result.stages.values()):
+        raise typer.Exit(code=1)
 
 
 def screen(
