@@ -67,7 +67,9 @@ def demo(
 
         result = run_demo(cfg, on_stage=on_stage)
     if result.manifest is not None:
-        _print_frame(f"{cfg.n_partners} partners", result.manifest)
+        compact = [c for c in ("partner", "n_rows", "n_compounds", "n_endpoints") if c in result.manifest.columns]
+        _print_frame(f"{cfg.n_partners} partners (per-endpoint counts in the report)",
+                     result.manifest[compact] if compact else result.manifest)
     if result.partner_table is not None:
         _print_frame("federated vs local-only vs pooled (mean primary metric per partner)", result.partner_table)
     if result.screening_summary:
