@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="mtnn", choices=["mtnn", "lgbm"])
     parser.add_argument("--ensemble", type=int, default=None, help="members (default 5; quick 2)")
     parser.add_argument("--coverage", type=float, default=0.9)
+    parser.add_argument("--hidden", default=None, help="trunk widths, e.g. 512 (default 1024,512)")
+    parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or (1 if args.quick else 5)
     k = args.ensemble or (2 if args.quick else 5)
     net = dict(hidden=(256,), epochs=20, patience=5) if args.quick else dict(hidden=(1024, 512), epochs=150, patience=15)
+    if args.hidden:
+        net["hidden"] = tuple(int(v) for v in args.hidden.split(","))
     cfg = ModelConfig.build(model=args.model, ensemble=k, coverage=args.coverage, **net)
     t0 = time.perf_counter()
     long_df = load_embedded(BIOGEN)
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                           cache_dir=ac.FEATURE_CACHE / "fedadmet_featcache")
     td, X_raw = featurize_task_data(td, features)
     per_seed = []
-    for seed in range(seeds):
+    for seed in range(args.first_seed, args.first_seed + seeds):
         split, how = resolve_split(td, "scaffold", seed)
         fold = fit_fold(X_raw, td, split, cfg.model_copy(update={"seed": seed}),
                         FeatureSet(cfg.featurizer, cfg.feature_clip))
@@ -93,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                "target_range": TARGET, "summary": summary, "per_seed": per_seed,
                "n_molecules": len(td), "seconds": time.perf_counter() - t0, "machine": ac.machine_info(),
                "markdown": table}
-    name = "admet_calibration_quick.json" if args.quick else "admet_calibration.json"
+    name = "admet_calibration_quick.json" if args.quick else (
+        "admet_calibration.json" if args.first_seed == 0 else f"admet_calibration_from_seed{args.first_seed}.json")
     print(f"\nwrote {ac.write_json(name, payload)}")
     return 0
 

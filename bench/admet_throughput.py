@@ -56,17 +56,17 @@ def write_library(n: int, path: Path) -> Path:
     return path
 
 
-def get_bundle(bundle: str | None, quick: bool) -> Path:
+def get_bundle(bundle: str | None, quick: bool, endpoints: list[str] | None = None) -> Path:
     if bundle:
         return Path(bundle)
     from admet.config import ModelConfig
     from admet.fit import prepare_task_data, train_bundle
     from pipelines.catalog import load_embedded
 
-    target = WORK / ("bundle_quick" if quick else "bundle_default_arch")
+    target = WORK / (("bundle_quick" if quick else "bundle_default_arch") + ("_" + "_".join(endpoints) if endpoints else ""))
     if (target / "bundle.json").exists():
         return target
-    long_df = load_embedded()
+    long_df = load_embedded(endpoints)
     if quick:
         keep = long_df["compound_id"].drop_duplicates().sample(n=1500, random_state=0)
         long_df = long_df[long_df["compound_id"].isin(set(keep))]
@@ -157,8 +157,10 @@ def run_admetai(library: Path) -> dict:
         ["unshare", "-n", "true"], capture_output=True).returncode == 0
     if isolated:
         cmd = ["unshare", "-n"] + cmd
+    # ADMET-AI gets torch's default threading (all cores), whatever this process was started with
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         return {"failed": proc.stderr[-3000:], "network_isolated": isolated}
@@ -176,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", default=None, help="an existing model bundle folder")
     parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--no-admetai", action="store_true")
+    parser.add_argument("--bundle-endpoints", default=None,
+                        help="train the bundle on these embedded endpoints only (comma list; default all)")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the fedadmet predict process (main process only; workers not profiled)")
     parser.add_argument("--child", nargs=4, metavar=("BUNDLE", "INPUT", "OUT", "STATS"), help=argparse.SUPPRESS)
@@ -199,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     n = args.n or (500 if args.quick else 10_000)
     stream_n = args.stream_n if args.stream_n is not None else (0 if args.quick else 1_000_000)
     t_start = time.perf_counter()
-    bundle = get_bundle(args.bundle, args.quick)
+    bundle = get_bundle(args.bundle, args.quick,
+                        args.bundle_endpoints.split(",") if args.bundle_endpoints else None)
     library = write_library(n, WORK / f"moses_{n}.smi")
     results: dict = {"n": n, "bundle": str(bundle)}
     results["fedadmet"] = run_fedadmet(bundle, library, f"n{n}", min(args.chunk_size, max(n // 4, 100)),
