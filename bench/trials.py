@@ -9,8 +9,9 @@ ROC-AUC and F1 (threshold 0.5 on the calibrated probability), a plain-LightGBM r
 parameters on the same feature matrix, one seed, no text model), and writes bench/results/trials.json.
 
 The HINT/TOP benchmark is licensed for non-commercial use: it is read from its shared folder at run time
-and never copied into the project. Without --admet-model a small ADMET bundle (LightGBM, 2 members, all
-embedded endpoints, at most 600 measurements each) is trained once with the project's admet API and cached under --admet-cache.
+and never copied into the project. Without --admet-model a small ADMET bundle (LightGBM, 1 member,
+150 trees, all embedded endpoints, at most 400 measurements each) is trained once with the project's
+admet API and cached under --admet-cache.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from clinical_sim.trial_table import read_trials  # noqa: E402
 log = logging.getLogger("bench.trials")
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hint_trials"
 SPLITS = {"I": (["phase_I_train", "phase_I_valid"], "phase_I_test"), "III": (["phase_III_valid"], "phase_III_test")}
-ADMET_PER_ENDPOINT = 600
+ADMET_PER_ENDPOINT = 400
 TARGETS = {"I": {"pr_auc": 0.70, "roc_auc": 0.66}, "III": {"pr_auc": 0.85}}
 REFERENCE = {"HINT (published) F1": {"I": 0.665, "III": 0.847},
              "plain LightGBM (measured by the issue) PR-AUC": {"I": 0.675, "III": 0.835},
@@ -74,10 +75,10 @@ def ensure_admet(bundle_dir: Path | None, cache: Path) -> Path:
     long = load_embedded()
     # at most ADMET_PER_ENDPOINT measurements per endpoint keeps featurisation affordable on 2 shared cores
     long = long.sample(frac=1.0, random_state=0).groupby("endpoint").head(ADMET_PER_ENDPOINT)
-    log.info("training a small ADMET bundle (lgbm x2, %d measurements over %d endpoints) into %s",
+    log.info("training a small ADMET bundle (lgbm x1, 150 trees, %d measurements over %d endpoints) into %s",
              len(long), long["endpoint"].nunique(), cache)
     td = prepare_task_data(long)
-    bundle = train_bundle(td, AdmetConfig(model="lgbm", ensemble=2, lgbm_n_estimators=300), n_jobs=1,
+    bundle = train_bundle(td, AdmetConfig(model="lgbm", ensemble=1, lgbm_n_estimators=150), n_jobs=1,
                           with_context=False)
     bundle.save(cache)
     return cache
