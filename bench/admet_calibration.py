@@ -39,8 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coverage", type=float, default=0.9)
     parser.add_argument("--hidden", default=None, help="trunk widths, e.g. 512 (default 1024,512)")
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="pool the per-seed results of several runs (same config) into admet_calibration.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.merge:
+        import json
+
+        runs = [json.loads(Path(p).read_text()) for p in args.merge]
+        if len({json.dumps(r["config"] | {"seed": 0}, sort_keys=True) for r in runs}) > 1:
+            raise SystemExit("merge: the runs used different model configs")
+        per_seed = [s for r in runs for s in r["per_seed"]]
+        return report(per_seed, [t for t in runs[0]["summary"]], runs[0]["config"], args.coverage,
+                      runs[0]["n_molecules"], sum(r["seconds"] for r in runs), False, merged_from=args.merge)
 
     from admet.config import ModelConfig
     from admet.features import FeatureSet
@@ -74,9 +85,16 @@ def main(argv: list[str] | None = None) -> int:
                          "conformal": {t: c.to_dict() for t, c in fold.conformal.items()}})
         log.info("seed %d: %s", seed, {t: round(c["test_coverage"], 3)
                                        for t, c in fold.metrics["coverage"].items() if c["test_coverage"] is not None})
+    return report(per_seed, td.task_names, cfg.to_json_dict(), args.coverage, len(td),
+                  time.perf_counter() - t0, args.quick, first_seed=args.first_seed)
+
+
+def report(per_seed: list[dict], task_names: list[str], config: dict, coverage: float, n_molecules: int,
+           seconds: float, quick: bool, first_seed: int = 0, merged_from: list[str] | None = None) -> int:
+    seeds = len(per_seed)
     summary = {}
     rows = []
-    for ep in td.task_names:
+    for ep in task_names:
         cov = [s["coverage"][ep] for s in per_seed if ep in s["coverage"] and s["coverage"][ep]["n"]]
         n = np.array([c["n"] for c in cov])
         c = np.array([c["test_coverage"] for c in cov])
@@ -90,15 +108,18 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([ep, pooled, f"{c.min():.3f}-{c.max():.3f}" if len(c) else "n/a", int(n.sum()),
                      float(w.mean()) if len(w) else math.nan, "yes" if inside else "no"])
     table = ac.markdown_table(
-        ["endpoint", f"coverage (target {args.coverage:.0%}, pooled over {seeds} seeds)", "range over seeds",
+        ["endpoint", f"coverage (target {coverage:.0%}, pooled over {seeds} seeds)", "range over seeds",
          "test points", "mean interval width (log10)", "in 88-92%"], rows)
     print(table)
-    payload = {"benchmark": "admet_calibration", "quick": args.quick, "seeds": seeds, "config": cfg.to_json_dict(),
+    payload = {"benchmark": "admet_calibration", "quick": quick, "seeds": seeds, "config": config,
                "target_range": TARGET, "summary": summary, "per_seed": per_seed,
-               "n_molecules": len(td), "seconds": time.perf_counter() - t0, "machine": ac.machine_info(),
-               "markdown": table}
-    name = "admet_calibration_quick.json" if args.quick else (
-        "admet_calibration.json" if args.first_seed == 0 else f"admet_calibration_from_seed{args.first_seed}.json")
+               "n_molecules": n_molecules, "seconds": seconds, "machine": ac.machine_info(),
+               "merged_from": merged_from, "markdown": table}
+    if merged_from:
+        name = "admet_calibration.json"
+    else:
+        name = "admet_calibration_quick.json" if quick else (
+            "admet_calibration.json" if first_seed == 0 else f"admet_calibration_from_seed{first_seed}.json")
     print(f"\nwrote {ac.write_json(name, payload)}")
     return 0
 

@@ -289,6 +289,11 @@ def merge(paths: list[str], out: str | None) -> int:
             seconds[k] = seconds.get(k, 0.0) + v
     eps = [e for e in ac.BIOGEN_ENDPOINTS if e in preds.get("lgbm_peer", {})]
     splits = {e: ac.load_biogen(e) for e in eps}
+    for e, sp in splits.items():  # Chemprop runs that finished after a part was written
+        cached = ac.chemprop_cached(sp)
+        if e not in preds.get("chemprop", {}) and cached is not None:
+            preds.setdefault("chemprop", {})[e] = np.asarray(cached["pred"], float)
+            chemprop_source[e] = f"cache ({cached['train_seconds']:.0f}s train when run)"
     peers = {"preds": {c: preds.get(c, {}) for c in ("lgbm_peer", "chemprop")}}
     fed = {"preds": {c: preds[c] for c in configs}}
     summary = summarize(splits, fed, peers, False)
