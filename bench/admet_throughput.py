@@ -94,6 +94,13 @@ def _tree_rss_mb() -> float:
     return total / 2**20
 
 
+def _vm_hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(bundle_dir: str, input_path: str, out_path: str, stats_path: str, chunk_size: int) -> None:
     """Runs in a fresh process: load the bundle, predict the file, record timing and memory."""
     from admet.bundle import load_bundle
@@ -118,7 +125,7 @@ def child(bundle_dir: str, input_path: str, out_path: str, stats_path: str, chun
         "n_ok": summary.n_ok, "n_rejected": summary.n_rejected, "rows_in_output": meta.num_rows,
         "n_output_columns": len(cols), "endpoints": bundle.task_names,
         "mol_per_s": summary.n_rows / summary.seconds,
-        "peak_rss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_self_mb": _vm_hwm_mb(),  # own high-water mark; ru_maxrss would carry the parent's RSS at fork
         "peak_rss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "rss_samples": samples, "chunk_size": chunk_size, "workers_rss_included": True,
     }))

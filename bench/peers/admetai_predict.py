@@ -14,6 +14,13 @@ import time
 from pathlib import Path
 
 
+def _vm_hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("smiles_file")
@@ -39,7 +46,7 @@ def main() -> None:
         "n_input": len(smiles), "n_output_rows": int(len(preds)), "n_columns": int(preds.shape[1]),
         "load_seconds": t_load, "predict_seconds": t_pred,
         "mol_per_s_predict": len(smiles) / t_pred, "mol_per_s_incl_load": len(smiles) / (t_load + t_pred),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": _vm_hwm_mb(),  # this process's own high-water mark (ru_maxrss would include the parent's at fork)
         "models_dir": str(models_dir), "models_dir_inside_package": str(models_dir).startswith(str(pkg)),
         "model_files": sorted(str(p.relative_to(models_dir)) for p in models_dir.rglob("*.pt")),
         "drugbank_path": str(DEFAULT_DRUGBANK_PATH), "admet_path": str(DEFAULT_ADMET_PATH),
