@@ -29,8 +29,11 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("httpx", "httpcore", "urllib3", "asyncio", "numexpr", "matplotlib", "PIL"):
+    for noisy in ("httpx", "httpcore", "urllib3", "asyncio", "numexpr", "matplotlib", "PIL", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Flower logs through its own console handler; propagating to the root handler too would
+    # print every Flower line twice (and its DEBUG lines once).
+    logging.getLogger("flwr").propagate = verbose
 
 
 def _register() -> None:
