@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from flows.tuning import SearchSpace, suggest_params
+from flows.tuning import SearchSpace, report_or_prune, suggest_params
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -87,12 +87,8 @@ class FederatedObjective:
             w = np.asarray(weights, float) / float(np.sum(weights))
             model.set_all_arrays([sum(wi * u[k] for wi, u in zip(w, updates)) for k in range(len(global_arrays))])
             val = self.validation_loss(model, cons)
-            if not math.isfinite(val):
-                raise optuna.TrialPruned(f"validation loss {val} in round {rnd}")
+            report_or_prune(trial, val, rnd, f"after round {rnd}")
             best = min(best, val)
-            trial.report(val, rnd)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after round {rnd} (validation loss {val:.4f})")
         trial.set_user_attr("model_config", cfg.to_json_dict())
         return best
 

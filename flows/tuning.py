@@ -22,6 +22,15 @@ from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
 
+
+def report_or_prune(trial: optuna.Trial, val: float, step: int, where: str) -> None:
+    """Report one intermediate validation loss; prune on a non-finite loss or the pruner's word."""
+    if not math.isfinite(val):
+        raise optuna.TrialPruned(f"validation loss is {val} {where}")
+    trial.report(val, step)
+    if trial.should_prune():
+        raise optuna.TrialPruned(f"pruned {where} (validation loss {val:.4f})")
+
 BIOGEN_ENDPOINTS = ("HLM_CLint", "RLM_CLint", "MDR1_ER", "solubility", "hPPB", "rPPB")
 
 
@@ -134,12 +143,8 @@ class AdmetObjective:
         for epoch in range(self.max_epochs):
             train_epochs(model, X_tr, Y_tr, C_tr, cfg.train_config(seed=self.seed + epoch), epochs=1)
             val = evaluate_loss(model, X_va, Y_va, C_va)
-            if not math.isfinite(val):
-                raise optuna.TrialPruned(f"validation loss is {val} at epoch {epoch}")
+            report_or_prune(trial, val, epoch, f"at epoch {epoch}")
             best = min(best, val)
-            trial.report(val, epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {epoch} (validation loss {val:.4f})")
         trial.set_user_attr("model_config", cfg.to_json_dict())
         return best
 
