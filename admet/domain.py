@@ -11,6 +11,7 @@ dense uint16 (bits x molecules) matrix; one sparse-dense product gives every int
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ class ApplicabilityDomain:
     n_training: int = 0
     _dense: np.ndarray | None = field(default=None, repr=False)
     _counts: np.ndarray | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def fit(cls, train_smiles: Sequence[str], calibration_smiles: Sequence[str],
@@ -82,27 +84,35 @@ class ApplicabilityDomain:
                  "calibration nearest-neighbour similarities)", len(bits), ad.threshold, percentile, len(cal))
         return ad
 
-    def _prepare(self) -> None:
-        if self._dense is None:
-            unpacked = np.unpackbits(self.reference, axis=1)[:, :AD_BITS]
-            self._dense = np.ascontiguousarray(unpacked.T.astype(np.uint16))
-            self._counts = unpacked.sum(1).astype(np.float32)
+    def _prepare(self) -> tuple[np.ndarray, np.ndarray]:
+        """The unpacked reference (bits x molecules) and its bit counts, built once.
+
+        Thread-safe: screening runs predict tasks on a thread pool that share one loaded bundle,
+        so two threads may ask at once; both arrays are published together under a lock.
+        """
+        with self._lock:
+            if self._dense is None or self._counts is None:
+                unpacked = np.unpackbits(self.reference, axis=1)[:, :AD_BITS]
+                counts = unpacked.sum(1).astype(np.float32)
+                dense = np.ascontiguousarray(unpacked.T.astype(np.uint16))
+                self._counts, self._dense = counts, dense
+            return self._dense, self._counts
 
     def max_similarity(self, smiles: Sequence[str], block: int = 512) -> np.ndarray:
         """Max Tanimoto similarity to the reference per SMILES (NaN where it does not parse)."""
         return self.max_similarity_bits(morgan_on_bits(list(smiles)), block=block)
 
     def max_similarity_bits(self, bits: Sequence[list[int] | None], block: int = 512) -> np.ndarray:
-        self._prepare()
+        dense, counts = self._prepare()
         out = np.full(len(bits), np.nan)
-        if len(self._counts) == 0:
+        if len(counts) == 0:
             return out
         for start in range(0, len(bits), block):
             chunk = bits[start:start + block]
             q = _bits_to_csr(chunk)
-            inter = np.asarray(q @ self._dense, dtype=np.float32)
+            inter = np.asarray(q @ dense, dtype=np.float32)
             qc = np.array([len(b) if b is not None else 0 for b in chunk], dtype=np.float32)
-            union = qc[:, None] + self._counts[None, :] - inter
+            union = qc[:, None] + counts[None, :] - inter
             sim = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
             best = sim.max(axis=1)
             valid = np.array([b is not None for b in chunk])

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -104,9 +105,18 @@ def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
 
 # --- model bundle: featurize and predict --------------------------------------------------
 
-@functools.lru_cache(maxsize=4)
+_BUNDLE_LOCK = threading.Lock()
+
+
 def cached_bundle(bundle_dir: str):
-    """The loaded bundle (once per process: tasks on Dask workers each load their own)."""
+    """The loaded bundle, once per process (predict tasks on Prefect's thread pool share it;
+    tasks on Dask workers each load their own)."""
+    with _BUNDLE_LOCK:
+        return _load_bundle_once(bundle_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_bundle_once(bundle_dir: str):
     from admet.bundle import load_bundle
 
     return load_bundle(Path(bundle_dir))

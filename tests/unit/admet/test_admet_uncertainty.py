@@ -87,3 +87,52 @@ def test_domain_similarity_equals_rdkit_tanimoto_and_flags_outliers():
     flags = ad.in_domain(sim)
     assert flags[0] and not flags[1]
     assert 0 < ad.threshold < 1
+
+
+def test_domain_lookup_is_safe_from_many_threads_on_a_freshly_loaded_domain(tmp_path):
+    """Screening's predict tasks share one loaded bundle on a thread pool; the first lookups race
+    to unpack the reference (a CI run failed when one thread saw the matrix before its bit counts).
+    The race is timing-dependent, so this cannot catch a regression on every run; it does check
+    that concurrent first lookups all succeed and agree with a single-threaded lookup."""
+    import threading
+
+    train = ["CCOc1ccccc1C(=O)N", "CCN(CC)CCNC(=O)c1ccc(N)cc1", "Cc1ccc(S(=O)(=O)N)cc1", "c1ccc2[nH]ccc2c1",
+             "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "O=C(O)c1ccccc1O", "CN1CCC[C@H]1c1cccnc1"] * 1000
+    queries = ["CCOc1ccccc1C(=O)N", "c1ccc2[nH]ccc2c1C", "CCCCCCCCCCCCCCCCCC(=O)O"]
+    fitted = ApplicabilityDomain.fit(train, train[:3])
+    fitted.save(tmp_path / "domain.npz")
+    expected = fitted.max_similarity(queries)
+    import sys
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible to open the race window
+    try:
+        _run_domain_threads(tmp_path, queries, expected)
+    finally:
+        sys.setswitchinterval(old_interval)
+
+
+def _run_domain_threads(tmp_path, queries, expected):
+    import threading
+    import time
+
+    for _ in range(5):
+        ad = ApplicabilityDomain.load(tmp_path / "domain.npz")
+        n_threads = 8
+        results: list = [None] * n_threads
+
+        def work(i):
+            try:
+                results[i] = ad.max_similarity(queries)
+            except Exception as exc:  # noqa: BLE001 - the assertion below names it
+                results[i] = exc
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+        for t in threads:  # staggered, so some threads arrive while the first is still unpacking
+            t.start()
+            time.sleep(0.004)
+        for t in threads:
+            t.join()
+        for r in results:
+            assert not isinstance(r, Exception), repr(r)
+            np.testing.assert_allclose(r, expected)
