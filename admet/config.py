@@ -26,10 +26,10 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: Literal["mtnn", "lgbm", "dc"] = "mtnn"
+    model: Literal["mtnn", "lgbm", "dc", "blend"] = "mtnn"
     featurizer: str = DEFAULT_FEATURIZER
     feature_clip: float = Field(6.0, gt=0, description="robust-scaled features clipped to +/- this")
-    # network (mtnn, dc)
+    # network (mtnn, dc, blend)
     hidden: tuple[int, ...] = Field((1024, 512), description="trunk widths, one per layer")
     trunk_width: int | None = Field(None, gt=0, description="alternative to hidden: width x depth")
     trunk_depth: int | None = Field(None, gt=0, le=8)
@@ -41,7 +41,7 @@ class ModelConfig(BaseModel):
     epochs: int = Field(100, ge=1)
     patience: int = Field(10, ge=0)
     class_weighting: bool = True
-    # lightgbm
+    # lightgbm (lgbm, blend)
     lgbm_n_estimators: int = Field(500, ge=1)
     lgbm_learning_rate: float = Field(0.05, gt=0)
     lgbm_num_leaves: int = Field(31, ge=2)

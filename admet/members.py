@@ -3,8 +3,10 @@
 ``mtnn``: :class:`admet.model.MultitaskNet` (all tasks in one network, censored loss).
 ``lgbm``: LightGBM, one booster per endpoint on the same features (censored values used as
 their bound, the usual gradient-boosting approximation). ``dc``: DeepChem multitask networks
-(``admet.dc_member``), one per task type. Predictions are in original units for regression
-and P(class 1) for classification. An ensemble holds several members of one family.
+(``admet.dc_member``), one per task type. ``blend``: one ``mtnn`` and one ``lgbm`` member trained
+with the same seed on the same rows, predictions averaged with equal weight (the configuration
+that beats the peers in ``bench/admet_quality.py``). Predictions are in original units for
+regression and P(class 1) for classification. An ensemble holds several members of one family.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from admet.train import TargetScaler, fit_mtnn, predict_raw
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("mtnn", "lgbm", "dc")
+FAMILIES = ("mtnn", "lgbm", "dc", "blend")
 
 
 class Member(Protocol):
@@ -145,9 +147,43 @@ class LGBMMember:
         return cls([TaskSpec.from_dict(t) for t in meta["tasks"]], boosters)
 
 
+class BlendMember:
+    """Equal-weight mean of a multitask network and LightGBM, fitted on the same rows.
+
+    Where LightGBM has no model for an endpoint (fewer than 5 labels, one class) the network's
+    prediction is used alone, so the blend never predicts NaN where the network does not.
+    """
+
+    family = "blend"
+    PARTS = ("mtnn", "lgbm")
+
+    def __init__(self, net: "MTNNMember", gbm: "LGBMMember") -> None:
+        self.net = net
+        self.gbm = gbm
+
+    @classmethod
+    def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int) -> "BlendMember":
+        return cls(MTNNMember.fit(X, Y, censor, tasks, cfg, seed), LGBMMember.fit(X, Y, censor, tasks, cfg, seed))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        a, b = self.net.predict(X), self.gbm.predict(X)
+        return np.where(np.isnan(b), a, 0.5 * (a + b))
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.net.save(folder / "mtnn")
+        self.gbm.save(folder / "lgbm")
+        (folder / "member.json").write_text(json.dumps({"family": self.family, "parts": list(self.PARTS),
+                                                        "weights": [0.5, 0.5]}, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> "BlendMember":
+        return cls(MTNNMember.load(folder / "mtnn"), LGBMMember.load(folder / "lgbm"))
+
+
 def fit_member(family: str, X, Y, censor, tasks: Sequence[TaskSpec], cfg: ModelConfig,
                seed: int) -> Member:
-    """Fit one member of ``family`` (``mtnn``, ``lgbm`` or ``dc``)."""
+    """Fit one member of ``family`` (``mtnn``, ``lgbm``, ``dc`` or ``blend``)."""
     if family == "mtnn":
         return MTNNMember.fit(X, Y, censor, tasks, cfg, seed)
     if family == "lgbm":
@@ -156,6 +192,8 @@ def fit_member(family: str, X, Y, censor, tasks: Sequence[TaskSpec], cfg: ModelC
         from admet.dc_member import DCMember
 
         return DCMember.fit(X, Y, censor, tasks, cfg, seed)
+    if family == "blend":
+        return BlendMember.fit(X, Y, censor, tasks, cfg, seed)
     raise ValueError(f"unknown model family {family!r}; choose from {FAMILIES}")
 
 
@@ -170,4 +208,6 @@ def load_member(folder: Path) -> Member:
         from admet.dc_member import DCMember
 
         return DCMember.load(folder)
+    if family == "blend":
+        return BlendMember.load(folder)
     raise ValueError(f"unknown model family {family!r} in {folder}")

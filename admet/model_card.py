@@ -30,11 +30,14 @@ def render_model_card(bundle: "ModelBundle") -> str:
         f"- Features: `{bundle.features.spec}`, robust scaling (median/IQR, NaN -> median, clipped to "
         f"+/-{bundle.features.clip}) fitted on the training fold only",
     ]
-    if cfg.model in ("mtnn", "dc"):
+    if cfg.model in ("mtnn", "dc", "blend"):
         lines.append(f"- Network: hidden {list(cfg.hidden)}, dropout {cfg.dropout}, lr {cfg.lr}, "
                      f"batch {cfg.batch_size}, weight decay {cfg.weight_decay}, up to {cfg.epochs} epochs, "
                      f"early stopping patience {cfg.patience}")
-    if cfg.model == "lgbm":
+    if cfg.model == "blend":
+        lines.append("- Blend: each member is the equal-weight mean of the network above and LightGBM "
+                     "trained with the same seed on the same rows")
+    if cfg.model in ("lgbm", "blend"):
         lines.append(f"- LightGBM: {cfg.lgbm_n_estimators} trees, learning rate {cfg.lgbm_learning_rate}, "
                      f"{cfg.lgbm_num_leaves} leaves, one booster per endpoint")
     lines += [

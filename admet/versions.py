@@ -13,6 +13,7 @@ CRITICAL = {
     "mtnn": ("torch", "numpy", "rdkit", "scikit-learn"),
     "lgbm": ("lightgbm", "numpy", "rdkit", "scikit-learn"),
     "dc": ("deepchem", "torch", "numpy", "rdkit", "scikit-learn"),
+    "blend": ("torch", "lightgbm", "numpy", "rdkit", "scikit-learn"),
 }
 RECORDED = ("fedadmet", "torch", "numpy", "rdkit", "scikit-learn", "scipy", "pandas", "lightgbm",
             "deepchem", "datamol")

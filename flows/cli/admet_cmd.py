@@ -107,7 +107,7 @@ def train_cmd(
     data: Path | None = typer.Option(None, "--data", help="Wide CSV (SMILES + endpoint columns, "
                                      "optional split) or long table; default: the embedded catalog."),
     endpoints: str | None = typer.Option(None, "--endpoints", help="Comma-separated endpoints (default: all)."),
-    model: str | None = typer.Option(None, "--model", help="mtnn | lgbm | dc (default mtnn)."),
+    model: str | None = typer.Option(None, "--model", help="mtnn | lgbm | dc | blend (mtnn + LightGBM, averaged; the best on Biogen) (default mtnn)."),
     ensemble: int | None = typer.Option(None, "--ensemble", help="Ensemble members (default 5)."),
     split: str = typer.Option("scaffold", "--split", help="scaffold | random (a split column wins)."),
     ignore_split_column: bool = typer.Option(False, "--ignore-split-column",
@@ -167,7 +167,7 @@ def evaluate_cmd(
     data: Path | None = typer.Option(None, "--data", help="Table as for train; default: embedded catalog."),
     endpoints: str | None = typer.Option(None, "--endpoints"),
     seeds: int = typer.Option(5, "--seeds", help="Number of seeds (splits) to average."),
-    model: str | None = typer.Option(None, "--model", help="mtnn | lgbm | dc"),
+    model: str | None = typer.Option(None, "--model", help="mtnn | lgbm | dc | blend"),
     ensemble: int = typer.Option(1, "--ensemble", help="Members per seed (default 1, as TDC)."),
     split: str = typer.Option("scaffold", "--split", help="scaffold | random (a split column wins)."),
     ignore_split_column: bool = typer.Option(False, "--ignore-split-column",

@@ -41,3 +41,23 @@ def test_lightgbm_member(tmp_path):
 @pytest.mark.slow
 def test_deepchem_member(tmp_path):
     _check_family("dc", tmp_path, hidden=(64,), epochs=30, patience=5, lr=3e-3, dropout=0.1)
+
+
+def test_blend_member_is_the_mean_of_its_parts_and_round_trips(tmp_path):
+    _check_family("blend", tmp_path, lgbm_n_estimators=100, hidden=(64,), epochs=40, patience=5, lr=3e-3)
+    X, Y, C = _data(seed=1)
+    member = load_member(tmp_path / "blend")
+    net, gbm = member.net.predict(X), member.gbm.predict(X)
+    np.testing.assert_allclose(member.predict(X), 0.5 * (net + gbm), rtol=1e-9)
+    assert not np.allclose(net, gbm)  # two different models, so the mean is not either one
+
+
+def test_blend_falls_back_to_the_network_where_lightgbm_has_no_model():
+    X, Y, C = _data()
+    Y[:, 1] = np.where(np.isnan(Y[:, 1]), np.nan, 1.0)  # one class only: LightGBM fits no booster
+    cfg = ModelConfig.build(model="blend", ensemble=1, seed=0, lgbm_n_estimators=50, hidden=(32,), epochs=5)
+    member = Ensemble.fit(X, Y, C, TASKS, cfg).members[0]
+    assert member.gbm.boosters[1] is None
+    pred = member.predict(X[:20])
+    assert np.isfinite(pred).all()
+    np.testing.assert_allclose(pred[:, 1], member.net.predict(X[:20])[:, 1])

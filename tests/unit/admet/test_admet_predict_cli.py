@@ -126,3 +126,30 @@ def test_evaluate_cli_two_seeds_markdown_and_json(tmp_path):
     assert np.isfinite(spearman["mean"]).all() and spearman["n_seeds"].iloc[0] == 2
     md = (out / "evaluation.md").read_text()
     assert "+/-" in md and "auroc" in md
+
+
+def test_train_cli_blend_bundle_predicts_from_the_command_line(tmp_path, tiny_library):
+    data = _wide_table(tmp_path / "wide.csv")
+    cfg = tmp_path / "small.json"
+    cfg.write_text(json.dumps({"featurizer": "morgan_count", "trunk_width": 32, "trunk_depth": 1, "epochs": 4,
+                               "patience": 0, "ensemble": 2, "lgbm_n_estimators": 30}))
+    out = tmp_path / "blend"
+    res = runner.invoke(app, ["admet", "train", "--data", str(data), "--config", str(cfg), "--model", "blend",
+                              "--out", str(out), "--task-types", "flag=classification", "--n-jobs", "1"])
+    assert res.exit_code == 0, res.output
+    bundle = json.loads((out / "bundle.json").read_text())
+    assert bundle["model"] == "blend" and "lightgbm" in bundle["versions"] and "torch" in bundle["versions"]
+    assert json.loads((out / "config.json").read_text())["model"] == "blend"
+    for i in range(2):
+        assert (out / "ensemble" / f"member_{i:02d}" / "mtnn" / "weights.pt").exists()
+        assert (out / "ensemble" / f"member_{i:02d}" / "lgbm" / "member.json").exists()
+    assert "Blend:" in (out / "model_card.md").read_text()
+    pred = tmp_path / "pred.csv"
+    res = runner.invoke(app, ["admet", "predict", "--model", str(out), str(tiny_library), "--out", str(pred),
+                              "--n-jobs", "1"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(pred)
+    ok = df[df.status == "ok"]
+    assert len(ok) == len(df) - 2 and np.isfinite(ok["solubility"]).all()
+    res = runner.invoke(app, ["admet", "train", "--data", str(data), "--model", "blender", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "blend" in res.output
