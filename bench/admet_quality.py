@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", default=None, help="trunk widths, e.g. 1024,512")
     parser.add_argument("--dropout", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--featurizer", default="morgan_count+rdkit2d",
+                        help="feature spec for fedadmet's models (the peers keep their own features)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="combine per-endpoint-group result files (their stored predictions) into one table")
     parser.add_argument("--no-run-chemprop", action="store_true", help="only use cached Chemprop predictions")
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     all_splits = {e: ac.load_biogen(e, quick=args.quick, seed=args.seed) for e in ac.BIOGEN_ENDPOINTS}
     # multitask training uses every endpoint's training file; evaluation only the chosen ones
     smiles = sorted({m for sp in all_splits.values() for part in (sp.train, sp.test) for m in part["smiles"]})
-    feats = FeatureTable(smiles, spec="morgan_count+rdkit2d")
+    feats = FeatureTable(smiles, spec=args.featurizer)
     splits = {e: all_splits[e] for e in eps}
     peers = run_peers(splits, args.quick, run_chemprop=not (args.quick or args.no_run_chemprop), seed=args.seed)
     fed = run_fedadmet(all_splits, eps, feats, s, args.seed, configs)

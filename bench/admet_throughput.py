@@ -16,7 +16,9 @@ its workers' after every chunk; peak RSS by 100k rows is compared with the peak 
 The bundle: ``--bundle DIR``, or one trained here on every embedded endpoint with the default
 architecture (``ModelConfig`` defaults: 5-member MTNN ensemble, 1024-512 trunk, morgan_count+rdkit2d)
 but 2 epochs (weights quality does not change prediction cost); cached under .fedadmet-cache/bench/.
-Writes bench/results/admet_throughput.json and prints a Markdown table.
+``--bundle-featurizer SPEC`` / ``--bundle-model FAMILY`` train that bundle on another feature spec (e.g.
+``morgan_count+rdkit2d_fast``) or model family (e.g. ``blend``).
+Writes bench/results/admet_throughput.json (or ``--out NAME``) and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -56,21 +58,26 @@ def write_library(n: int, path: Path) -> Path:
     return path
 
 
-def get_bundle(bundle: str | None, quick: bool, endpoints: list[str] | None = None) -> Path:
+def get_bundle(bundle: str | None, quick: bool, endpoints: list[str] | None = None,
+               featurizer: str | None = None, model: str | None = None, ensemble: int | None = None) -> Path:
     if bundle:
         return Path(bundle)
     from admet.config import ModelConfig
     from admet.fit import prepare_task_data, train_bundle
     from pipelines.catalog import load_embedded
 
-    target = WORK / (("bundle_quick" if quick else "bundle_default_arch") + ("_" + "_".join(endpoints) if endpoints else ""))
+    target = WORK / (("bundle_quick" if quick else "bundle_default_arch") + ("_" + "_".join(endpoints) if endpoints else "")
+                     + (f"_feat_{featurizer.replace('+', '_')}" if featurizer else "")
+                     + (f"_model_{model}" if model else "") + (f"_ens{ensemble}" if ensemble else ""))
     if (target / "bundle.json").exists():
         return target
     long_df = load_embedded(endpoints)
     if quick:
         keep = long_df["compound_id"].drop_duplicates().sample(n=1500, random_state=0)
         long_df = long_df[long_df["compound_id"].isin(set(keep))]
-    cfg = ModelConfig.build(epochs=1 if quick else 2, patience=0, ensemble=2 if quick else 5)
+    cfg = ModelConfig.build(epochs=1 if quick else 2, patience=0, ensemble=ensemble or (2 if quick else 5),
+                            **({"featurizer": featurizer} if featurizer else {}),
+                            **({"model": model} if model else {}))
     log.info("training the throughput bundle (%d rows, %s)", len(long_df), cfg.to_json_dict())
     td = prepare_task_data(long_df)
     b = train_bundle(td, cfg, cache_dir=ac.FEATURE_CACHE / "fedadmet_featcache")
@@ -187,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-admetai", action="store_true")
     parser.add_argument("--bundle-endpoints", default=None,
                         help="train the bundle on these embedded endpoints only (comma list; default all)")
+    parser.add_argument("--bundle-featurizer", default=None,
+                        help="feature spec for the bundle trained here (default: the project default)")
+    parser.add_argument("--bundle-ensemble", type=int, default=None, help="ensemble members of the bundle trained here")
+    parser.add_argument("--bundle-model", default=None, help="model family for the bundle trained here (e.g. blend)")
+    parser.add_argument("--out", default="admet_throughput.json", help="result file name under bench/results/")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the fedadmet predict process (main process only; workers not profiled)")
     parser.add_argument("--child", nargs=4, metavar=("BUNDLE", "INPUT", "OUT", "STATS"), help=argparse.SUPPRESS)
@@ -211,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     stream_n = args.stream_n if args.stream_n is not None else (0 if args.quick else 1_000_000)
     t_start = time.perf_counter()
     bundle = get_bundle(args.bundle, args.quick,
-                        args.bundle_endpoints.split(",") if args.bundle_endpoints else None)
+                        args.bundle_endpoints.split(",") if args.bundle_endpoints else None, args.bundle_featurizer,
+                        args.bundle_model, args.bundle_ensemble)
     library = write_library(n, WORK / f"moses_{n}.smi")
     results: dict = {"n": n, "bundle": str(bundle)}
     results["fedadmet"] = run_fedadmet(bundle, library, f"n{n}", min(args.chunk_size, max(n // 4, 100)),
@@ -252,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"benchmark": "admet_throughput", "quick": args.quick, **results, "markdown": text,
                "seconds_total": time.perf_counter() - t_start, "machine": ac.machine_info(),
                "note": "RSS samples sum the predict process and its featurization workers (psutil), after each chunk"}
-    name = "admet_throughput_quick.json" if args.quick else "admet_throughput.json"
+    name = "admet_throughput_quick.json" if args.quick else Path(args.out).name
     print(f"\nwrote {ac.write_json(name, payload)}")
     return 0
 

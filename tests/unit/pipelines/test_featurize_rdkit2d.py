@@ -1,4 +1,4 @@
-"""rdkit2d equals RDKit's naive loop over Descriptors.descList (1e-6, NaN where NaN)."""
+"""rdkit2d (and its fast subset) equal RDKit's naive loop over Descriptors.descList (1e-6, NaN where NaN)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from rdkit.Chem import Descriptors
 
 from pipelines.catalog import load_embedded
 from pipelines.featurize import featurize_smiles, get_featurizer
-from pipelines.featurize.descriptors2d import DESCRIPTOR_NAMES, descriptors_2d, naive_descriptors_2d
+from pipelines.featurize.descriptors2d import (
+    DESCRIPTOR_NAMES,
+    FAST_DESCRIPTOR_NAMES,
+    FAST_EXCLUDED,
+    descriptors_2d,
+    descriptors_2d_fast,
+    naive_descriptors_2d,
+)
 
 # Molecules that exercise the special paths: explicit/isotopic hydrogens (QED falls back to
 # RDKit), charges, salts, radicals, single atoms, metals (Gasteiger/BCUT fail -> NaN), rings of 3.
@@ -66,3 +73,21 @@ def test_non_finite_values_become_nan():
     assert out.dtype == np.float32
     assert np.isnan(out[0, 0]) and np.isnan(out[1, 1])
     assert np.isfinite(out[:, 2:]).all()
+
+
+def test_fast_subset_equals_the_same_columns_of_the_naive_loop(molecules_smiles, naive_values):
+    assert set(FAST_DESCRIPTOR_NAMES) | FAST_EXCLUDED == set(DESCRIPTOR_NAMES)
+    assert not set(FAST_DESCRIPTOR_NAMES) & FAST_EXCLUDED
+    assert 100 < len(FAST_DESCRIPTOR_NAMES) < len(DESCRIPTOR_NAMES)
+    assert {"MolLogP", "TPSA", "MolWt", "NumHDonors", "BalabanJ", "MaxEStateIndex"} <= set(FAST_DESCRIPTOR_NAMES)
+    cols = [DESCRIPTOR_NAMES.index(n) for n in FAST_DESCRIPTOR_NAMES]
+    naive = naive_values[:, cols]
+    fast = np.array([descriptors_2d_fast(Chem.MolFromSmiles(s)) for s in molecules_smiles])
+    close = np.isclose(fast, naive, rtol=1e-6, atol=1e-6, equal_nan=True)
+    bad = [(molecules_smiles[i], FAST_DESCRIPTOR_NAMES[j], naive[i, j], fast[i, j]) for i, j in np.argwhere(~close)]
+    assert not bad, bad[:10]
+    fm = featurize_smiles(molecules_smiles, spec="rdkit2d_fast", n_jobs=1)
+    assert fm.X.shape == (len(molecules_smiles), len(FAST_DESCRIPTOR_NAMES)) and fm.valid.all()
+    expected = naive.copy()
+    expected[~np.isfinite(expected)] = np.nan
+    np.testing.assert_allclose(fm.X, expected.astype(np.float32), rtol=1e-6, atol=1e-6, equal_nan=True)

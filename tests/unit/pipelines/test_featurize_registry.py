@@ -16,7 +16,8 @@ from pipelines.featurize import (
 )
 from pipelines.featurize.fingerprints import MorganCountFeaturizer
 
-RDKIT_FEATURIZERS = {"morgan_count": 2048, "morgan_bits": 2048, "maccs": 167, "rdkit2d": 217}
+RDKIT_FEATURIZERS = {"morgan_count": 2048, "morgan_bits": 2048, "maccs": 167, "rdkit2d": 217,
+                     "rdkit2d_fast": 112}
 BAD_INPUTS = ["", "   ", "C1CC", "not a molecule", None, 3.5, "C(C)(C)(C)(C)C", "c1ccccc"]
 
 
