@@ -302,17 +302,24 @@ def _sps(mol: Chem.Mol) -> float:
     return score / copy.GetNumHeavyAtoms()
 
 
-def _shared_values(mol: Chem.Mol) -> dict[str, float]:
-    """Descriptors whose shared intermediates are computed here once, by name."""
-    values: dict[str, float] = {}
+def _cheap_shared(mol: Chem.Mol, values: dict[str, float]) -> tuple[bool, float]:
+    """The intermediates both descriptor sets share: atom sums, E-state, Crippen, Gasteiger
+    extremes, Balaban's J. Returns (graph holds hydrogen atoms, MolLogP)."""
     has_h = _atom_pass(mol, values)
     _estate(mol, values)
     logp, mr = rdMolDescriptors.CalcCrippenDescriptors(mol)
     values["MolLogP"] = logp
     values["MolMR"] = mr
     _charges(mol)
-    _ipc(mol, values)
     _balaban(mol, values)
+    return has_h, logp
+
+
+def _shared_values(mol: Chem.Mol) -> dict[str, float]:
+    """Descriptors whose shared intermediates are computed here once, by name."""
+    values: dict[str, float] = {}
+    has_h, logp = _cheap_shared(mol, values)
+    _ipc(mol, values)
     hba, alerts = _patterns(mol, values, with_qed_patterns=not has_h)
     if not has_h:
         _qed(mol, values, logp, hba, alerts)
@@ -380,13 +387,7 @@ def descriptors_2d_fast(mol: Chem.Mol) -> np.ndarray:
     """The ``FAST_DESCRIPTOR_NAMES`` descriptors (float64), equal to RDKit's functions."""
     try:
         shared: dict[str, float] = {}
-        _atom_pass(mol, shared)
-        _estate(mol, shared)
-        logp, mr = rdMolDescriptors.CalcCrippenDescriptors(mol)
-        shared["MolLogP"] = logp
-        shared["MolMR"] = mr
-        _charges(mol)
-        _balaban(mol, shared)
+        _cheap_shared(mol, shared)
     except Exception:  # noqa: BLE001
         log.debug("shared descriptor intermediates failed; using RDKit's functions", exc_info=True)
         _forget_shared(mol)

@@ -34,17 +34,19 @@ class RDKit2DFeaturizer(Featurizer):
     """All RDKit 2D descriptors in ``descList`` order; non-finite values become NaN."""
 
     storage_dtype = np.dtype(np.float32)
+    names: tuple[str, ...] = DESCRIPTOR_NAMES
+    compute = staticmethod(descriptors_2d)
 
     def params(self) -> dict[str, Any]:
-        return {"descriptors": list(DESCRIPTOR_NAMES)}
+        return {"descriptors": list(self.names)}
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        return DESCRIPTOR_NAMES
+        return self.names
 
     def featurize_mol(self, mol: Chem.Mol) -> np.ndarray:
         """float64 values (the exact RDKit numbers), NaN where RDKit fails or the value is not finite."""
-        values = descriptors_2d(mol)
+        values = self.compute(mol)
         values[~np.isfinite(values)] = np.nan
         return values
 
@@ -60,14 +62,5 @@ class RDKit2DFastFeaturizer(RDKit2DFeaturizer):
     """RDKit 2D descriptors without fragment counts, QED, BCUT2D, Ipc, BertzCT, Chi3/Chi4,
     Morgan densities and SpacialScore (``descList`` order; values equal RDKit's functions)."""
 
-    def params(self) -> dict[str, Any]:
-        return {"descriptors": list(FAST_DESCRIPTOR_NAMES)}
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return FAST_DESCRIPTOR_NAMES
-
-    def featurize_mol(self, mol: Chem.Mol) -> np.ndarray:
-        values = descriptors_2d_fast(mol)
-        values[~np.isfinite(values)] = np.nan
-        return values
+    names = FAST_DESCRIPTOR_NAMES
+    compute = staticmethod(descriptors_2d_fast)
