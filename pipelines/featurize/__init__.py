@@ -6,7 +6,8 @@
 ((2, 2265), [True, False])
 
 Featurizers (``available_featurizers()``): ``morgan_count``, ``morgan_bits``, ``maccs``,
-``rdkit2d`` and the DeepChem-backed ``dc_circular``, ``dc_rdkit_descriptors`` and
+``rdkit2d``, ``rdkit2d_fast`` (112 of those descriptors, the costliest left out) and the
+DeepChem-backed ``dc_circular``, ``dc_rdkit_descriptors`` and
 ``dc_molgraphconv``. A spec joins names with ``+``; columns follow the spec order.
 
 NaN handling: an invalid molecule is a NaN row with ``valid=False`` (callers drop or report
