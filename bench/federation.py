@@ -12,7 +12,7 @@ One command runs, side by side on the same partition, the same rounds and epochs
           with the server's norm check; the robust result must stay within 2 % of clean.
 
     .venv/bin/python bench/federation.py [--partners 20] [--rounds 5] [--local-epochs 2]
-        [--hidden 512] [--modes base secagg dp poison] [--dp-clip 1.0 --dp-noise 0.1] [--engine ray]
+        [--hidden 512] [--head-finetune-epochs 0] [--modes base secagg dp poison] [--dp-clip 1.0 --dp-noise 0.1] [--engine ray]
         [--out bench/results/federation.json] [--work /tmp/fedadmet_bench]
 
 Prints tables and writes JSON (``bench/results/federation*.json``). Timings are wall clock on a
@@ -44,6 +44,7 @@ log = logging.getLogger("bench.federation")
 def _cfg(args, out: Path, **kw) -> FederatedConfig:
     base = dict(out_dir=out, n_partners=args.partners, rounds=args.rounds, local_epochs=args.local_epochs,
                 hidden=tuple(args.hidden), heads="private", strategy="fedavg", seed=args.seed,
+                head_finetune_epochs=args.head_finetune_epochs,
                 num_cpus=args.cpus, cache_dir=Path(args.work) / "feature_cache", engine=args.engine)
     base.update(kw)
     return FederatedConfig(**base)
@@ -160,6 +161,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--poison-rounds", type=int, default=3)
     ap.add_argument("--local-epochs", type=int, default=2)
+    ap.add_argument("--head-finetune-epochs", type=int, default=0,
+                    help="private heads: refit each partner's heads on the final trunk before the report")
     ap.add_argument("--hidden", type=int, nargs="+", default=[512])
     ap.add_argument("--modes", nargs="+", default=["base", "secagg", "dp", "poison"])
     ap.add_argument("--dp-clip", type=float, default=1.0)

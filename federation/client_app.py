@@ -117,6 +117,9 @@ def make_client_app(settings: NodeSettings | None = None) -> ClientApp:
             return Message(content=content, reply_to=msg)
         if stage == "report":
             model, scaling = _model_for(msg, context, cfg, node)
+            finetune = int(cfg.get("head-finetune-epochs", 0))
+            if str(cfg["heads"]) != "shared" and finetune > 0:
+                task.finetune_heads(model, data, scaling, _train_config(cfg, data.partner), finetune)
             metrics = modelio.report_metrics(model, data, scaling, node.work_dir, cfg)
             return Message(content=RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
         raise InputError(f"unknown query stage {stage!r}")
@@ -133,7 +136,7 @@ def make_client_app(settings: NodeSettings | None = None) -> ClientApp:
         if not shared:
             heads = modelio.heads_record(model)
             context.state[HEADS_STATE] = heads
-            modelio.save_heads(node.work_dir, heads)
+            modelio.save_heads(node.work_dir, heads, str(cfg.get("run-token", "")))
         out = modelio.model_record(model, include_heads=shared)
         metrics = {NUM_EXAMPLES: int(len(data.rows("train"))), "train-loss": float(loss)}
         if shared:
@@ -161,7 +164,8 @@ def _model_for(msg: Message, context: Context, cfg: ConfigRecord, node: Node):
     arrays = next(iter(msg.content.array_records.values()))
     modelio.load_record(model, arrays)
     if str(cfg["heads"]) != "shared":
-        heads = context.state[HEADS_STATE] if HEADS_STATE in context.state else modelio.load_heads(node.work_dir)
+        heads = (context.state[HEADS_STATE] if HEADS_STATE in context.state
+                 else modelio.load_heads(node.work_dir, str(cfg.get("run-token", ""))))
         if heads is not None:
             modelio.load_record(model, heads)
     return model, scaling

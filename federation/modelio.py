@@ -66,21 +66,29 @@ def load_record(model: MultitaskNet, record: ArrayRecord) -> None:
     load_arrays(model, {k: a.numpy() for k, a in record.items()})
 
 
-def save_heads(work_dir: Path, record: ArrayRecord) -> Path:
-    """Private heads to the node-local folder (atomic replace)."""
+def save_heads(work_dir: Path, record: ArrayRecord, run_token: str = "") -> Path:
+    """Private heads to the node-local folder (atomic replace), tagged with the run they belong to."""
     work_dir.mkdir(parents=True, exist_ok=True)
     keys = list(record.keys())
     tmp = work_dir / f".{HEADS_FILE}.tmp.npz"
-    np.savez(tmp, keys=np.array(keys), **{f"a{i:04d}": record[k].numpy() for i, k in enumerate(keys)})
+    np.savez(tmp, keys=np.array(keys), run_token=np.array(str(run_token)),
+             **{f"a{i:04d}": record[k].numpy() for i, k in enumerate(keys)})
     os.replace(tmp, work_dir / HEADS_FILE)
     return work_dir / HEADS_FILE
 
 
-def load_heads(work_dir: Path) -> ArrayRecord | None:
+def load_heads(work_dir: Path, run_token: str | None = None) -> ArrayRecord | None:
+    """The node's saved private heads; ``None`` when there are none or, given ``run_token``, when
+    they belong to another run (a fresh run into the same folder must not start from stale heads;
+    a resumed run carries its token over in the checkpoint)."""
     path = Path(work_dir) / HEADS_FILE
     if not path.exists():
         return None
     with np.load(path, allow_pickle=False) as z:
+        saved = str(z["run_token"]) if "run_token" in z.files else ""
+        if run_token is not None and saved != run_token:
+            log.info("private heads in %s belong to another run; starting this run's heads afresh", path)
+            return None
         keys = [str(k) for k in z["keys"]]
         return ArrayRecord({k: Array(z[f"a{i:04d}"]) for i, k in enumerate(keys)})
 

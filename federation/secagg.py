@@ -84,7 +84,7 @@ class PartnerClient(NumPyClient):
         loss = task.train_partner(model, data, scaling, tcfg, int(setup["local-epochs"]))
         heads = modelio.heads_record(model)
         self.context.state[HEADS_STATE] = heads
-        modelio.save_heads(node.work_dir, heads)
+        modelio.save_heads(node.work_dir, heads, str(setup.get("run-token", "")))
         return model.trunk_arrays(), int(len(data.rows("train"))), {"train-loss": float(loss)}
 
 
@@ -114,7 +114,8 @@ class CheckpointingFedAvg(LegacyFedAvg):
         self.rounds.append(log_entry)
         if params is not None:
             arrays = dict(zip(self.keys, parameters_to_ndarrays(params)))
-            self.setup.checkpointer.save(rnd, arrays, {"strategy": self.cfg.strategy, "secagg": True})
+            self.setup.checkpointer.save(rnd, arrays, {"strategy": self.cfg.strategy, "secagg": True,
+                                                       "run-token": self.setup.round_config["run-token"]})
         self.round_seconds.append(time.perf_counter() - self.t_last)
         self.t_last = time.perf_counter()
         if self.progress is not None:

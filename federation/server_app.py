@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def base_config(cfg: FederatedConfig) -> dict:
     """Settings every partner needs, as ConfigRecord values."""
     return {"featurizer": cfg.featurizer, "seed": int(cfg.seed), "local-epochs": int(cfg.local_epochs),
             "lr": float(cfg.lr), "batch-size": int(cfg.batch_size), "weight-decay": float(cfg.weight_decay),
-            "hidden": [int(h) for h in cfg.hidden], "dropout": float(cfg.dropout), "heads": cfg.heads}
+            "hidden": [int(h) for h in cfg.hidden], "dropout": float(cfg.dropout), "heads": cfg.heads,
+            "head-finetune-epochs": int(cfg.head_finetune_epochs)}
 
 
 def wait_for_nodes(grid: Grid, minimum: int, timeout: float = NODE_WAIT_S) -> list[int]:
@@ -122,15 +124,19 @@ def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
     arrays = modelio.model_arrays(model, include_heads=cfg.heads == "shared")
     checkpointer = Checkpointer(out / "checkpoints")
     offset = 0
+    # Private heads saved by the nodes carry this token: a fresh run never starts from another
+    # run's heads left in a node folder; a resumed run keeps the token of the run it continues.
+    run_token = uuid.uuid4().hex
     if cfg.resume:
         ckpt = checkpointer.latest()
         if ckpt is not None:
             if list(ckpt.arrays) != list(arrays):
                 raise InputError("checkpoint does not match this run's model (different tasks or architecture)")
             arrays, offset = ckpt.arrays, ckpt.round
+            run_token = str(ckpt.meta.get("run-token", run_token))
             log.info("resuming from checkpoint round %d", offset)
     return RunSetup(partner_of, scaling, n_train, stats_failed, arrays, offset, min(minimum, len(partner_of)),
-                    checkpointer, {**base_config(cfg), **scaling.to_config()})
+                    checkpointer, {**base_config(cfg), **scaling.to_config(), "run-token": run_token})
 
 
 def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: dict[str, np.ndarray],
@@ -198,7 +204,8 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress=None) -> dict:
     def after_round(server_round: int, record: ArrayRecord):
         if server_round > 0:
             setup.checkpointer.save(offset + server_round, record_to_numpy(record),
-                                    {"strategy": cfg.strategy, "heads": cfg.heads})
+                                    {"strategy": cfg.strategy, "heads": cfg.heads,
+                                     "run-token": setup.round_config["run-token"]})
             round_times.append(time.perf_counter() - last[0])
             if progress is not None:
                 progress("federated rounds", offset + server_round, cfg.rounds)

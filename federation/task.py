@@ -246,6 +246,20 @@ def train_partner(model: MultitaskNet, data: PartnerData, scaling: ConsortiumSca
                         global_params=global_params)
 
 
+def finetune_heads(model: MultitaskNet, data: PartnerData, scaling: ConsortiumScaling, cfg: TrainConfig,
+                   epochs: int) -> float:
+    """Refit the heads on the partner's train rows with the trunk frozen (in place); returns the
+    last epoch's loss. Private-heads mode calls this on the final global trunk before reporting."""
+    frozen = [p for p in model.trunk.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        return train_partner(model, data, scaling, cfg, epochs)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
 def predict_partner(model: MultitaskNet, data: PartnerData, scaling: ConsortiumScaling,
                     fold: str) -> tuple[np.ndarray, np.ndarray]:
     """(predictions in original units / probabilities, aligned labels) on one fold."""

@@ -23,6 +23,8 @@ def federate(
     dp_clip: float | None = typer.Option(None, "--dp-clip", help="DP: client-side clipping norm."),
     dp_noise: float | None = typer.Option(None, "--dp-noise", help="DP: Gaussian noise multiplier."),
     local_epochs: int = typer.Option(2, "--local-epochs", help="Local epochs per round."),
+    head_finetune_epochs: int = typer.Option(0, "--head-finetune-epochs",
+                                             help="Private heads: refit own heads on the final trunk (0 = off)."),
     hidden: str = typer.Option("512", "--hidden", help="Trunk widths, comma separated."),
     proximal_mu: float = typer.Option(0.01, "--proximal-mu", help="FedProx proximal weight."),
     min_partners: int | None = typer.Option(None, "--min-partners", help="Fewest partners a round needs (default: all)."),
@@ -38,7 +40,7 @@ def federate(
     from federation.run import run_federated
 
     cfg = FederatedConfig(out_dir=out, data=data, partners_dir=partners_dir, n_partners=partners, rounds=rounds,
-                          local_epochs=local_epochs, strategy=strategy.lower(), heads=heads.lower(), secagg=secagg,
+                          local_epochs=local_epochs, head_finetune_epochs=head_finetune_epochs, strategy=strategy.lower(), heads=heads.lower(), secagg=secagg,
                           dp_clip=dp_clip, dp_noise=dp_noise, proximal_mu=proximal_mu,
                           hidden=tuple(int(h) for h in hidden.split(",") if h.strip()),
                           min_partners=min_partners, baselines=not no_baselines, resume=resume, num_cpus=cpus,
