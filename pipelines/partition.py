@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -239,6 +241,16 @@ def write_partition(partition: PartnerPartition, out_dir: str | Path) -> Path:
     """Write partner folders, ``manifest.csv`` and ``manifest.json`` (with the resolved config)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # Partner folders of an earlier partition into the same folder would otherwise be read as
+    # extra partners (with rows that overlap the new ones) by everything that lists the folder.
+    stale = sorted(p for p in out.iterdir()
+                   if p.is_dir() and re.fullmatch(r"partner_\d+", p.name) and p.name not in partition.tables
+                   and (p / "data.csv").exists())
+    for folder in stale:
+        shutil.rmtree(folder)
+    if stale:
+        log.warning("removed %d partner folder(s) of an earlier partition from %s: %s", len(stale), out,
+                    ", ".join(p.name for p in stale))
     for pid, part in partition.tables.items():
         write_kmelloddy(part, out / pid / "data.csv")
     partition.manifest.to_csv(out / "manifest.csv", index=False)

@@ -111,3 +111,16 @@ def test_embedded_catalog_gives_twenty_usable_partners():
     rows = part.manifest["n_rows"]
     assert len(rows) == 20 and rows.min() >= 30
     assert _compound_owner(part).max() == 1
+
+
+def test_rewriting_a_folder_with_fewer_partners_removes_the_old_partner_folders(pooled, tmp_path):
+    """A 3-partner partition written over a 5-partner one: only the new partners remain, so
+    nothing that lists the folder (federation, nodes) sees partners of the earlier partition."""
+    write_partition(partition_partners(pooled, n_partners=5, seed=0), tmp_path)
+    (tmp_path / "notes").mkdir()  # not a partner folder: left alone
+    write_partition(partition_partners(pooled, n_partners=3, seed=1), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("partner_")) == \
+        ["partner_00", "partner_01", "partner_02"]
+    assert sorted(p.parent.name for p in tmp_path.glob("*/data.csv")) == ["partner_00", "partner_01", "partner_02"]
+    assert (tmp_path / "notes").is_dir()
+    assert read_partition(tmp_path).partner_ids == ["partner_00", "partner_01", "partner_02"]
