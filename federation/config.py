@@ -33,8 +33,8 @@ class FederatedConfig:
     head_finetune_epochs: int = 0
     """Private heads only: before the report each partner refits its own heads on the final global
     trunk (trunk frozen, train rows only) for this many epochs, since its heads were last trained
-    against its own pre-aggregation trunk. 0 = off (the default: on the 20-partner benchmark, 2
-    epochs gave 18/20 partners improved instead of 17/20 but the same mean metric)."""
+    against its own pre-aggregation trunk. 0 = off (the default: not yet measured cleanly on the
+    20-partner benchmark)."""
     proximal_mu: float = 0.01
     """FedProx proximal term weight (only used by ``fedprox``)."""
     trim_fraction: float = 0.2
