@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from flwr.clientapp import ClientApp
+from flwr.serverapp import ServerApp
 
 from federation import partners as partners_mod
 from federation import report as report_mod
 from federation import task
 from federation.config import FederatedConfig
-from federation.server_app import RESULT_FILE
+from federation.stages import RESULT_FILE
+from pipelines import RUNTIME_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +52,16 @@ class FederatedResult:
 def flower_environment(out_dir: Path) -> None:
     """Flower and Ray stay offline and keep their files in the run folder."""
     os.environ["FLWR_HOME"] = str(Path(out_dir) / "flwr_home")
-    os.environ.setdefault("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
-    os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray's workers inherit this process's environment: the runtime defaults (offline, quiet,
+    # passive OpenMP threads) go in where unset, whether or not the caller ran configure()
+    for key, value in RUNTIME_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     Path(os.environ["FLWR_HOME"]).mkdir(parents=True, exist_ok=True)
 
 
 def load_all_partners(cfg: FederatedConfig, partners_dir: Path) -> list[task.PartnerData]:
     """Every partner's data through the same code the ClientApps run (fills the shared caches)."""
-    from federation.client_app import NodeSettings  # noqa: F401  (same node-local layout)
-
     out = []
     for folder in partners_mod.partner_folders(partners_dir):
         out.append(task.load_partner(folder, folder.name, cfg.featurizer, cfg.cache_dir,
@@ -68,6 +70,7 @@ def load_all_partners(cfg: FederatedConfig, partners_dir: Path) -> list[task.Par
 
 
 def node_work_dir(cfg: FederatedConfig, partner: str) -> Path:
+    """A simulated partner's node-local folder (the layout of ``federation.node.resolve_node``)."""
     return Path(cfg.out_dir) / "nodes" / partner
 
 
@@ -85,38 +88,41 @@ def warm_feature_cache(cfg: FederatedConfig, partners_dir: Path) -> None:
         featurize_smiles(unique, spec=cfg.featurizer, n_jobs=cfg.num_cpus, cache_dir=cfg.cache_dir)
 
 
+def run_config_for(cfg: FederatedConfig, partners_dir: Path) -> dict:
+    """The run config both apps read: the run's config, with the partition folder actually used."""
+    return {**cfg.to_run_config(), "partners-dir": str(partners_dir)}
+
+
 def simulate(cfg: FederatedConfig, partners_dir: Path, progress=None) -> dict:
-    """Run the Flower simulation; returns the server's outcome (``federation_result.json``)."""
+    """Run the project's one ServerApp / ClientApp; returns the server's outcome (``federation_result.json``).
+
+    ``engine="ray"``: Flower's Simulation Engine. Its Python API (``run_simulation``) takes no run
+    config, so ``with_run_config`` puts it into each app's ``Context``, as ``flwr run`` would.
+    ``engine="inprocess"``: the fallback transport (``federation.inprocess``), same apps.
+    """
     from flwr.simulation import run_simulation
 
-    from federation.client_app import NodeSettings, make_client_app
+    from federation.client_app import app as client_app
+    from federation.inprocess import run_inprocess
     from federation.server_app import make_server_app
 
     n_nodes = len(partners_mod.partner_folders(partners_dir))
-    settings = NodeSettings(partners_dir=partners_dir, work_root=Path(cfg.out_dir) / "nodes",
-                            cache_dir=cfg.cache_dir,
-                            audit_dir=Path(cfg.out_dir) / "audit" if cfg.extra.get("audit", True) else None,
-                            poison_partners=cfg.poison_partners, poison_scale=cfg.poison_scale)
-    if cfg.secagg:
-        from federation.secagg import make_secagg_apps
-
-        server_app, client_app = make_secagg_apps(cfg, settings, progress)
-    else:
-        server_app, client_app = make_server_app(cfg, progress), make_client_app(settings)
+    run_config = run_config_for(cfg, partners_dir)
+    server_app = make_server_app(progress)
     result_path = Path(cfg.out_dir) / RESULT_FILE
     result_path.unlink(missing_ok=True)
     if cfg.engine == "inprocess":
-        _simulate_inprocess(cfg, settings, n_nodes, progress)
+        run_inprocess(server_app, client_app, n_nodes, run_config)
     else:
         backend = {"init_args": {"num_cpus": cfg.num_cpus, "num_gpus": 0, "include_dashboard": False,
                                  "log_to_driver": False, "object_store_memory": 300 * 1024**2},
                    "client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
         from federation.raystart import start_ray, stop_ray
 
+        server, client = with_run_config(server_app, client_app, run_config)
         try:
             start_ray(cfg.num_cpus)
-            run_simulation(server_app=server_app, client_app=client_app, num_supernodes=n_nodes,
-                           backend_config=backend)
+            run_simulation(server_app=server, client_app=client, num_supernodes=n_nodes, backend_config=backend)
         finally:
             stop_ray()
     if not result_path.exists():
@@ -124,23 +130,28 @@ def simulate(cfg: FederatedConfig, partners_dir: Path, progress=None) -> dict:
     return json.loads(result_path.read_text())
 
 
-def _simulate_inprocess(cfg: FederatedConfig, settings, n_nodes: int, progress) -> None:
-    """The same ServerApp / ClientApp logic over ``federation.local_grid.SequentialGrid``."""
-    from federation.client_app import make_client_app
-    from federation.local_grid import SequentialGrid
+class _RunConfigClientApp(ClientApp):
+    """The project's ClientApp, called with the run config in the node's ``Context``."""
 
-    log.warning("engine 'inprocess': Flower apps over a sequential in-process transport (no Ray)")
-    if cfg.secagg:
-        from federation.secagg import make_secagg_apps, run_secagg_server
+    def __init__(self, inner: ClientApp, run_config: dict) -> None:
+        super().__init__()
+        self.inner, self.run_config = inner, dict(run_config)
 
-        _, client_app = make_secagg_apps(cfg, settings)
-        grid = SequentialGrid(client_app, n_nodes)
-        outcome = run_secagg_server(grid, grid.server_context(), cfg, progress)
-        (Path(cfg.out_dir) / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
-    else:
-        from federation.server_app import run_server
+    def __call__(self, message, context):
+        context.run_config = dict(self.run_config)
+        return self.inner(message, context)
 
-        run_server(SequentialGrid(make_client_app(settings), n_nodes), cfg, progress)
+
+def with_run_config(server_app: ServerApp, client_app: ClientApp, run_config: dict) -> tuple[ServerApp, ClientApp]:
+    """The same two apps, each handed ``run_config`` in its ``Context`` (only for ``run_simulation``)."""
+    server = ServerApp()
+
+    @server.main()
+    def main(grid, context) -> None:
+        context.run_config = dict(run_config)
+        server_app(grid, context)
+
+    return server, _RunConfigClientApp(client_app, run_config)
 
 
 def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:

@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines import runtime_environment
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class PrefectServer:
 
 def server_env(prefect_home: Path | None = None) -> dict[str, str]:
     """Environment for a server child: telemetry off; its own PREFECT_HOME when given."""
-    env = dict(os.environ)
+    env = runtime_environment()
     env.pop("PREFECT_API_URL", None)
     env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
                 "PREFECT_UI_ENABLED": "true"})

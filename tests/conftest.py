@@ -10,6 +10,14 @@ from pathlib import Path
 
 import pytest
 
+import pipelines
+
+
+def pytest_configure(config) -> None:
+    # The runtime defaults the CLI applies (offline, quiet, passive OpenMP threads) for the tests
+    # that call library code directly; importing the packages no longer applies them.
+    pipelines.configure()
+
 
 @pytest.fixture(scope="session")
 def prefect_harness():

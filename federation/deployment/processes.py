@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psutil
 
+from pipelines import runtime_environment
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,10 @@ def flower_executable(name: str) -> str:
 def flower_env(flwr_home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for every Flower process we start: no update check, no telemetry,
     no runtime ``uv`` installs of app dependencies, a private ``FLWR_HOME``, and this
-    interpreter's ``bin`` first on PATH (Flower spawns ``flower-superexec`` by name)."""
-    env = os.environ.copy()
+    interpreter's ``bin`` first on PATH (Flower spawns ``flower-superexec`` by name).
+    The project's runtime defaults (``pipelines.runtime_environment``) are filled in where unset,
+    so the processes are offline and quiet whether or not this process called ``configure()``."""
+    env = runtime_environment()
     env.update({
         "FLWR_HOME": str(flwr_home),
         "FLWR_DISABLE_UPDATE_CHECK": "1",

@@ -1,6 +1,7 @@
 """The ``fedadmet`` command line: one Typer app, one sub-module per area.
 
-Logging is configured here, once; library code only uses ``logging.getLogger(__name__)``.
+Logging and the runtime defaults (``pipelines.configure``) are set here, once, when a command
+runs (not on import); library code only uses ``logging.getLogger(__name__)``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 
 import typer
 
-import pipelines  # noqa: F401  (offline/quiet runtime defaults before anything else loads)
+import pipelines
 from pipelines.errors import InputError
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app = typer.Typer(
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    # before any command imports Prefect, Flower or Ray (the command modules import them lazily)
+    pipelines.configure()
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -37,16 +40,11 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 
 def _register() -> None:
-    from flows.cli import data_cmd
+    # every command group, always: a module that fails to import is an error, not a missing group
+    from flows.cli import admet_cmd, consortium_cmd, data_cmd, federation_cmd, flow_cmd, trial_cmd
 
     app.add_typer(data_cmd.app, name="data")
-    for module_name in ("admet_cmd", "federation_cmd", "consortium_cmd", "trial_cmd", "flow_cmd"):
-        try:
-            module = __import__(f"flows.cli.{module_name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"flows.cli.{module_name}":
-                raise
-            continue
+    for module in (admet_cmd, federation_cmd, consortium_cmd, trial_cmd, flow_cmd):
         module.register(app)
 
 
