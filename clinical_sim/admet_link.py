@@ -73,14 +73,12 @@ class PKTypical:
 
 
 def load_admet(bundle_dir: str | Path) -> AdmetPredictor:
-    """Load the project's ADMET bundle from a folder (clear error if missing or the admet API is absent)."""
+    """Load the project's ADMET bundle from a folder (clear error if it is missing)."""
     bundle_dir = Path(bundle_dir)
     if not bundle_dir.exists():
         raise InputError(f"ADMET model folder not found: {bundle_dir}")
-    try:
-        from admet.bundle import load_bundle
-    except ImportError as exc:
-        raise InputError(f"the admet package cannot load bundles here ({exc})") from exc
+    from admet.bundle import load_bundle
+
     return load_bundle(bundle_dir)
 
 

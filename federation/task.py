@@ -105,12 +105,9 @@ def read_partner_table(data_dir: Path) -> pd.DataFrame:
         path = path / DATA_FILE
     if not path.exists():
         raise InputError(f"partner data not found: {path}")
-    try:
-        from pipelines.readers import read_long_table
-    except ImportError:  # reader module not there: plain CSV in the project long format
-        table = pd.read_csv(path, dtype={"compound_id": str})
-    else:
-        table = read_long_table(path)
+    from pipelines.readers import read_long_table
+
+    table = read_long_table(path)
     missing = {"smiles", "endpoint", "value"} - set(table.columns)
     if missing:
         raise InputError(f"partner table {path} lacks column(s) {sorted(missing)}")

@@ -1,8 +1,9 @@
 """The main job (``fedadmet demo``): embedded data -> 20 partners -> federated training -> screening -> report.
 
 One parent Prefect flow ("fedadmet-demo") with the federated-training and screening flows as
-subflows, so the dashboard shows the whole job as one tree. A stage whose package is missing
-in this checkout is reported as skipped instead of failing the job.
+subflows, so the dashboard shows the whole job as one tree. A stage is skipped only when its
+input is absent (no partner data, no federated model); a failure of any stage fails the job,
+except Ray not starting on a busy machine, which is reported as that stage's failure.
 """
 
 from __future__ import annotations
@@ -72,11 +73,6 @@ class DemoResult:
     wall_seconds: float = 0.0
 
 
-def _missing_module(exc: ModuleNotFoundError) -> str | None:
-    name = exc.name or ""
-    return name if name.split(".")[0] in ("pipelines", "admet", "federation", "flows") else None
-
-
 def run_demo(cfg: DemoConfig, on_stage: Callable[[str, str], None] | None = None) -> DemoResult:
     """Run the main job as one Prefect flow; ``on_stage(stage, status)`` reports progress."""
     notify = on_stage or (lambda stage, status: None)
@@ -112,12 +108,6 @@ def _stage(result: DemoResult, name: str, notify, body: Callable[[], dict]) -> N
     try:
         details = body()
         status = "done"
-    except ModuleNotFoundError as exc:
-        missing = _missing_module(exc)
-        if missing is None:
-            raise
-        log.warning("demo stage %s skipped: %s is not available in this checkout", name, missing)
-        details, status = {"reason": f"{missing} not available"}, "skipped"
     except RuntimeError as exc:
         if type(exc).__name__ != "RayStartError":
             raise

@@ -16,7 +16,7 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import artifacts, plots
+from flows import artifacts, plots, run_names
 from flows import screening_steps as steps
 from flows.desirability import load_profile
 from flows.runners import RunnerSpec, make_task_runner
@@ -64,13 +64,21 @@ def report_task(cfg: steps.ScreeningConfig, result: steps.ScreeningResult) -> Pa
     return publish_screening_report(cfg, result)
 
 
+def _run_name(p: dict) -> str:
+    return (f"screen {run_names.label(p.get('library'))} with {run_names.partner_set(p.get('bundle_dir'))}"
+            f" profile {run_names.label(p.get('profile'))}")
+
+
 @flow(name="screening", description="Screen a compound library: validate, featurize, predict ADMET with "
-      "uncertainty, score by desirability, rank; report as artifacts.")
+      "uncertainty, score by desirability, rank; report as artifacts.", flow_run_name=run_names.namer(_run_name))
 def screening_flow(library: str, bundle_dir: str, out_dir: str, profile: str | None = None,
                    smiles_col: str | None = None, chunk_size: int = 1000, top_n: int = 25,
                    use_cache: bool = True) -> dict:
     cfg = steps.ScreeningConfig(library=library, bundle_dir=bundle_dir, out_dir=out_dir, profile=profile,
                                 smiles_col=smiles_col, chunk_size=chunk_size, top_n=top_n, use_cache=use_cache)
+    run_names.tag_run(run_names.standard_tags("screening", library=run_names.label(library),
+                                              model=run_names.partner_set(bundle_dir),
+                                              profile=run_names.label(profile)))
     result = screen_with_tasks(cfg)
     return result.summary() | {"out_dir": str(cfg.out_dir)}
 
@@ -161,10 +169,8 @@ def approved_reference(bundle_dir: Path, endpoints: list[str]) -> dict[str, np.n
     ref = getattr(getattr(bundle, "approved", None), "sorted_predictions", None)
     if ref:
         return {e: np.asarray(ref[e], dtype=float) for e in endpoints if e in ref}
-    try:
-        from admet.approved import approved_drug_smiles
-    except ImportError:
-        return None
+    from admet.approved import approved_drug_smiles
+
     preds = bundle.predict_smiles(approved_drug_smiles())
     log.info("approved-drug reference predicted on the fly (%d drugs)", len(preds))
     return {e: preds[e].dropna().to_numpy(float) for e in endpoints if e in preds}
