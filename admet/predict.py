@@ -181,7 +181,7 @@ def predict_file(bundle_dir: str | Path, input_path: str | Path, out_path: str |
     ``progress(n_rows_done, seconds)`` is called after each chunk. ``n_jobs`` worker processes
     standardize and featurize (None: the cores this process may use; 1: in this process).
     """
-    from pipelines.featurize.parallel import make_executor, resolve_n_jobs
+    from pipelines.procs import resolve_n_jobs
 
     bundle_dir, input_path, out_path = Path(bundle_dir), Path(input_path), Path(out_path)
     fmt = output_format(out_path)
@@ -230,7 +230,7 @@ def predict_file(bundle_dir: str | Path, input_path: str | Path, out_path: str |
         return chunk["_reject"].tolist() if "_reject" in chunk else None
 
     try:
-        _run(workers, chunks, resumed, finish, forced, spec, make_executor)
+        _run(workers, chunks, resumed, finish, forced, spec)
     except InputError:
         if not any(parts.glob("part_*.parquet")):
             shutil.rmtree(parts, ignore_errors=True)
@@ -247,7 +247,7 @@ def predict_file(bundle_dir: str | Path, input_path: str | Path, out_path: str |
     return summary
 
 
-def _run(workers, chunks, resumed, finish, forced, spec, make_executor) -> None:
+def _run(workers, chunks, resumed, finish, forced, spec) -> None:
     """Process the chunks: in this process (workers <= 1) or with a pool, results in order."""
     if workers <= 1:
         for i, chunk in chunks():
@@ -255,7 +255,10 @@ def _run(workers, chunks, resumed, finish, forced, spec, make_executor) -> None:
                 finish(i, chunk, _prepare_chunk(chunk["input"].tolist(), forced(chunk), spec))
     else:
         pending: deque = deque()
-        with make_executor(workers) as pool:
+        from pipelines.featurize.parallel import PRELOAD
+        from pipelines.procs import process_pool
+
+        with process_pool(workers, preload=PRELOAD) as pool:
             for i, chunk in chunks():
                 if resumed(i):
                     continue

@@ -11,11 +11,14 @@ import warnings
 from collections.abc import Iterable
 
 import numpy as np
-from rdkit import Chem, RDLogger
+from rdkit import Chem
 from rdkit.Chem import Crippen, Descriptors, QED, rdFingerprintGenerator, rdMolDescriptors
 
+from pipelines.standardize import parse_smiles as parse_with_reason
+
 log = logging.getLogger(__name__)
-RDLogger.DisableLog("rdApp.*")
+#: trial drugs include peptides far above the screening size limit
+_NO_SIZE_LIMIT = 100_000
 
 #: RDKit descriptors computed per drug, in order.
 DESCRIPTOR_NAMES: tuple[str, ...] = (
@@ -26,23 +29,9 @@ _METALS = {"Pt", "Fe", "Cu", "Zn", "Co", "Ni", "Gd", "Ga", "Tc", "Ru", "Au", "Ag
 
 
 def parse_smiles(smiles: str) -> Chem.Mol | None:
-    """RDKit molecule, retrying without full sanitisation (organometallics in trial tables); None if hopeless."""
-    if not isinstance(smiles, str) or not smiles.strip():
-        return None
-    mol = Chem.MolFromSmiles(smiles)
-    if mol is not None:
-        return mol
-    mol = Chem.MolFromSmiles(smiles, sanitize=False)
-    if mol is None:
-        return None
-    try:
-        mol.UpdatePropertyCache(strict=False)
-        Chem.SanitizeMol(
-            mol, Chem.SanitizeFlags.SANITIZE_ALL ^ Chem.SanitizeFlags.SANITIZE_PROPERTIES, catchErrors=True
-        )
-        Chem.GetSymmSSSR(mol)
-    except Exception:  # noqa: BLE001 - RDKit raises many kinds; a bad molecule is a None, not a crash
-        return None
+    """RDKit molecule through the pipeline's parser, keeping organometallics whose only problem is
+    valence (common in trial tables) and large drugs (peptides); None if hopeless."""
+    mol, _ = parse_with_reason(smiles, max_heavy_atoms=_NO_SIZE_LIMIT, allow_valence_errors=True)
     return mol
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from rdkit import Chem
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
-from pipelines._procs import process_pool, resolve_n_jobs
+from pipelines.procs import process_pool, resolve_n_jobs
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from rdkit import Chem
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
-from pipelines._procs import process_pool, resolve_n_jobs
+from pipelines.procs import process_pool, resolve_n_jobs
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,14 @@ def _has_internal_whitespace(text: str) -> bool:
     return bool(sep) and not tail.lstrip().startswith("|")
 
 
-def parse_smiles(smiles: object, max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS
-                 ) -> tuple[Chem.Mol | None, RejectReason | None]:
-    """Parse and sanitize one SMILES: ``(mol, None)`` or ``(None, reason)``. Never raises."""
+def parse_smiles(smiles: object, max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS,
+                 allow_valence_errors: bool = False) -> tuple[Chem.Mol | None, RejectReason | None]:
+    """Parse and sanitize one SMILES: ``(mol, None)`` or ``(None, reason)``. Never raises.
+
+    The project's one SMILES parser (featurizers and the clinical module call it too).
+    ``allow_valence_errors=True`` keeps a molecule whose only problem is an atom's valence
+    (organometallics in trial tables), sanitized in every other respect, instead of rejecting it.
+    """
     if not isinstance(smiles, str):
         return None, RejectReason.NOT_A_STRING
     text = smiles.strip()
@@ -147,8 +152,21 @@ def parse_smiles(smiles: object, max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS
     if raw is None or raw.GetNumAtoms() == 0:
         return None, RejectReason.UNPARSABLE
     mol, reason = sanitize_mol(raw)
+    if reason is RejectReason.VALENCE_ERROR and allow_valence_errors:
+        return _sanitize_except_valence(Chem.MolFromSmiles(text, sanitize=False))
     # sanitize_mol succeeding here means MolFromSmiles failed in a later step
     return (None, reason) if reason is not None else (None, RejectReason.UNPARSABLE)
+
+
+def _sanitize_except_valence(mol: Chem.Mol) -> tuple[Chem.Mol | None, RejectReason | None]:
+    try:
+        mol.UpdatePropertyCache(strict=False)
+        Chem.SanitizeMol(mol, Chem.SanitizeFlags.SANITIZE_ALL ^ Chem.SanitizeFlags.SANITIZE_PROPERTIES,
+                         catchErrors=True)
+        Chem.GetSymmSSSR(mol)
+    except Exception:  # noqa: BLE001 - RDKit raises many kinds; a bad molecule is a reject, not a crash
+        return None, RejectReason.VALENCE_ERROR
+    return mol, None
 
 
 def sanitize_mol(mol: Chem.Mol) -> tuple[Chem.Mol | None, RejectReason | None]:

@@ -25,7 +25,6 @@ from pipelines.featurize.base import (
     Featurizer,
     available_featurizers,
     get_featurizer,
-    parse_smiles,
     parse_spec,
     register,
 )
@@ -40,7 +39,6 @@ __all__ = [
     "featurize_smiles",
     "get_featurizer",
     "iter_featurize",
-    "parse_smiles",
     "parse_spec",
     "register",
 ]

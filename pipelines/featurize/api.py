@@ -15,7 +15,8 @@ import numpy as np
 from pipelines.errors import InputError
 from pipelines.featurize.base import FeatureMatrix, Featurizer, get_featurizer, parse_spec
 from pipelines.featurize.cache import FeatureCache, smiles_keys
-from pipelines.featurize.parallel import BlockResult, resolve_n_jobs, run_chunks
+from pipelines.featurize.parallel import BlockResult, run_chunks
+from pipelines.procs import resolve_n_jobs
 
 log = logging.getLogger(__name__)
 

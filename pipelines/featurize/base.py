@@ -151,11 +151,3 @@ def parse_spec(spec: str) -> tuple[str, ...]:
     return names
 
 
-def parse_smiles(smiles: object) -> Chem.Mol | None:
-    """Sanitized molecule, or None for anything that is not a parseable non-empty SMILES string."""
-    if not isinstance(smiles, str):
-        return None
-    text = smiles.strip()
-    if not text:
-        return None
-    return Chem.MolFromSmiles(text)

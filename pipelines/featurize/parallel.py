@@ -12,17 +12,21 @@ once), which stays safe when the parent runs threads (Prefect, Dask, torch).
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import os
-import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.featurize.base import Featurizer, get_featurizer, parse_smiles
+from pipelines.featurize.base import Featurizer, get_featurizer
+from pipelines.procs import process_pool
+from pipelines.standardize import parse_smiles
+
+#: featurizers take any size of molecule (the screening size limit is a standardization rule)
+_NO_SIZE_LIMIT = 100_000
+#: what a ``forkserver`` imports once for its workers
+PRELOAD = "pipelines.featurize.parallel"
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,7 @@ def featurize_chunk(smiles: list[object], names: tuple[str, ...]) -> list[BlockR
     oks = [np.zeros(n, dtype=bool) for _ in featurizers]
     n_failed = 0
     for i, text in enumerate(smiles):
-        mol = parse_smiles(text)
+        mol, _ = parse_smiles(text, max_heavy_atoms=_NO_SIZE_LIMIT)
         if mol is None:
             n_failed += 1
             continue
@@ -73,25 +77,6 @@ def featurize_chunk(smiles: list[object], names: tuple[str, ...]) -> list[BlockR
     return [BlockResult(feat.compact(block), ok) for feat, block, ok in zip(featurizers, blocks, oks)]
 
 
-def default_n_jobs() -> int:
-    """CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def resolve_n_jobs(n_jobs: int | None) -> int:
-    """None/0: all usable cores; negative: all but ``-n_jobs - 1``; inside a daemonic worker: 1."""
-    if mp.current_process().daemon:
-        return 1  # daemonic processes (e.g. a multiprocessing pool worker) cannot start children
-    if n_jobs is None or n_jobs == 0:
-        return default_n_jobs()
-    if n_jobs < 0:
-        return max(1, default_n_jobs() + 1 + n_jobs)
-    return n_jobs
-
-
 class _Done:
     """A finished 'future' for work done in this process."""
 
@@ -100,18 +85,6 @@ class _Done:
 
     def result(self) -> list[BlockResult]:
         return self._value
-
-
-def make_executor(n_jobs: int) -> Executor:
-    methods = mp.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        context = mp.get_context("fork")
-    elif "forkserver" in methods:
-        context = mp.get_context("forkserver")
-        context.set_forkserver_preload(["pipelines.featurize.parallel"])
-    else:  # pragma: no cover - Windows / macOS default
-        context = mp.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=n_jobs, mp_context=context)
 
 
 def run_chunks(
@@ -130,7 +103,7 @@ def run_chunks(
         return
     limit = max_in_flight or 2 * n_jobs
     pending: deque[tuple[object, Future | _Done]] = deque()
-    with make_executor(n_jobs) as executor:
+    with process_pool(n_jobs, preload=PRELOAD) as executor:
         for tag, smiles, names in jobs:
             if names and smiles:
                 pending.append((tag, executor.submit(featurize_chunk, smiles, names)))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import pipelines.featurize.parallel as parallel
+from pipelines.procs import process_pool
 from pipelines.catalog import load_embedded
 from pipelines.featurize import FeatureCache, featurize_smiles, get_featurizer, iter_featurize
 
@@ -112,7 +113,7 @@ def test_parallel_from_a_threaded_parent_uses_forkserver(library):
     helper = threading.Thread(target=stop.wait, daemon=True)
     helper.start()
     try:
-        executor = parallel.make_executor(2)
+        executor = process_pool(2, preload=parallel.PRELOAD)
         assert executor._mp_context.get_start_method() == "forkserver"
         executor.shutdown()
         par = featurize_smiles(library[:60], spec="maccs", n_jobs=2, chunk_size=20)

@@ -1,4 +1,5 @@
-"""Worker processes for the CPU-bound molecule steps (standardization, scaffolds)."""
+"""Worker processes for the CPU-bound molecule steps (standardization, scaffolds, featurization,
+prediction): how many, and the one pool factory every step uses."""
 
 from __future__ import annotations
 
@@ -8,15 +9,23 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 
 
+def default_n_jobs() -> int:
+    """CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def resolve_n_jobs(n_jobs: int | None) -> int:
-    """None/0/negative: every usable core; inside a daemonic process (pool / Dask worker): 1."""
+    """None/0: all usable cores; negative: all but ``-n_jobs - 1``; inside a daemonic process
+    (a pool or Dask worker): 1."""
     if mp.current_process().daemon:
         return 1  # daemonic processes cannot start children
-    if n_jobs is None or n_jobs <= 0:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - not Linux
-            return max(1, os.cpu_count() or 1)
+    if n_jobs is None or n_jobs == 0:
+        return default_n_jobs()
+    if n_jobs < 0:
+        return max(1, default_n_jobs() + 1 + n_jobs)
     return n_jobs
 
 
