@@ -31,7 +31,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from pipelines.catalog import LONG_COLUMNS, load_catalog
+from pipelines.catalog import LONG_COLUMNS, catalog_column, load_catalog
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,7 @@ def _catalog_meta() -> tuple[dict[str, str], dict[str, str]]:
         catalog = load_catalog()
     except InputError:
         return {}, {}
-    return (dict(zip(catalog["endpoint"], catalog["task_type"], strict=True)),
-            dict(zip(catalog["endpoint"], catalog["better"], strict=True)))
+    return catalog_column("task_type", catalog), catalog_column("better", catalog)
 
 
 def infer_task_type(values: pd.Series, unit: str) -> str:

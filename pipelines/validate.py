@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipelines.catalog import LONG_COLUMNS, load_catalog
+from pipelines.catalog import LONG_COLUMNS, catalog_column, load_catalog
 from pipelines.errors import InputError
 from pipelines.measurements import check_units, parse_measurement
 from pipelines.standardize import DEFAULT_MAX_HEAVY_ATOMS, RejectReason, standardize_unique
@@ -91,7 +91,7 @@ def _catalog_units() -> dict[str, str]:
         catalog = load_catalog()
     except InputError:
         return {}
-    return dict(zip(catalog["endpoint"], catalog["unit"], strict=True))
+    return catalog_column("unit", catalog)  # aliases (e.g. ``bbb``) get their endpoint's unit
 
 
 def validate_long_table(long_df: pd.DataFrame, expected_units: dict[str, str] | None = None,
