@@ -1,0 +1,97 @@
+"""A simulated consortium's data, prepared once: read -> validate -> partition -> partner folders.
+
+The one partner-preparation path of the project (the federated run and the main job's data
+stage both call it). Every row of the input ends up either in a partner's ``data.csv`` (after
+standardization and validation) or in ``rejects.csv`` with its reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.errors import InputError
+
+log = logging.getLogger(__name__)
+
+REJECTS_FILE = "rejects.csv"
+SUMMARY_FILE = "data_summary.json"
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionSummary:
+    """What :func:`prepare_partition` did, as written to ``data_summary.json``."""
+
+    n_rows: int
+    """Input rows."""
+    n_accepted: int
+    """Rows that passed validation (standardized) and were partitioned."""
+    n_rejected: int
+    """Rows written to ``rejects.csv`` with a reason."""
+    n_partners: int
+    alpha: float
+    seed: int
+
+
+def load_long_table(data: str | Path | None = None, endpoints: tuple[str, ...] | list[str] | None = None,
+                    max_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """The measurements to federate: ``data`` (any long table ``read_long_table`` reads) or the
+    embedded catalog (``endpoints`` of it, default all). ``max_rows`` keeps a random subset of whole
+    molecules (all of a molecule's rows together) with at least that many rows."""
+    if data is not None:
+        from pipelines.readers import read_long_table
+
+        table = read_long_table(Path(data))
+    else:
+        from pipelines.catalog import load_embedded
+
+        table = load_embedded(list(endpoints) if endpoints else None)
+    if max_rows:
+        table = _whole_molecule_slice(table, max_rows, seed)
+    if len(table) == 0:
+        raise InputError("the table to federate has no rows")
+    return table.reset_index(drop=True)
+
+
+def _whole_molecule_slice(table: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    key = "smiles" if "smiles" in table.columns else table.columns[0]
+    molecules = table[key].drop_duplicates().sample(frac=1.0, random_state=seed)
+    counts = table.groupby(key).size()
+    keep, total = [], 0
+    for mol in molecules:
+        if total >= max_rows:
+            break
+        keep.append(mol)
+        total += int(counts[mol])
+    return table[table[key].isin(set(keep))]
+
+
+def prepare_partition(long_df: pd.DataFrame, out_dir: str | Path, n_partners: int = 20, alpha: float = 0.5,
+                      seed: int = 0) -> pd.DataFrame:
+    """Validate ``long_df``, partition the accepted rows into ``n_partners`` non-IID partners and
+    write ``partner_XX/data.csv`` folders, ``rejects.csv`` and ``data_summary.json`` under ``out_dir``.
+
+    Returns the partition manifest (one row per partner: molecules, measurements, endpoints).
+    """
+    from pipelines.partition import partition_partners, write_partition
+    from pipelines.validate import validate_long_table
+
+    if len(long_df) == 0:
+        raise InputError("no measurements to partition")
+    checked = validate_long_table(long_df)
+    accepted, rejected = checked.accepted, checked.rejected
+    if len(accepted) + len(rejected) != len(long_df):
+        raise RuntimeError(f"validation lost rows: {len(accepted)} + {len(rejected)} != {len(long_df)}")
+    partition = partition_partners(accepted, n_partners=n_partners, alpha=alpha, seed=seed)
+    out_dir = Path(out_dir)
+    write_partition(partition, out_dir)
+    rejected.to_csv(out_dir / REJECTS_FILE, index=False)
+    summary = PartitionSummary(len(long_df), len(accepted), len(rejected), n_partners, alpha, seed)
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2))
+    log.info("partitioned %d measurements into %d partners under %s (%d rejected)", len(accepted), n_partners,
+             out_dir, len(rejected))
+    return partition.manifest
