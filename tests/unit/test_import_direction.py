@@ -10,8 +10,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = {"pipelines": 0, "admet": 1, "federation": 2, "clinical_sim": 2, "flows": 3}
 
@@ -86,6 +84,8 @@ def test_the_rule_catches_upward_sideways_and_relative_imports(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_imports_go_one_way(path):
-    assert violations(path) == []
+def test_imports_go_one_way():
+    modules = _modules()
+    assert len(modules) > 100  # the walk found the project, not an empty folder
+    found = [v for path in modules for v in violations(path)]
+    assert found == [], f"{len(found)} import(s) against the direction:\n" + "\n".join(found)
