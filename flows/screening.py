@@ -151,8 +151,9 @@ def summary_markdown(cfg: steps.ScreeningConfig, result: steps.ScreeningResult) 
         lines.append(f"- score: best {np.nanmax(scores):.3f}, median {np.nanmedian(scores):.3f}, "
                      f"{int(np.sum(scores >= 0.8))} compounds >= 0.8")
     if "n_out_of_domain" in result.ranked:
-        in_all = int((result.ranked["n_out_of_domain"] == 0).sum())
-        lines.append(f"- inside every endpoint's applicability domain: {in_all}")
+        counts = steps.domain_counts(result.ranked)
+        lines.append(f"- inside every endpoint's applicability domain: {counts['inside']}; outside at least one: "
+                     f"{counts['outside']}; unknown (no domain data in the model): {counts['unknown']}")
     lines += ["", f"## Top {min(cfg.top_n, len(result.ranked))} compounds", "",
               artifacts.frame_to_markdown(top_table(result, min(cfg.top_n, 10)))]
     if len(result.rejects):

@@ -148,6 +148,21 @@ def predict_chunk(bundle_dir: Path, smiles: list[str], features) -> pd.DataFrame
 
 # --- ranking and outputs -------------------------------------------------------------------
 
+def count_out_of_domain(in_domain: pd.DataFrame) -> pd.Series:
+    """Endpoints whose applicability domain a row is outside of; NA (unknown) when any endpoint's
+    domain flag is unknown (a bundle without domain data), so unknown never counts as inside."""
+    flags = in_domain.astype("boolean")
+    out = (~flags).fillna(False).astype(int).sum(axis=1).astype("Int64")
+    out[flags.isna().any(axis=1)] = pd.NA
+    return out
+
+
+def domain_counts(ranked: pd.DataFrame) -> dict[str, int]:
+    """Rows inside every endpoint's applicability domain, outside at least one, and unknown."""
+    n_out = ranked["n_out_of_domain"].astype("Int64")
+    return {"inside": int((n_out == 0).sum()), "outside": int((n_out > 0).sum()), "unknown": int(n_out.isna().sum())}
+
+
 def rank_predictions(accepted: pd.DataFrame, predictions: pd.DataFrame, valid: np.ndarray,
                      profile: DesirabilityProfile, endpoints: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scored, ranked table of featurizable molecules + rejects for the rest."""
@@ -164,8 +179,7 @@ def rank_predictions(accepted: pd.DataFrame, predictions: pd.DataFrame, valid: n
     domain_cols = [f"{e}_in_domain" for e in endpoints if f"{e}_in_domain" in preds]
     table = pd.concat([base, scores, preds], axis=1)
     if domain_cols:
-        # unknown domain (NA) is not counted as out of domain
-        table["n_out_of_domain"] = sum((~table[c].fillna(True).astype(bool)).astype(int) for c in domain_cols)
+        table["n_out_of_domain"] = count_out_of_domain(table[domain_cols])
     table = table.sort_values(["score", "score_expected", "row"], ascending=[False, False, True],
                               na_position="last", kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
