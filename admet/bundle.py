@@ -37,6 +37,7 @@ from admet.domain import ApplicabilityDomain
 from admet.ensemble import Ensemble
 from admet.features import FeatureScaler, FeatureSet, comparable_config, current_featurizer_config
 from admet.tasks import TaskSpec
+from admet.transforms import inverse, inverse_std
 from admet.versions import check_versions, library_versions
 from pipelines.errors import InputError
 
@@ -89,6 +90,9 @@ class ModelBundle:
                          domain_bits: Sequence[list[int] | None] | None = None) -> pd.DataFrame:
         """Per-endpoint prediction columns for raw (unscaled) feature rows aligned with ``smiles``.
 
+        Values are in each task's ``unit``: a task trained on ``log10`` labels is transformed back (mean ->
+        median on the unit's scale, bounds exactly, std by the delta method; ``admet.transforms``).
+
         Rows with ``valid == False`` get NaN / NA in every column. ``domain_bits`` (Morgan on-bits
         per row, ``admet.domain.morgan_on_bits``) saves recomputing the domain fingerprints.
         """
@@ -122,6 +126,9 @@ class ModelBundle:
                 conf = self.conformal.get(task.name)
                 lo, hi = conf.interval(mu, sd) if conf is not None else (np.full(n, np.nan),) * 2
             pct = self.approved.percentile(task.name, mu) if self.approved else np.full(n, np.nan)
+            if task.transform != "none":  # model scale -> the task's unit (admet.transforms)
+                mu, sd, lo, hi = (inverse(mu, task.transform), inverse_std(mu, sd, task.transform),
+                                  inverse(lo, task.transform), inverse(hi, task.transform))
             cols[task.name] = mu
             cols[f"{task.name}_std"] = sd
             cols[f"{task.name}_lower"] = lo

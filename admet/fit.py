@@ -36,11 +36,19 @@ SPLIT_METHODS = ("scaffold", "random")
 
 def prepare_task_data(long_df: pd.DataFrame, task_types: dict[str, str] | None = None,
                       endpoints: list[str] | None = None) -> TaskData:
-    """Validate (standardize, reject with reasons) and pivot a long table into a TaskData."""
-    from pipelines.catalog import load_catalog
+    """Validate (standardize, reject with reasons) and pivot a long table into a TaskData.
+
+    Catalog endpoints get the catalog's direction and value transform (``log10`` labels for VDss,
+    half-life, clearances; a bundle trained on them predicts in the catalog's unit again).
+    """
+    from pipelines.catalog import endpoint_aliases, load_catalog
     from pipelines.validate import validate_long_table
 
+    catalog = load_catalog()
     if endpoints:
+        present = set(long_df["endpoint"].astype(str))
+        aliases = endpoint_aliases(catalog)  # ``bbb`` selects BBB_Martins rows of the embedded table
+        endpoints = [e if e in present else aliases.get(e, e) for e in endpoints]
         unknown = sorted(set(endpoints) - set(long_df["endpoint"].astype(str)))
         if unknown:
             raise InputError(f"endpoint(s) {unknown} not in the table; it has "
@@ -52,13 +60,13 @@ def prepare_task_data(long_df: pd.DataFrame, task_types: dict[str, str] | None =
                     result.reason_counts())
     if len(result.accepted) == 0:
         raise InputError("no usable measurement rows in the table (all rejected)")
-    catalog = load_catalog()
     directions = dict(zip(catalog["endpoint"], catalog["better"].fillna("")))
+    transforms = dict(zip(catalog["endpoint"], catalog["transform"]))
     types = dict(task_types or {})
     unknown_types = sorted(set(types) - set(result.accepted["endpoint"].astype(str)))
     if unknown_types:
         raise InputError(f"--task-types names endpoint(s) not in the data: {unknown_types}")
-    return task_data_from_long(result.accepted, task_types=types, directions=directions)
+    return task_data_from_long(result.accepted, task_types=types, directions=directions, transforms=transforms)
 
 
 def data_hash(td: TaskData) -> str:

@@ -50,11 +50,12 @@ def render_model_card(bundle: "ModelBundle") -> str:
     ]
     counts = info.get("train_label_counts", {})
     for t in bundle.tasks:
-        lines.append(f"| {t.name} | {t.task_type} | {t.unit or '-'} | {t.direction or '-'} | "
+        unit = f"{t.unit or '-'} (trained on log10)" if t.transform == "log10" else (t.unit or "-")
+        lines.append(f"| {t.name} | {t.task_type} | {unit} | {t.direction or '-'} | "
                      f"{counts.get(t.name, 'n/a')} |")
     test = m.get("test", {})
     if test:
-        lines += ["", "## Held-out metrics (test fold)",
+        lines += ["", "## Held-out metrics (test fold; endpoints trained on log10 are scored on log10)",
                   "| endpoint | n | MAE | Spearman | Pearson | R2 | AUROC | AUPRC |",
                   "|---|---|---|---|---|---|---|---|"]
         for name, vals in test.items():

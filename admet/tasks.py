@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from admet.transforms import check_transform, forward
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,12 @@ class TaskSpec:
     """Unit of the regression value (e.g. ``log10(mL/min/kg)``), ``binary`` for classification."""
     direction: str = ""
     """Which way is desirable: ``higher``, ``lower`` or ``context``; empty when unknown."""
+    transform: str = "none"
+    """Value transform the model learns on (``admet.transforms``): ``none`` or ``log10``. Labels in a
+    :class:`TaskData` are on the transformed scale; a bundle's predictions are transformed back to ``unit``."""
 
     def __post_init__(self) -> None:
+        check_transform(self.transform)
         if self.task_type not in TASK_TYPES:
             raise InputError(
                 f"task {self.name!r}: task type must be one of {TASK_TYPES}, got {self.task_type!r}"
@@ -52,12 +57,13 @@ class TaskSpec:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "task_type": self.task_type, "unit": self.unit,
-                "direction": self.direction}
+                "direction": self.direction, "transform": self.transform}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TaskSpec":
         return cls(name=str(data["name"]), task_type=str(data["task_type"]),
-                   unit=str(data.get("unit", "")), direction=str(data.get("direction", "")))
+                   unit=str(data.get("unit", "")), direction=str(data.get("direction", "")),
+                   transform=str(data.get("transform", "none")))
 
 
 @dataclass(slots=True)
@@ -133,6 +139,7 @@ def task_data_from_long(
     task_types: dict[str, str] | None = None,
     units: dict[str, str] | None = None,
     directions: dict[str, str] | None = None,
+    transforms: dict[str, str] | None = None,
 ) -> TaskData:
     """Pivot a long table into a :class:`TaskData` (one row per molecule).
 
@@ -142,6 +149,8 @@ def task_data_from_long(
     smallest bound; only ``>`` values -> the largest; mixed ``<`` and ``>`` -> the mean, exact.
     Classification replicates take the majority label (ties -> 1). A molecule's split is
     ``test`` if any of its rows says test, else ``valid``, else ``train`` (no leakage).
+    ``transforms`` (endpoint -> ``log10``, regression only) puts those labels on the model's scale after
+    aggregation (replicates are averaged in the table's unit); the task spec records it.
     """
     _require(long_df, ("smiles", "endpoint", "value"))
     if len(long_df) == 0:
@@ -167,7 +176,9 @@ def task_data_from_long(
         for ep, unit in df.groupby("endpoint", sort=False)["unit"].first().items():
             unit_of.setdefault(str(ep), "" if pd.isna(unit) else str(unit))
     endpoints = [str(e) for e in pd.unique(df["endpoint"])]
-    tasks = [TaskSpec(e, types[e], unit_of.get(e, ""), (directions or {}).get(e, ""))
+    transform_of = {e: check_transform(t) for e, t in (transforms or {}).items()}
+    tasks = [TaskSpec(e, types[e], unit_of.get(e, ""), (directions or {}).get(e, ""),
+                      transform_of.get(e, "none") if types[e] == REGRESSION else "none")
              for e in endpoints]
     for t in tasks:
         if t.is_classification:
@@ -185,6 +196,10 @@ def task_data_from_long(
     cols = agg["endpoint"].map(col_of).to_numpy()
     Y[rows, cols] = agg["value"].to_numpy(float)
     C[rows, cols] = agg["censor"].to_numpy(np.int8)
+    for j, t in enumerate(tasks):
+        if t.transform != "none":
+            Y[:, j] = forward(Y[:, j], t.transform, t.name)
+            C[np.isnan(Y[:, j]), j] = 0
     first = df.drop_duplicates("key").set_index("key")
     smiles = [str(first.at[k, "smiles"]) for k in keys]
     split = np.array([""] * len(keys), dtype=object)
