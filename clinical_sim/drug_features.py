@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 from rdkit import Chem
-from rdkit.Chem import Crippen, Descriptors, QED, rdFingerprintGenerator, rdMolDescriptors
+from rdkit.Chem import QED, Crippen, Descriptors, rdFingerprintGenerator, rdMolDescriptors
 
 from pipelines.standardize import parse_smiles as parse_with_reason
 

@@ -19,8 +19,8 @@ import pandas as pd
 from rdkit import Chem
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
-from pipelines.procs import process_pool, resolve_n_jobs
 from pipelines.errors import InputError
+from pipelines.procs import process_pool, resolve_n_jobs
 
 log = logging.getLogger(__name__)
 

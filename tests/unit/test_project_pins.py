@@ -1,4 +1,5 @@
-"""environment.yml, pyproject.toml and requirements/lock.txt must pin the same versions."""
+"""environment.yml, pyproject.toml and requirements/lock.txt must pin the same versions; test-only
+tools live in the ``test`` extra, not in the runtime dependencies."""
 
 from __future__ import annotations
 
@@ -23,8 +24,26 @@ def _pins(lines: list[str]) -> dict[str, str]:
     return pins
 
 
+TEST_TOOLS = ("pytest", "hypothesis", "pytest-timeout", "ruff")
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
 def _pyproject_deps() -> list[str]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    """Runtime dependencies and every optional extra (all pinned, all in the lock file)."""
+    project = _project()
+    return [*project["dependencies"], *(d for extra in project.get("optional-dependencies", {}).values()
+                                         for d in extra)]
+
+
+def test_test_tools_are_an_extra_not_runtime_dependencies():
+    project = _project()
+    runtime = _pins(project["dependencies"])
+    extra = _pins(project["optional-dependencies"]["test"])
+    assert not set(TEST_TOOLS) & set(runtime), f"test tools among runtime dependencies: {set(TEST_TOOLS) & set(runtime)}"
+    assert set(TEST_TOOLS) <= set(extra)
 
 
 def _environment_pip_lines() -> list[str]:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import pipelines.featurize.parallel as parallel
-from pipelines.procs import process_pool
 from pipelines.catalog import load_embedded
 from pipelines.featurize import FeatureCache, featurize_smiles, get_featurizer, iter_featurize
+from pipelines.procs import process_pool
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 
 from pipelines.catalog import load_embedded
-from pipelines.partner_data import REJECTS_FILE, SUMMARY_FILE, load_long_table, prepare_partition
 from pipelines.partition import read_partition
+from pipelines.partner_data import REJECTS_FILE, SUMMARY_FILE, load_long_table, prepare_partition
 from pipelines.standardize import standardize_smiles
 
 
