@@ -1,4 +1,5 @@
-"""Server-side update checks and aggregation rules, on plain numpy arrays (no Flower types).
+"""Server-side update checks and aggregation rules, on plain numpy arrays (no Flower types;
+the trimmed mean is Flower's own ``trim_mean``).
 
 ``validate_updates`` rejects an update that has the wrong keys or shapes, holds a non-finite value,
 or whose norm (distance from the round's global model) is far above the round's distribution,
@@ -13,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from flwr.serverapp.strategy.fedtrimmedavg import trim_mean as flower_trim_mean
 
 log = logging.getLogger(__name__)
 
@@ -166,15 +168,11 @@ def aggregate(
 
 
 def trimmed_mean(stack: np.ndarray, trim_fraction: float) -> np.ndarray:
-    """Mean along axis 0 after dropping ``floor(trim_fraction * n)`` values at each end."""
+    """Mean along axis 0 after dropping ``floor(trim_fraction * n)`` values at each end: Flower's
+    ``trim_mean`` (the one its ``FedTrimmedAvg`` uses, scipy's definition)."""
     if not 0 <= trim_fraction < 0.5:
         raise ValueError("trim_fraction must be in [0, 0.5)")
-    n = stack.shape[0]
-    cut = int(np.floor(trim_fraction * n))
-    if cut == 0:
-        return stack.mean(axis=0)
-    ordered = np.sort(stack, axis=0)
-    return ordered[cut : n - cut].mean(axis=0)
+    return flower_trim_mean(stack, trim_fraction)
 
 
 class AdamServerOptimizer:

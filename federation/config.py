@@ -1,15 +1,24 @@
-"""The validated configuration of a federated run, and its flat form for Flower's run config."""
+"""The one configuration schema of a federated run, and its flat form: Flower's ``run_config``.
+
+``FederatedConfig`` is validated once, in ``__post_init__``. Every field is also a run-config key
+(the field name in kebab case: ``local_epochs`` -> ``local-epochs``), so the ServerApp and the
+ClientApp read the same schema from ``context.run_config`` with ``FederatedConfig.from_run_config``
+whichever engine runs them; ``to_run_config`` writes it. No key is mapped by hand: adding a field
+adds a key (and ``federation/flower_app/pyproject.toml`` lists every key with its default, a test
+checks they agree).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 
+from federation.strategy import STRATEGIES
 from pipelines.errors import InputError
 
-STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedmedian", "trimmed")
 ENGINES = ("ray", "inprocess")
 HEAD_MODES = ("private", "shared")
 
@@ -73,14 +82,20 @@ class FederatedConfig:
     num_cpus: int = 2
     """CPUs given to the Ray backend (one ClientApp per CPU)."""
     engine: str = "ray"
-    """``ray``: Flower's Simulation Engine; ``inprocess``: the same apps over a sequential in-process
-    transport (``federation.local_grid``), for machines where Ray cannot start."""
+    """``ray``: Flower's Simulation Engine (the default). ``inprocess``: a fallback for machines where
+    Ray cannot start, not a second engine: the same ServerApp / ClientApp objects driven through
+    their public call API over a sequential in-process transport (``federation.inprocess``)."""
     poison_partners: tuple[str, ...] = ()
     """Robustness experiments only: partners that send sign-flipped, scaled updates."""
     poison_scale: float = 5.0
     cache_dir: Path | None = None
     """Feature cache (default ``out_dir/feature_cache``)."""
-    extra: dict = field(default_factory=dict)
+    audit: bool = True
+    """Simulation: every ClientApp reply is described (no values) in ``out_dir/audit/<partner>.jsonl``.
+    On the Deployment Engine a node keeps such a log only when its node config names ``audit-dir``."""
+    final_report: bool = True
+    """After the last round each partner scores the final model on its own test rows and writes its
+    own bundle. Federated tuning turns it off (a trial only needs the per-round validation loss)."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -92,7 +107,7 @@ class FederatedConfig:
         self.poison_partners = tuple(self.poison_partners)
         problems = []
         if self.strategy not in STRATEGIES:
-            problems.append(f"strategy {self.strategy!r} is not one of {STRATEGIES}")
+            problems.append(f"strategy {self.strategy!r} is not one of {STRATEGIES.names()}")
         if self.engine not in ENGINES:
             problems.append(f"engine {self.engine!r} is not one of {ENGINES}")
         if self.heads not in HEAD_MODES:
@@ -109,8 +124,9 @@ class FederatedConfig:
             problems.append("--dp-clip must be > 0 and --dp-noise >= 0")
         if self.secagg and self.dp_clip is not None:
             problems.append("SecAgg+ (legacy API) and the DP mods (Message API) cannot be combined")
-        if self.secagg and self.strategy not in ("fedavg", "fedprox"):
-            problems.append("SecAgg+ only sums updates: use --strategy fedavg or fedprox")
+        if self.secagg and self.strategy in STRATEGIES and not STRATEGIES.get(self.strategy).sums_only:
+            sums = [n for n in STRATEGIES.names() if STRATEGIES.get(n).sums_only]
+            problems.append(f"SecAgg+ only sums updates: use --strategy {' or '.join(sums)}")
         if not 0 <= self.trim_fraction < 0.5:
             problems.append("trim fraction must be in [0, 0.5)")
         if self.data is not None and not self.data.exists():
@@ -149,3 +165,66 @@ class FederatedConfig:
         if unknown:
             raise InputError(f"unknown federated config key(s): {unknown}")
         return cls(**data)
+
+    # -- Flower's run config: flat str / int / float / bool values ---------------------------------
+    def to_run_config(self) -> dict[str, str | int | float | bool]:
+        """Every field as a run-config value: ``None`` -> ``""``, tuples -> comma-separated text."""
+        out: dict[str, str | int | float | bool] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                value = ""
+            elif isinstance(value, tuple):
+                value = ",".join(str(v) for v in value)
+            elif isinstance(value, Path):
+                value = str(value)
+            out[run_config_key(f.name)] = value
+        return out
+
+    @classmethod
+    def from_run_config(cls, run_config) -> "FederatedConfig":
+        """Parse (and validate, once) a run config written by ``to_run_config`` or a pyproject.
+
+        Keys that are not fields are an error; a missing key takes the field's default;
+        ``out-dir`` is required."""
+        rc = dict(run_config)
+        names = {run_config_key(f.name): f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(rc) - set(names))
+        if unknown:
+            raise InputError(f"unknown run-config key(s): {unknown}")
+        if not str(rc.get("out-dir", "")):
+            raise InputError("the run config needs out-dir (the run folder)")
+        hints = typing.get_type_hints(cls)
+        data = {names[k]: _parse_value(hints[names[k]], v, k) for k, v in rc.items()}
+        return cls(**data)
+
+
+def run_config_key(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+def _parse_value(hint, value, key: str):
+    """A run-config value (str / int / float / bool) as the field's type."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    inner = next((a for a in args if a is not type(None)), hint) if optional else hint
+    if optional and value == "":
+        return None
+    origin = typing.get_origin(inner)
+    try:
+        if origin is tuple:
+            (item_type, *_) = typing.get_args(inner)
+            items = [v.strip() for v in str(value).split(",") if v.strip()] if not isinstance(value, (list, tuple)) \
+                else list(value)
+            return tuple(item_type(v) for v in items)
+        if inner is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1")
+            return bool(value)
+        if inner is Path:
+            return Path(str(value))
+        return inner(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"run-config key {key}: cannot read {value!r} as {inner}") from exc

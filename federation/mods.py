@@ -1,8 +1,9 @@
 """Client-side Flower mods: an audit log of what leaves a partner, and a poisoning adversary.
 
-``audit_mod`` writes one JSON line per outgoing message (record names, array keys / shapes /
-dtypes, metric names and value types, config keys); values are never written. It is the
-privacy evidence the tests assert on and an audit trail a partner can keep.
+``audit_mod`` writes one JSON line per outgoing message (run id, record names, array keys / shapes /
+dtypes, metric names and value types, config keys; for a SecAgg+ masked upload the masked vectors'
+shapes, dtypes and value ranges); values are never written. It is the privacy evidence the tests
+assert on and an audit trail a partner can keep. Where it writes: ``node.Node.audit_dir``.
 ``sign_flip_mod`` is for robustness experiments only: it turns a partner's honest update
 ``w`` into ``g - s * (w - g)`` (sign-flipped and scaled around the received global ``g``).
 """
@@ -12,11 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message
+from flwr.common import bytes_to_ndarray
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
+
+from federation.node import resolve_node
 
 log = logging.getLogger(__name__)
 
@@ -37,45 +40,55 @@ def describe_message(msg: Message) -> dict:
     }
 
 
-def audit_mod(folder: Path | None, partner_of: Callable[[Context], str]):
-    """A mod appending ``describe_message`` of every reply to ``<folder>/<partner>.jsonl``.
+def describe_masked_upload(reply: Message) -> list[dict] | None:
+    """Shape / dtype / value range of the masked vectors in a SecAgg+ upload (None if not one)."""
+    if reply.has_error():
+        return None
+    configs = reply.content.config_records.get(RECORD_KEY_CONFIGS)
+    if configs is None or Key.MASKED_PARAMETERS not in configs:
+        return None
+    out = []
+    for blob in configs[Key.MASKED_PARAMETERS]:
+        arr = bytes_to_ndarray(blob)
+        out.append({"shape": list(arr.shape), "dtype": str(arr.dtype),
+                    "min": float(np.min(arr)) if arr.size else None,
+                    "max": float(np.max(arr)) if arr.size else None,
+                    "size": int(arr.size)})
+    return out
 
-    ``folder`` ``None``: the node config's ``audit-dir`` (deployment), else no record is kept.
-    """
 
-    def mod(msg: Message, context: Context, call_next) -> Message:
-        reply = call_next(msg, context)
-        where = folder if folder is not None else context.node_config.get("audit-dir")
-        if not where:
-            return reply
-        target = Path(str(where))
-        entry = {"message_type": msg.metadata.message_type, **describe_message(reply)}
-        target.mkdir(parents=True, exist_ok=True)
-        path = target / f"{partner_of(context)}.jsonl"
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+def audit_mod(msg: Message, context: Context, call_next) -> Message:
+    """Append ``describe_message`` of the reply (with the run id, and for a SecAgg+ upload the masked
+    vectors' shapes and value ranges) to ``<audit dir>/<partner>.jsonl``; no audit dir, no record."""
+    reply = call_next(msg, context)
+    where = resolve_node(context)
+    if where.audit_dir is None:
         return reply
+    entry = {"run_id": int(context.run_id), "message_type": msg.metadata.message_type, **describe_message(reply)}
+    masked = describe_masked_upload(reply)
+    if masked is not None:
+        entry["masked_upload"] = masked
+    where.audit_dir.mkdir(parents=True, exist_ok=True)
+    with open(where.audit_dir / f"{where.partner}.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return reply
 
-    return mod
 
-
-def sign_flip_mod(partners: set[str], scale: float, partner_of: Callable[[Context], str]):
-    """A mod that makes the listed partners send ``g - scale * (w - g)`` instead of ``w``."""
-
-    def mod(msg: Message, context: Context, call_next) -> Message:
-        reply = call_next(msg, context)
-        if reply.has_error() or partner_of(context) not in partners:
-            return reply
-        received = next(iter(msg.content.array_records.values()))
-        name, sent = next(iter(reply.content.array_records.items()))
-        flipped = {}
-        for key, array in sent.items():
-            g = received[key].numpy() if key in received else array.numpy()
-            flipped[key] = Array(np.ascontiguousarray((g - scale * (array.numpy() - g)).astype(array.numpy().dtype)))
-        reply.content[name] = ArrayRecord(flipped)
-        log.warning("adversary %s sent a sign-flipped update (scale %.1f)", partner_of(context), scale)
+def sign_flip_mod(msg: Message, context: Context, call_next) -> Message:
+    """Partners named in the run config's ``poison-partners`` send ``g - scale * (w - g)`` instead of ``w``."""
+    reply = call_next(msg, context)
+    where = resolve_node(context)
+    if reply.has_error() or where.partner not in where.config.poison_partners:
         return reply
-
-    return mod
+    scale = where.config.poison_scale
+    received = next(iter(msg.content.array_records.values()))
+    name, sent = next(iter(reply.content.array_records.items()))
+    flipped = {}
+    for key, array in sent.items():
+        g = received[key].numpy() if key in received else array.numpy()
+        flipped[key] = Array(np.ascontiguousarray((g - scale * (array.numpy() - g)).astype(array.numpy().dtype)))
+    reply.content[name] = ArrayRecord(flipped)
+    log.warning("adversary %s sent a sign-flipped update (scale %.1f)", where.partner, scale)
+    return reply

@@ -64,19 +64,17 @@ def build_report(outcome: dict, local: dict[str, dict] | None = None, pooled: di
         })
     rounds = outcome.get("round_log", [])
     bytes_per_round = float(np.mean([r["bytes"] for r in rounds])) if rounds else 0.0
-    n_partners = len(outcome.get("partner_of_node", {})) or len(partners)
     report = {
         "strategy": outcome["strategy"], "heads": outcome.get("heads"), "rounds": outcome["rounds"],
         "bytes_per_round": bytes_per_round,
+        "bytes_measured_as": BYTES_MEASURED_AS,
         "model_bytes": outcome.get("model_bytes"),
-        "model_bytes_x_partners_x2": (outcome.get("model_bytes") or 0) * n_partners * 2,
         "partners": partners,
         "summary": summarize(partners),
         "rejections": outcome.get("rejections", []),
         "failed_partners": sorted({p for r in rounds for p in r.get("failed", [])} | set(outcome.get("stats_failed", []))),
         "round_log": rounds,
         "privacy": {"secure_aggregation": bool(outcome.get("secagg")),
-                    "secagg_distinct_updates_seen_by_server": outcome.get("secagg_distinct_updates_seen_by_server"),
                     "differential_privacy": outcome.get("dp"),
                     "heads_private": outcome.get("heads") == "private"},
         "timing": {**(timing or {}), "federated_train_seconds": outcome.get("train_seconds"),
@@ -84,6 +82,10 @@ def build_report(outcome: dict, local: dict[str, dict] | None = None, pooled: di
         "resumed_from": outcome.get("resumed_from", 0),
     }
     return _nan_to_none(report)
+
+
+BYTES_MEASURED_AS = ("serialized size (Flower protobuf) of every message of the round's train and evaluate "
+                     "phases, server to partners and back; transport framing not counted")
 
 
 def _metric_of(endpoint: str, outcome: dict) -> str:
@@ -119,8 +121,8 @@ def markdown(report: dict) -> str:
              f"- partners improved by federation: **{s['n_improved']} / {s['n_scored']}**",
              f"- median relative improvement over local-only: **{_fmt(s['median_relative_improvement'])}**",
              f"- median share of the local -> pooled gap closed: **{_fmt(s['median_gap_closed'])}**",
-             f"- bytes per round (down + up): {report['bytes_per_round']:.0f} "
-             f"(model {report['model_bytes']} B x partners x 2 = {report['model_bytes_x_partners_x2']})",
+             f"- bytes per round (down + up, measured: {report['bytes_measured_as']}): "
+             f"{report['bytes_per_round']:.0f} (the global arrays alone: {report['model_bytes']} B)",
              f"- privacy: {json.dumps(report['privacy'])}", "",
              f"Metric: {PRIMARY} on each partner's own scaffold-split test rows.", "",
              "| partner | n_train | n_test | local | federated | pooled | abs delta | rel delta | to perfect |",

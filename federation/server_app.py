@@ -1,12 +1,21 @@
-"""The consortium's ServerApp (Flower Message API): moves arrays and metrics in and out of messages.
+"""The consortium's one ServerApp (``app``), configured only by ``context.run_config``.
 
-Stages of a run:
-1. ``stats`` query: every partner returns summed feature / label moments and its endpoint list;
-   the server forms the union task list and the consortium scaling (``task.consortium_scaling``).
-2. training rounds via ``FederatedStrategy.start`` (wrapped in Flower's client-side fixed-clipping
-   DP strategy when DP is on); after each round the global arrays are checkpointed.
-3. ``report`` query: each partner scores global trunk + its own heads on its own test rows.
-The outcome (``federation_result.json``, ``global_model.npz``) is written to the run folder;
+Read after ``task.py`` -> ``node.py`` -> ``client_app.py``; then ``stages.py`` (the query stages),
+``strategy.py`` (checks and aggregation) and, for secure aggregation, ``secagg.py``.
+
+``app`` parses the run config once (``FederatedConfig.from_run_config``) and runs one of two modes:
+- default: ``run_server``. Stage ``stats`` (consortium scaling), then the training rounds via
+  ``FederatedStrategy.start`` on Flower's Message API (wrapped in Flower's client-side fixed-clipping
+  DP strategy when DP is on), a checkpoint after every round, then stage ``report``;
+- ``secagg = true``: ``secagg.run_secagg_server``. Same stages, but training rounds run Flower's
+  SecAgg+ protocol, which flwr 1.42 only has on its legacy API (``DefaultWorkflow`` +
+  ``SecAggPlusWorkflow``); the Message-API strategy cannot sit behind it. It is a mode of this app
+  (one manifest, one ClientApp), not a second app.
+The same app object serves Flower's Simulation Engine (``federation.run``), the Deployment
+Engine (``federation/flower_app/pyproject.toml``), federated tuning (``flows.federated_tuning``)
+and the in-process fallback (``federation.inprocess``). Every message goes through a
+``MeteredGrid``, so the bytes per round in the result are measured. The outcome
+(``federation_result.json``, ``global_model.npz``) is written to the run folder;
 ``federation.report`` turns it into the report.
 """
 
@@ -15,184 +24,36 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
 
-from federation import modelio, task
-from federation.checkpoint import Checkpointer
 from federation.config import FederatedConfig
-from federation.strategy import FederatedStrategy, numpy_to_record, record_to_numpy
-from pipelines.errors import InputError
+from federation.metered_grid import MeteredGrid
+from federation.stages import RESULT_FILE, finish_run, setup_run
+from federation.strategy import make_strategy, numpy_to_record, record_to_numpy
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "federation_result.json"
-GLOBAL_MODEL_FILE = "global_model.npz"
-NODE_WAIT_S = 120.0
+#: ``progress(stage, done, total)``: told about each finished round (the CLI's bar).
+Progress = Callable[[str, int, int], None]
+#: ``on_evaluate(round, valid_loss)``: the federated validation loss after each round (tuning prunes here).
+OnEvaluate = Callable[[int, float], None]
 
 
-def base_config(cfg: FederatedConfig) -> dict:
-    """Settings every partner needs, as ConfigRecord values."""
-    return {"featurizer": cfg.featurizer, "seed": int(cfg.seed), "local-epochs": int(cfg.local_epochs),
-            "lr": float(cfg.lr), "batch-size": int(cfg.batch_size), "weight-decay": float(cfg.weight_decay),
-            "hidden": [int(h) for h in cfg.hidden], "dropout": float(cfg.dropout), "heads": cfg.heads,
-            "head-finetune-epochs": int(cfg.head_finetune_epochs)}
-
-
-def wait_for_nodes(grid: Grid, minimum: int, timeout: float = NODE_WAIT_S) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        nodes = sorted(grid.get_node_ids())
-        if len(nodes) >= minimum or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    if len(nodes) < minimum:
-        raise InputError(f"only {len(nodes)} partner node(s) connected; the run needs {minimum}")
-    return nodes
-
-
-def query_all(grid: Grid, nodes: list[int], config: dict, arrays: ArrayRecord | None = None,
-              timeout: float = 3600) -> list[Message]:
-    messages = []
-    for node in nodes:
-        content = RecordDict({"config": ConfigRecord(dict(config))})
-        if arrays is not None:
-            content["arrays"] = arrays
-        messages.append(Message(content=content, message_type=MessageType.QUERY, dst_node_id=node))
-    return list(grid.send_and_receive(messages, timeout=timeout))
-
-
-def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
-    """Stage 1: partner names, union task list and consortium scaling from summed moments."""
-    replies = query_all(grid, nodes, {**base_config(cfg), "stage": "stats"}, timeout=cfg.round_timeout)
-    partner_of: dict[int, str] = {}
-    contributions, per_partner_tasks, n_train = [], [], {}
-    failed = []
-    for msg in replies:
-        if msg.has_error():
-            failed.append(f"node-{msg.metadata.src_node_id}")
-            log.warning("stats: node %s failed: %s", msg.metadata.src_node_id, msg.error.reason)
-            continue
-        info = msg.content["partner"]
-        partner = str(info["partner-id"])
-        partner_of[msg.metadata.src_node_id] = partner
-        tasks = [task.TaskSpec(n, t, u) for n, t, u in zip(info["task-names"], info["task-types"], info["task-units"])]
-        per_partner_tasks.append(tasks)
-        moments = record_to_numpy(msg.content["moments"])
-        contributions.append(([t.name for t in tasks], moments))
-        n_train[partner] = int(msg.content["metrics"]["num-examples"])
-    if len(contributions) < 2:
-        raise InputError(f"federated statistics need at least 2 partners; got {len(contributions)} (failed: {failed})")
-    tasks = task.union_tasks(per_partner_tasks)
-    n_features = len(contributions[0][1]["feature-sum"])
-    scaling = task.consortium_scaling(n_features, tasks, contributions)
-    log.info("stats: %d partners, %d endpoints, %d features", len(partner_of), len(tasks), n_features)
-    return partner_of, scaling, n_train, failed
-
-
-@dataclass(slots=True)
-class RunSetup:
-    """What the server knows after the statistics stage."""
-
-    partner_of: dict[int, str]
-    scaling: task.ConsortiumScaling
-    n_train: dict[str, int]
-    stats_failed: list[str]
-    arrays: dict[str, np.ndarray]
-    """Starting global arrays (fresh or from the checkpoint)."""
-    offset: int
-    """Rounds already done (resume)."""
-    minimum: int
-    checkpointer: Checkpointer
-    round_config: dict
-
-
-def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
-    """Wait for partners, run the statistics stage, build (or resume) the global model."""
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    minimum = cfg.min_partners or cfg.n_partners
-    nodes = wait_for_nodes(grid, minimum)
-    partner_of, scaling, n_train, stats_failed = collect_stats(grid, nodes, cfg)
-    model = task.build_model(scaling.n_features, scaling.tasks, cfg.hidden, cfg.dropout, cfg.seed)
-    arrays = modelio.model_arrays(model, include_heads=cfg.heads == "shared")
-    checkpointer = Checkpointer(out / "checkpoints")
-    offset = 0
-    # Private heads saved by the nodes carry this token: a fresh run never starts from another
-    # run's heads left in a node folder; a resumed run keeps the token of the run it continues.
-    run_token = uuid.uuid4().hex
-    if cfg.resume:
-        ckpt = checkpointer.latest()
-        if ckpt is not None:
-            if list(ckpt.arrays) != list(arrays):
-                raise InputError("checkpoint does not match this run's model (different tasks or architecture)")
-            arrays, offset = ckpt.arrays, ckpt.round
-            run_token = str(ckpt.meta.get("run-token", run_token))
-            log.info("resuming from checkpoint round %d", offset)
-    return RunSetup(partner_of, scaling, n_train, stats_failed, arrays, offset, min(minimum, len(partner_of)),
-                    checkpointer, {**base_config(cfg), **scaling.to_config(), "run-token": run_token})
-
-
-def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: dict[str, np.ndarray],
-               round_log: list[dict], rejections: list[dict], timing: dict, secagg: bool = False) -> dict:
-    """Save the global arrays, let every partner score the final model, write the outcome."""
-    out = Path(cfg.out_dir)
-    np.savez(out / GLOBAL_MODEL_FILE, keys=np.array(list(final_arrays)),
-             **{f"a{i:04d}": v for i, v in enumerate(final_arrays.values())})
-    report_cfg = {**setup.round_config, "stage": "report", "global-round": cfg.rounds, "proximal-mu": 0.0}
-    replies = query_all(grid, sorted(setup.partner_of), report_cfg, arrays=numpy_to_record(final_arrays),
-                        timeout=cfg.round_timeout)
-    partners = {}
-    for msg in replies:
-        name = setup.partner_of.get(msg.metadata.src_node_id, f"node-{msg.metadata.src_node_id}")
-        if msg.has_error():
-            log.warning("report: %s failed: %s", name, msg.error.reason)
-            continue
-        partners[name] = {k: float(v) for k, v in msg.content["metrics"].items()}
-    for name in sorted(set(setup.partner_of.values()) - set(partners)):
-        log.warning("report: no scores from %s", name)
-    outcome = {
-        "strategy": cfg.strategy, "heads": cfg.heads, "rounds": cfg.rounds, "resumed_from": setup.offset,
-        "tasks": [t.to_dict() for t in setup.scaling.tasks], "partners": partners, "n_train": setup.n_train,
-        "partner_of_node": {str(k): v for k, v in setup.partner_of.items()},
-        "stats_failed": setup.stats_failed, "round_log": round_log, "rejections": rejections,
-        "model_bytes": int(sum(np.asarray(v).nbytes for v in final_arrays.values())),
-        "n_parameters_sent": int(sum(np.asarray(v).size for v in final_arrays.values())),
-        "dp": {"clipping_norm": cfg.dp_clip, "noise_multiplier": cfg.dp_noise} if cfg.dp else None,
-        "secagg": secagg, **timing, "scaling": setup.scaling.to_config(),
-    }
-    (out / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
-    if cfg.heads == "shared":
-        from federation.bundles import write_bundle
-
-        full = task.build_model(setup.scaling.n_features, setup.scaling.tasks, cfg.hidden, cfg.dropout, cfg.seed)
-        modelio.load_arrays(full, final_arrays)
-        write_bundle(full, setup.scaling, out / "global_bundle", cfg.featurizer,
-                     data_tasks=[t.name for t in setup.scaling.tasks], metrics={},
-                     info={"strategy": cfg.strategy, "rounds": cfg.rounds})
-    return outcome
-
-
-def run_server(grid: Grid, cfg: FederatedConfig, progress=None) -> dict:
-    """The whole server side of a run; returns (and writes) the federation result.
-
-    ``progress(stage, done, total)`` (optional) is told about each finished round.
-    """
+def run_server(grid: Grid, cfg: FederatedConfig, progress: Progress | None = None,
+               on_evaluate: OnEvaluate | None = None) -> dict:
+    """The Message-API mode: the whole server side of a run; returns (and writes) the federation result."""
     t0 = time.perf_counter()
+    grid = grid if isinstance(grid, MeteredGrid) else MeteredGrid(grid)
     setup = setup_run(grid, cfg)
     offset = setup.offset
     remaining = max(cfg.rounds - offset, 0)
-    strategy = FederatedStrategy(strategy=cfg.strategy, partner_of=setup.partner_of, round_config=setup.round_config,
-                                 proximal_mu=cfg.proximal_mu, trim_fraction=cfg.trim_fraction,
-                                 server_lr=cfg.server_lr, validate_norms=cfg.validate_norms,
-                                 norm_z_threshold=cfg.norm_z_threshold, uniform_weights=cfg.dp,
-                                 round_offset=offset, min_nodes=setup.minimum)
+    strategy = make_strategy(cfg, partner_of=setup.partner_of, round_config=setup.round_config,
+                             round_offset=offset, min_nodes=setup.minimum, on_evaluate=on_evaluate)
     runner = strategy
     if cfg.dp:
         runner = DifferentialPrivacyClientSideFixedClipping(strategy, noise_multiplier=float(cfg.dp_noise),
@@ -200,9 +61,15 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress=None) -> dict:
                                                             num_sampled_clients=len(setup.partner_of))
     round_times: list[float] = []
     last = [time.perf_counter()]
+    seen = [grid.totals()]
 
     def after_round(server_round: int, record: ArrayRecord):
+        """Runs after each round's train and evaluate phases (and once before round 1)."""
+        (down, up), (down0, up0) = grid.totals(), seen[0]
+        seen[0] = (down, up)
         if server_round > 0:
+            if strategy.rounds:
+                strategy.rounds[-1].bytes_down, strategy.rounds[-1].bytes_up = down - down0, up - up0
             setup.checkpointer.save(offset + server_round, record_to_numpy(record),
                                     {"strategy": cfg.strategy, "heads": cfg.heads,
                                      "run-token": setup.round_config["run-token"]})
@@ -230,31 +97,23 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress=None) -> dict:
     return outcome
 
 
-def config_from_context(context: Context) -> FederatedConfig:
-    """``flwr run .``: the run config names a resolved config JSON, or gives flat keys."""
-    rc = dict(context.run_config)
-    if "config-path" in rc and str(rc["config-path"]):
-        return FederatedConfig.from_dict(json.loads(Path(str(rc["config-path"])).read_text()))
-    mapping = {"out-dir": "out_dir", "num-server-rounds": "rounds", "local-epochs": "local_epochs",
-               "strategy": "strategy", "heads": "heads", "n-partners": "n_partners",
-               "min-partners": "min_partners", "partners-dir": "partners_dir", "seed": "seed",
-               "resume": "resume", "dp-clip": "dp_clip", "dp-noise": "dp_noise"}
-    data = {mapping[k]: v for k, v in rc.items() if k in mapping and v != ""}
-    if "hidden" in rc:
-        data["hidden"] = tuple(int(h) for h in str(rc["hidden"]).split(",") if h)
-    data.setdefault("out_dir", "fedadmet_run")
-    return FederatedConfig.from_dict(data)
+def make_server_app(progress: Progress | None = None, on_evaluate: OnEvaluate | None = None) -> ServerApp:
+    """The ServerApp; ``progress`` / ``on_evaluate`` are optional observers (not configuration)."""
+    server = ServerApp()
 
-
-def make_server_app(cfg: FederatedConfig | None = None, progress=None) -> ServerApp:
-    """A ServerApp bound to ``cfg`` (simulation) or reading the run config (``flwr run .``)."""
-    app = ServerApp()
-
-    @app.main()
+    @server.main()
     def main(grid: Grid, context: Context) -> None:
-        run_server(grid, cfg if cfg is not None else config_from_context(context), progress)
+        cfg = FederatedConfig.from_run_config(context.run_config)
+        if cfg.secagg:
+            from federation.secagg import run_secagg_server
 
-    return app
+            outcome = run_secagg_server(MeteredGrid(grid), context, cfg, progress)
+            (Path(cfg.out_dir) / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
+        else:
+            run_server(grid, cfg, progress, on_evaluate)
+
+    return server
 
 
+#: For ``flwr run`` / a SuperLink (``federation/flower_app/pyproject.toml``) and every simulation.
 app = make_server_app()

@@ -1,5 +1,9 @@
 """The server's strategy: FedAvg's sampling and messaging, with our own checks and aggregation.
 
+Read after ``server_app.py``. Strategies are a registry (``STRATEGIES``, the shape
+``pipelines.registry`` gives every pluggable part): one small ``AggregationRule`` class per name
+says how accepted updates are combined; adding a strategy is one class here.
+
 ``FederatedStrategy`` extends Flower's message-API ``FedAvg``:
 - every reply is checked (``federation.aggregation.validate_updates``): wrong keys or shapes,
   non-finite values and norm outliers are rejected, the partner is named in the log and in
@@ -8,7 +12,8 @@
   median (FedMedian) or trimmed mean; in shared-heads mode a task head is weighted by each
   partner's label count for that task (a partner without the task does not dilute it);
 - FedProx's proximal weight and the consortium scaling travel in the round's config;
-- bytes sent down and up are counted per round; partners that did not answer are recorded.
+- partners that did not answer are recorded; the server loop fills in each round's measured
+  bytes (``federation.metered_grid``); ``on_evaluate`` hears each round's validation loss.
 
 Checkpointing lives in ``federation.checkpoint`` and runs from the server loop's per-round hook,
 so it stores what the round finally produced (after DP noise, when on).
@@ -26,6 +31,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from federation.aggregation import AdamServerOptimizer, Rejection, aggregate, validate_updates
+from pipelines.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +39,58 @@ NUM_EXAMPLES = "num-examples"
 TASK_COUNT_PREFIX = "n."
 HEAD_PREFIX = "head."
 
-#: strategy name -> (aggregation method, server optimizer)
-STRATEGY_RULES = {
-    "fedavg": ("mean", None),
-    "fedprox": ("mean", None),
-    "fedadam": ("mean", "adam"),
-    "fedmedian": ("median", None),
-    "trimmed": ("trimmed", None),
-}
+
+class AggregationRule:
+    """How one strategy combines the accepted updates of a round."""
+
+    name: str = ""
+    method: str = "mean"
+    """``mean`` (weighted), ``median`` (coordinate-wise) or ``trimmed`` (``federation.aggregation``)."""
+    proximal: bool = False
+    """Clients add FedProx's proximal term (weight ``proximal_mu``)."""
+    server_adam: bool = False
+    """The aggregate is a pseudo-gradient for a server-side Adam step (FedAdam)."""
+    sums_only: bool = True
+    """The rule needs only the (weighted) sum of updates, so it can run under SecAgg+."""
+
+
+STRATEGIES: Registry[AggregationRule] = Registry("strategy")
+
+
+@STRATEGIES.register("fedavg")
+class FedAvgRule(AggregationRule):
+    """FedAvg: mean of the updates weighted by training rows."""
+
+
+@STRATEGIES.register("fedprox")
+class FedProxRule(AggregationRule):
+    """FedProx: FedAvg's mean; clients train with a proximal term towards the global model."""
+
+    proximal = True
+
+
+@STRATEGIES.register("fedadam")
+class FedAdamRule(AggregationRule):
+    """FedAdam (Reddi et al. 2021): the weighted mean drives a server-side Adam step."""
+
+    server_adam = True
+    sums_only = False
+
+
+@STRATEGIES.register("fedmedian")
+class FedMedianRule(AggregationRule):
+    """Coordinate-wise median of the updates (robust to a minority of outliers)."""
+
+    method = "median"
+    sums_only = False
+
+
+@STRATEGIES.register("trimmed")
+class TrimmedMeanRule(AggregationRule):
+    """Coordinate-wise mean after dropping the ``trim_fraction`` largest and smallest values."""
+
+    method = "trimmed"
+    sums_only = False
 
 
 @dataclass(slots=True)
@@ -62,10 +112,6 @@ class RoundLog:
                 "bytes": self.bytes_down + self.bytes_up, "n_replies": self.n_replies,
                 "accepted": self.accepted, "rejected": self.rejected, "failed": self.failed,
                 "norms": self.norms, "train_loss": self.train_loss}
-
-
-def array_bytes(record: ArrayRecord) -> int:
-    return int(sum(len(a.data) for a in record.values()))
 
 
 def record_to_numpy(record: ArrayRecord) -> dict[str, np.ndarray]:
@@ -93,17 +139,18 @@ class FederatedStrategy(FedAvg):
         uniform_weights: bool = False,
         round_offset: int = 0,
         min_nodes: int = 2,
+        on_evaluate=None,
     ) -> None:
-        if strategy not in STRATEGY_RULES:
-            raise ValueError(f"unknown strategy {strategy!r}; use one of {sorted(STRATEGY_RULES)}")
+        rule = STRATEGIES.get(strategy)
         super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=min_nodes,
                          min_evaluate_nodes=min_nodes, min_available_nodes=min_nodes)
         self.name = strategy
-        self.method, optimizer = STRATEGY_RULES[strategy]
-        self.server_opt = AdamServerOptimizer(eta=server_lr) if optimizer == "adam" else None
+        self.method = rule.method
+        self.server_opt = AdamServerOptimizer(eta=server_lr) if rule.server_adam else None
         self.partner_of = dict(partner_of or {})
         self.round_config = dict(round_config or {})
-        self.proximal_mu = proximal_mu if strategy == "fedprox" else 0.0
+        self.proximal_mu = proximal_mu if rule.proximal else 0.0
+        self.on_evaluate = on_evaluate
         self.trim_fraction = trim_fraction
         self.validate_norms = validate_norms
         self.norm_z_threshold = norm_z_threshold
@@ -135,8 +182,7 @@ class FederatedStrategy(FedAvg):
         messages = list(super().configure_train(server_round, arrays,
                                                 self._with_round_config(server_round, config), grid))
         self._sent_to = [m.metadata.dst_node_id for m in messages]
-        self.rounds.append(RoundLog(round=self.round_offset + server_round,
-                                    bytes_down=array_bytes(arrays) * len(messages)))
+        self.rounds.append(RoundLog(round=self.round_offset + server_round))
         return messages
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
@@ -167,7 +213,6 @@ class FederatedStrategy(FedAvg):
                 log.warning("round %d: rejected update from %s: %s", global_round, partner, rejection.reason)
                 continue
             record = next(iter(content.array_records.values()))
-            rlog.bytes_up += array_bytes(record)
             updates.append((partner, record_to_numpy(record)))
             metrics.append(next(iter(content.metric_records.values())))
         replied = {msg.metadata.src_node_id for msg in replies}
@@ -222,4 +267,16 @@ class FederatedStrategy(FedAvg):
         values = np.array([float(r.get("valid-loss", np.nan)) for r in records])
         ok = np.isfinite(values) & (weights > 0)
         loss = float(np.average(values[ok], weights=weights[ok])) if ok.any() else float("nan")
+        if self.on_evaluate is not None:
+            self.on_evaluate(self.round_offset + server_round, loss)
         return MetricRecord({"valid-loss": loss, NUM_EXAMPLES: float(weights.sum())})
+
+
+def make_strategy(cfg, *, partner_of: dict[int, str], round_config: dict, round_offset: int, min_nodes: int,
+                  on_evaluate=None) -> FederatedStrategy:
+    """The run's strategy from its ``FederatedConfig``."""
+    return FederatedStrategy(strategy=cfg.strategy, partner_of=partner_of, round_config=round_config,
+                             proximal_mu=cfg.proximal_mu, trim_fraction=cfg.trim_fraction,
+                             server_lr=cfg.server_lr, validate_norms=cfg.validate_norms,
+                             norm_z_threshold=cfg.norm_z_threshold, uniform_weights=cfg.dp,
+                             round_offset=round_offset, min_nodes=min_nodes, on_evaluate=on_evaluate)

@@ -2,8 +2,9 @@
 Deployment-Engine consortium and write the same report as a simulated run.
 
 The operator's machine writes the resolved :class:`~federation.config.FederatedConfig` to
-``out_dir/config.json`` and submits the project's Flower app with ``config-path`` pointing at it;
-the ServerApp (run by the SuperLink) writes ``federation_result.json``; this module turns it into
+``out_dir/config.json`` (for the record) and submits the project's one Flower app with the whole
+config as run-config overrides (``FederatedConfig.to_run_config``: the same schema every engine
+reads); the ServerApp (run by the SuperLink) writes ``federation_result.json``; this module turns it into
 ``report.json`` / ``report.md`` / plots with :mod:`federation.report`, adding a ``deployment``
 section (run id, status, SuperLink, registered partners, partners that dropped out).
 
@@ -23,18 +24,18 @@ from pathlib import Path
 from federation.config import FederatedConfig
 from federation.deployment.consortium import RunOutcome, run_federation
 from federation.deployment.nodes import ConsortiumState
+from federation.stages import RESULT_FILE
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "federation_result.json"
 
 
-def project_app_dir(secagg: bool = False) -> Path:
-    """The consortium app manifest submitted by default: a pyproject.toml whose components are
-    ``federation.server_app:app`` / ``federation.client_app:app`` (SecAgg+ mode:
-    ``federation.deployment.secagg_app``) from the installed package, so the FAB carries
-    configuration only and every site runs its own pinned install."""
-    return Path(__file__).resolve().parent / ("flower_app_secagg" if secagg else "flower_app")
+def project_app_dir() -> Path:
+    """The consortium's one app manifest: a pyproject.toml whose components are
+    ``federation.server_app:app`` / ``federation.client_app:app`` from the installed package (SecAgg+
+    is the run config's ``secagg`` switch), so the FAB carries configuration only and every site
+    runs its own pinned install."""
+    return Path(__file__).resolve().parent / "flower_app"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +68,10 @@ def run_admet_on_consortium(run_dir: Path, cfg: FederatedConfig, app_dir: Path |
     state = ConsortiumState.read(run_dir)
     out = Path(cfg.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    config_path = cfg.write(out / "config.json")
+    cfg.write(out / "config.json")
     (out / RESULT_FILE).unlink(missing_ok=True)
-    outcome = run_federation(run_dir, app_dir or project_app_dir(cfg.secagg), {"config-path": str(config_path)},
+    run_config = {**cfg.to_run_config(), "out-dir": str(out)}
+    outcome = run_federation(run_dir, app_dir or project_app_dir(), run_config,
                              out_dir=out, timeout=timeout, on_line=on_line, out_key=None)
     result_path = out / RESULT_FILE
     if not result_path.exists():

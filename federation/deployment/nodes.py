@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from federation.deployment.certs import ConsortiumCredentials, PARTNER_ID_PATTERN
+from federation.deployment.certs import PARTNER_ID_PATTERN, ConsortiumCredentials
 from federation.deployment.processes import (
     ManagedProcess,
     flower_env,

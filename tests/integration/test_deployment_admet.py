@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 import pytest
+from _deployment_harness import make_consortium
 from flwr.app import Array
 
-from _deployment_harness import make_consortium
 from federation.config import FederatedConfig
 from federation.deployment.admet_run import run_admet_on_consortium
 from federation.partners import prepare_partners
@@ -149,8 +149,8 @@ def test_secagg_partners_only_send_masked_vectors(secagg_run):
         trunk = [z[f"a{i:04d}"] for i in range(len(latest["keys"]))]
     assert latest["round"] == 1 and all(np.isfinite(a).all() for a in trunk)
     for p in PARTNERS:
-        entries = [json.loads(line) for line in (audit / f"{p}.secagg.jsonl").read_text().splitlines()]
-        assert {e["run_id"] for e in entries} == {result.outcome.run_id}
+        entries = [json.loads(line) for line in (audit / f"{p}.jsonl").read_text().splitlines()]
+        entries = [e for e in entries if e["run_id"] == result.outcome.run_id]  # one log per node, all runs
         train = [e for e in entries if e["message_type"] == "train"]
         assert train, f"{p} logged no training replies"
         # Flower's legacy FitRes keeps an ArrayRecord name, but SecAgg+ leaves it without arrays

@@ -1,8 +1,11 @@
 """Poisoning with real torch training (no Flower, synthetic data with a known linear answer).
 
-10 partners, 2 send sign-flipped updates scaled x5. Plain FedAvg degrades; FedAvg behind the
-server's norm check stays within 2 % of the clean result; the trimmed mean (no norm check) beats
-poisoned FedAvg (it also drops honest extremes, so it does not match clean FedAvg exactly).
+10 partners, 2 send sign-flipped updates scaled x5. Plain FedAvg degrades; the server's norm
+check rejects exactly the two adversaries, by name, in every round, and FedAvg behind it stays
+within 2 % of the clean result. The coordinate-wise rules (trimmed mean, median) are not asserted
+to beat poisoned FedAvg: the federation benchmark measured them *below* it on real data
+(``bench/results/federation.json``: trimmed -9.1 %, FedMedian -6.6 % vs clean), because they also
+drop honest extremes. What is asserted for them is the aggregation itself, against a known answer.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def _data(seed=0):
     return parts, Xt, Xt @ w
 
 
-def _federate(parts, method: str, poisoned: bool, check_norms: bool, rounds: int = 4) -> MultitaskNet:
+def _federate(parts, method: str, poisoned: bool, check_norms: bool, rounds: int = 4,
+              rejected: list | None = None) -> MultitaskNet:
     torch.set_num_threads(1)
     seed_everything(0)
     model = MultitaskNet(32, [TaskSpec("y")], hidden=(32,), dropout=0.0)
@@ -47,13 +51,16 @@ def _federate(parts, method: str, poisoned: bool, check_norms: bool, rounds: int
             if poisoned and i in BAD:
                 w = {k: g[k] - SCALE * (v - g[k]) for k, v in w.items()}
             updates.append((f"partner_{i:02d}", w))
-        kept = validate_updates(rnd + 1, g, updates, check_norms=check_norms).accepted
+        outcome = validate_updates(rnd + 1, g, updates, check_norms=check_norms)
+        if rejected is not None:
+            rejected.append(sorted(r.partner for r in outcome.rejections))
+        kept = outcome.accepted
         new = aggregate([updates[i][1] for i in kept], [60.0] * len(kept), method=method)
         model.set_all_arrays([new[k] for k in keys])
     return model
 
 
-def test_fedavg_degrades_robust_rules_stay_within_2pct():
+def test_fedavg_degrades_and_the_norm_check_rejects_the_adversaries_by_name():
     parts, Xt, yt = _data()
 
     def score(model):
@@ -61,9 +68,26 @@ def test_fedavg_degrades_robust_rules_stay_within_2pct():
 
     clean = score(_federate(parts, "mean", poisoned=False, check_norms=False))
     fedavg = score(_federate(parts, "mean", poisoned=True, check_norms=False))
-    trimmed = score(_federate(parts, "trimmed", poisoned=True, check_norms=False))
-    checked = score(_federate(parts, "mean", poisoned=True, check_norms=True))
+    rejected: list[list[str]] = []
+    checked = score(_federate(parts, "mean", poisoned=True, check_norms=True, rejected=rejected))
     assert clean > 0.75
     assert fedavg < clean * 0.98, (clean, fedavg)
+    assert rejected == [[f"partner_{i:02d}" for i in BAD]] * 4  # both adversaries, every round, no one else
     assert abs(checked - clean) / clean <= 0.02, (clean, checked)
-    assert trimmed > fedavg, (trimmed, fedavg)
+
+
+def test_clean_updates_pass_the_norm_check():
+    parts, _, _ = _data()
+    rejected: list[list[str]] = []
+    _federate(parts, "mean", poisoned=False, check_norms=True, rounds=2, rejected=rejected)
+    assert rejected == [[], []]
+
+
+def test_trimmed_mean_and_median_ignore_the_outlier_fedavg_does_not():
+    """Five updates, one an outlier: trimmed mean (20 %) and median ignore it, FedAvg does not."""
+    values = [[1.0, -2.0], [2.0, 0.0], [3.0, 1.0], [4.0, 2.0], [100.0, -50.0]]
+    ups = [{"w": np.array(v, dtype=np.float32)} for v in values]
+    np.testing.assert_allclose(aggregate(ups, method="trimmed", trim_fraction=0.2)["w"], [3.0, -1 / 3])
+    np.testing.assert_allclose(aggregate(ups, method="median")["w"], [3.0, 0.0])
+    np.testing.assert_allclose(aggregate(ups, method="mean")["w"], [22.0, -9.8], rtol=1e-6)
+    np.testing.assert_allclose(aggregate(ups, method="trimmed", trim_fraction=0.4)["w"], [3.0, 0.0])

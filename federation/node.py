@@ -1,0 +1,118 @@
+"""Where a partner node is and what it holds: the ClientApp's side of the run config and node config.
+
+Read after ``task.py``. A ClientApp learns everything from Flower's ``Context``:
+- ``context.run_config``: the run's ``FederatedConfig`` (one schema, ``federation.config``);
+- ``context.node_config``: on the Deployment Engine a SuperNode names its own ``data-path`` (a
+  partner folder or its ``data.csv``), optional ``partner-id``, ``work-dir`` (node-local state:
+  private heads file, the partner's bundle), ``cache-dir`` and ``audit-dir``. Paths in the run
+  config (which are the operator's) are then ignored. In simulation Flower gives ``partition-id``,
+  which picks ``partner_XX`` under the run config's ``partners-dir``, and the node's folders are
+  ``<out-dir>/nodes/<partner>``, ``<cache-dir>`` and ``<out-dir>/audit``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from flwr.app import ConfigRecord, Context, Message
+
+from admet.train import TrainConfig
+from federation import modelio, task
+from federation.config import FederatedConfig
+from pipelines.errors import InputError
+
+HEADS_STATE = "private-heads"
+SETUP_STATE = "fed-setup"
+TORCH_THREADS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One partner node: who it is and its node-local folders."""
+
+    partner: str
+    data_path: Path
+    work_dir: Path
+    """Node-local state: private heads, the partner's bundle, cached arrays."""
+    cache_dir: Path
+    """Feature cache."""
+    audit_dir: Path | None
+    """Where a description of every reply is appended (``None``: no audit log)."""
+    config: FederatedConfig
+
+
+@functools.lru_cache(maxsize=8)
+def _parse(items: tuple) -> FederatedConfig:
+    return FederatedConfig.from_run_config(dict(items))
+
+
+def run_config_of(context: Context) -> FederatedConfig:
+    """The run's config, parsed once per distinct run config."""
+    return _parse(tuple(sorted(context.run_config.items())))
+
+
+def resolve_node(context: Context) -> Node:
+    """Which partner this node is, where its data and its node-local folders are."""
+    cfg = run_config_of(context)
+    nc = context.node_config
+    if "data-path" in nc:  # a SuperNode on the Deployment Engine
+        data_path = Path(str(nc["data-path"]))
+        folder = data_path if data_path.is_dir() else data_path.parent
+        partner = str(nc.get("partner-id", folder.name))
+        work = Path(str(nc.get("work-dir", folder / ".fedadmet_node")))
+        cache = Path(str(nc.get("cache-dir", work / "feature_cache")))
+        audit = Path(str(nc["audit-dir"])) if nc.get("audit-dir") else None
+        return Node(partner, data_path, work, cache, audit, cfg)
+    if cfg.partners_dir is None:
+        raise InputError("no partner data: set node config data-path (or partners-dir in the run config)")
+    folders = sorted(p for p in cfg.partners_dir.iterdir() if (p / task.DATA_FILE).exists())
+    index = int(nc["partition-id"])
+    if index >= len(folders):
+        raise InputError(f"partition {index} has no partner folder under {cfg.partners_dir}")
+    partner = folders[index].name
+    audit = Path(cfg.out_dir) / "audit" if cfg.audit else None
+    return Node(partner, folders[index], Path(cfg.out_dir) / "nodes" / partner, Path(cfg.cache_dir), audit, cfg)
+
+
+def load_data(node: Node, cfg: ConfigRecord) -> task.PartnerData:
+    """The partner's featurized data (cached in its work folder)."""
+    torch.set_num_threads(TORCH_THREADS)
+    return task.load_partner(node.data_path, node.partner, str(cfg["featurizer"]), node.cache_dir,
+                             node.work_dir, seed=int(cfg["seed"]))
+
+
+def consortium_model(msg: Message, context: Context, cfg: ConfigRecord, node: Node):
+    """The consortium model as this partner sees it: global arrays from the message + own heads."""
+    scaling = task.ConsortiumScaling.from_config(cfg)
+    model = task.build_model(scaling.n_features, scaling.tasks, tuple(int(h) for h in cfg["hidden"]),
+                             float(cfg["dropout"]), int(cfg["seed"]))
+    arrays = next(iter(msg.content.array_records.values()))
+    modelio.load_record(model, arrays)
+    if str(cfg["heads"]) != "shared":
+        load_private_heads(model, context, node, cfg)
+    return model, scaling
+
+
+def load_private_heads(model, context: Context, node: Node, cfg: ConfigRecord) -> None:
+    """This run's private heads: from the node state, else from the node's heads file (same run token)."""
+    heads = (context.state[HEADS_STATE] if HEADS_STATE in context.state
+             else modelio.load_heads(node.work_dir, str(cfg.get("run-token", ""))))
+    if heads is not None:
+        modelio.load_record(model, heads)
+
+
+def keep_private_heads(model, context: Context, node: Node, cfg: ConfigRecord) -> None:
+    heads = modelio.heads_record(model)
+    context.state[HEADS_STATE] = heads
+    modelio.save_heads(node.work_dir, heads, str(cfg.get("run-token", "")))
+
+
+def train_config(cfg: ConfigRecord, partner: str) -> TrainConfig:
+    """Local training settings of one round (seed differs per round and partner)."""
+    seed = int(cfg["seed"]) * 7919 + int(cfg.get("global-round", 0)) * 104729 + sum(map(ord, partner))
+    return TrainConfig(epochs=max(1, int(cfg["local-epochs"])), lr=float(cfg["lr"]),
+                       batch_size=int(cfg["batch-size"]), weight_decay=float(cfg["weight-decay"]),
+                       patience=0, seed=seed % (2**31), proximal_mu=float(cfg.get("proximal-mu", 0.0)))
