@@ -1,6 +1,6 @@
 """Streaming, resumable prediction of a molecule library with a model bundle.
 
-The input is read in chunks (``admet.library_stream``). Worker processes standardize and
+The input is inspected once and read in chunks (``pipelines.library_stream``). Worker processes standardize and
 featurize each chunk; this process runs the ensemble, the applicability domain and the
 calibration, and writes the chunk as one part file under ``OUT.parts/`` (atomically: a part
 exists completely or not at all). A re-run with the same input, bundle and chunk size skips
@@ -32,8 +32,9 @@ import pyarrow.parquet as pq
 
 from admet.bundle import FEATURIZATION_FAILED, ModelBundle, load_bundle, output_columns
 from admet.domain import morgan_on_bits
-from admet.library_stream import iter_library
 from pipelines.errors import InputError
+from pipelines.library_stream import iter_library
+from pipelines.sources import Source, as_source
 
 log = logging.getLogger(__name__)
 
@@ -172,23 +173,24 @@ def _join_parts(parts: Path, n_parts: int, out_path: Path, fmt: str, schema: pa.
     os.replace(tmp, out_path)
 
 
-def predict_file(bundle_dir: str | Path, input_path: str | Path, out_path: str | Path,
+def predict_file(bundle_dir: str | Path, input_path: Source | str | Path, out_path: str | Path,
                  chunk_size: int = 5000, n_jobs: int | None = None, smiles_col: str | None = None,
                  progress: Callable[[int, float], None] | None = None,
                  bundle: ModelBundle | None = None) -> PredictSummary:
     """Predict every record of ``input_path`` into ``out_path`` (see the module docstring).
 
-    ``progress(n_rows_done, seconds)`` is called after each chunk. ``n_jobs`` worker processes
-    standardize and featurize (None: the cores this process may use; 1: in this process).
+    ``input_path`` may be a :class:`~pipelines.sources.Source` checked already (the CLI's check);
+    a path is inspected here, once. ``progress(n_rows_done, seconds)`` is called after each chunk.
+    ``n_jobs`` worker processes standardize and featurize (None: the cores this process may use;
+    1: in this process).
     """
     from pipelines.procs import resolve_n_jobs
 
-    bundle_dir, input_path, out_path = Path(bundle_dir), Path(input_path), Path(out_path)
+    # missing, empty or binary input: a clear error before any output
+    source = as_source(input_path)
+    bundle_dir, input_path, out_path = Path(bundle_dir), source.path, Path(out_path)
     fmt = output_format(out_path)
     bundle = bundle or load_bundle(bundle_dir)
-    from pipelines.sources import inspect_source
-
-    inspect_source(input_path)  # missing, empty or binary input: a clear error before any output
     out_path.parent.mkdir(parents=True, exist_ok=True)
     parts = _parts_dir(out_path, _run_key(bundle_dir, input_path, chunk_size, smiles_col))
     schema = _schema(bundle.task_names)
@@ -205,8 +207,7 @@ def predict_file(bundle_dir: str | Path, input_path: str | Path, out_path: str |
             progress(counts["rows"], time.perf_counter() - t0)
 
     def chunks() -> Iterator[tuple[int, pd.DataFrame]]:
-        for i, chunk in enumerate(iter_library(input_path, chunk_size, smiles_col)):
-            yield i, chunk
+        yield from enumerate(iter_library(source, chunk_size, smiles_col))
 
     def finish(i: int, chunk: pd.DataFrame, prepared: tuple) -> None:
         frame = predict_frame(bundle, chunk, prepared)

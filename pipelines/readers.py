@@ -21,7 +21,7 @@ from rdkit import Chem
 from pipelines.catalog import LONG_COLUMNS
 from pipelines.errors import InputError
 from pipelines.kmelloddy import kmelloddy_to_long, long_to_kmelloddy, looks_like_kmelloddy
-from pipelines.sources import Source, inspect_source, open_text, read_text
+from pipelines.sources import Source, as_source, open_text, read_text
 from pipelines.widetable import long_rows_from_long_format, wide_to_long
 
 log = logging.getLogger(__name__)
@@ -152,9 +152,12 @@ def _read_sdf(source: Source) -> pd.DataFrame:
     return table
 
 
-def read_table(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
-    """Any supported file as a raw DataFrame (text columns as ``str``; empty cells as ``""``)."""
-    source = inspect_source(path, fmt)
+def read_table(path: Source | str | Path, fmt: str | None = None) -> pd.DataFrame:
+    """Any supported file as a raw DataFrame (text columns as ``str``; empty cells as ``""``).
+
+    ``path`` may be a :class:`~pipelines.sources.Source` checked already (not inspected again).
+    """
+    source = as_source(path, fmt)
     if source.fmt == "parquet":
         table = _read_parquet(source)
     elif source.fmt == "sdf":
@@ -211,7 +214,7 @@ def detect_smiles_column(table: pd.DataFrame, smiles_col: str | None = None) -> 
     return best
 
 
-def read_molecules(path: str | Path, smiles_col: str | None = None, fmt: str | None = None
+def read_molecules(path: Source | str | Path, smiles_col: str | None = None, fmt: str | None = None
                    ) -> pd.DataFrame:
     """One row per record: ``row``, ``input`` (raw SMILES text), then the file's other columns."""
     return molecules_from_frame(read_table(path, fmt), smiles_col)
@@ -240,13 +243,14 @@ def long_table_from_frame(table: pd.DataFrame, source_name: str = "input") -> pd
     return wide_to_long(table, smiles_column, default_source=source_name)
 
 
-def read_long_table(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
+def read_long_table(path: Source | str | Path, fmt: str | None = None) -> pd.DataFrame:
     """A measurement file (project long format, K-MELLODDY, or wide) as ``row, input`` + ``LONG_COLUMNS``.
 
     Values are left as read (text allowed); ``validate_long_table`` parses and checks them.
     """
-    table = read_table(path, fmt)
-    name = Path(path).name
+    source = as_source(path, fmt)
+    table = read_table(source)
+    name = source.path.name
     for suffix in (".gz", ".csv", ".tsv", ".parquet", ".sdf", ".smi"):
         name = name.removesuffix(suffix)
     return long_table_from_frame(table, source_name=name)

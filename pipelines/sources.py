@@ -130,6 +130,15 @@ def inspect_source(path: str | Path, fmt: str | None = None) -> Source:
     return Source(path, fmt, gzipped, encoding)
 
 
+def as_source(path: Source | str | Path, fmt: str | None = None) -> Source:
+    """``path`` itself when it is a checked :class:`Source` already, else :func:`inspect_source`."""
+    if isinstance(path, Source):
+        if fmt is not None and fmt != path.fmt:
+            raise InputError(f"{path.path}: inspected as {path.fmt}, asked to read as {fmt}")
+        return path
+    return inspect_source(path, fmt)
+
+
 def open_text(source: Source) -> io.TextIOBase:
     """A text stream over the (decompressed) file."""
     if source.gzipped:

@@ -1,5 +1,7 @@
 """Read a molecule library in chunks (``row``, ``input``), never holding the whole file.
 
+The streaming half of ``pipelines``' reading (``pipelines.readers`` reads whole files); both work
+from one checked :class:`~pipelines.sources.Source`, so a file is inspected once per read.
 CSV/TSV (pandas chunks), ``.smi`` (line by line) and Parquet (record batches) stream; SDF is
 read whole by ``pipelines.readers.read_molecules`` and then chunked. Row numbers are 0-based
 record numbers, as ``read_molecules`` gives them, so outputs line up with the input file.
@@ -15,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.errors import InputError
+from pipelines.readers import detect_smiles_column, read_molecules
+from pipelines.sources import Source, as_source, open_text
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +30,7 @@ def _frame(rows: range, inputs: list) -> pd.DataFrame:
                          "input": pd.Series(inputs, dtype=object)})
 
 
-def _delimited(source, sep: str, chunk_size: int, smiles_col: str | None) -> Iterator[pd.DataFrame]:
-    from pipelines.readers import detect_smiles_column
-    from pipelines.sources import open_text
-
+def _delimited(source: Source, sep: str, chunk_size: int, smiles_col: str | None) -> Iterator[pd.DataFrame]:
     start = 0
     column = None
     try:
@@ -50,9 +51,7 @@ def _delimited(source, sep: str, chunk_size: int, smiles_col: str | None) -> Ite
         raise InputError(f"{source.path}: cannot be read ({exc})") from None
 
 
-def _smi(source, chunk_size: int) -> Iterator[pd.DataFrame]:
-    from pipelines.sources import open_text
-
+def _smi(source: Source, chunk_size: int) -> Iterator[pd.DataFrame]:
     start, first = 0, True
     batch: list[str] = []
     blank_run: list[str] = []  # blank lines are rows only when a record follows them
@@ -80,10 +79,8 @@ def _smi(source, chunk_size: int) -> Iterator[pd.DataFrame]:
         yield _frame(range(start, start + len(batch)), batch)
 
 
-def _parquet(source, chunk_size: int, smiles_col: str | None) -> Iterator[pd.DataFrame]:
+def _parquet(source: Source, chunk_size: int, smiles_col: str | None) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
-
-    from pipelines.readers import detect_smiles_column
 
     try:
         pf = pq.ParquetFile(source.path)
@@ -99,10 +96,8 @@ def _parquet(source, chunk_size: int, smiles_col: str | None) -> Iterator[pd.Dat
         start += len(values)
 
 
-def _whole(path: Path, chunk_size: int, smiles_col: str | None) -> Iterator[pd.DataFrame]:
-    from pipelines.readers import read_molecules
-
-    table = read_molecules(path, smiles_col=smiles_col)
+def _whole(source: Source, chunk_size: int, smiles_col: str | None) -> Iterator[pd.DataFrame]:
+    table = read_molecules(source, smiles_col=smiles_col)
     inputs = table["input"].tolist()
     forced = table["_reject"].fillna("").astype(str).tolist() if "_reject" in table else None
     for start in range(0, len(table), chunk_size):
@@ -113,14 +108,15 @@ def _whole(path: Path, chunk_size: int, smiles_col: str | None) -> Iterator[pd.D
         yield frame
 
 
-def iter_library(path: str | Path, chunk_size: int = 5000, smiles_col: str | None = None
+def iter_library(source: Source | str | Path, chunk_size: int = 5000, smiles_col: str | None = None
                  ) -> Iterator[pd.DataFrame]:
-    """Chunks of ``row, input`` for a CSV/TSV/SMILES/Parquet/SDF file (gzip transparently)."""
-    from pipelines.sources import inspect_source
+    """Chunks of ``row, input`` for a CSV/TSV/SMILES/Parquet/SDF file (gzip transparently).
 
+    ``source`` is a checked :class:`Source` (used as it is) or a path (inspected here, once).
+    """
     if chunk_size < 1:
         raise InputError(f"chunk size must be >= 1, got {chunk_size}")
-    source = inspect_source(path)
+    source = as_source(source)
     if source.fmt == "csv":
         yield from _delimited(source, ",", chunk_size, smiles_col)
     elif source.fmt == "tsv":
@@ -131,4 +127,4 @@ def iter_library(path: str | Path, chunk_size: int = 5000, smiles_col: str | Non
         yield from _parquet(source, chunk_size, smiles_col)
     else:
         log.info("%s: %s is read whole, then predicted in chunks", source.path, source.fmt.upper())
-        yield from _whole(Path(path), chunk_size, smiles_col)
+        yield from _whole(source, chunk_size, smiles_col)
