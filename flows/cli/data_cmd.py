@@ -70,23 +70,16 @@ def _reasons_table(result, title: str) -> Table:
 
 # ----------------------------------------------------------------------------- catalog
 @app.command("catalog")
-def catalog_cmd() -> None:
-    """Print the embedded endpoints (dataset, task type, unit, count, meaning)."""
+def catalog_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Every catalog column as JSON on stdout."),
+) -> None:
+    """The embedded endpoints: task type, unit, transform, count, metric, source paper, licence."""
+    from flows.cli.catalog_view import print_catalog
     from pipelines.catalog import load_catalog
 
     with _user_errors():
         catalog = load_catalog()
-    table = Table(title="Embedded ADMET endpoints")
-    widest = int(catalog["endpoint"].str.len().max())
-    table.add_column("endpoint", min_width=widest, no_wrap=True)
-    for column in ("dataset", "task_type", "unit", "count", "better", "description"):
-        table.add_column(column, justify="right" if column == "count" else "left",
-                         ratio=3 if column == "description" else 1)
-    for row in catalog.itertuples(index=False):
-        table.add_row(row.endpoint, row.dataset, row.task_type, row.unit, f"{row.count:,}", row.better,
-                      row.description)
-    console.print(table)
-    console.print(f"{len(catalog)} endpoints, {int(catalog['count'].sum()):,} measurements")
+    print_catalog(catalog, console, as_json=as_json)
 
 
 # ----------------------------------------------------------------------------- validate

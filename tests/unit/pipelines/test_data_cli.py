@@ -20,9 +20,24 @@ runner = CliRunner()
 def test_catalog_lists_the_embedded_endpoints():
     result = runner.invoke(app, ["catalog"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    for endpoint in ("HLM_CLint", "solubility", "cyp2c19_inhib", "toxcast_clean"):
-        assert endpoint in result.output
-    assert "11 endpoints" in result.output
+    for text in ("HLM_CLint", "solubility", "toxcast_clean", "VDss_Lombardo", "SR-p53", "ClinTox",
+                 "CYP2C19_Veith", "alias cyp2c19_inhib", "L/kg log10", "CC BY-SA 3.0", "Lombardo 2016"):
+        assert text in result.output, text
+    assert "47 endpoints" in result.output
+
+
+def test_catalog_json_carries_every_column():
+    from pipelines.catalog import load_catalog
+
+    result = runner.invoke(app, ["catalog", "--json"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    records = {r["endpoint"]: r for r in json.loads(result.output)["endpoints"]}
+    catalog = load_catalog().set_index("endpoint")
+    assert list(records) == list(catalog.index)
+    vdss = records["VDss_Lombardo"]
+    assert (vdss["unit"], vdss["transform"], vdss["metric"], vdss["count"]) == ("L/kg", "log10", "Spearman", 1130)
+    assert vdss["source"] == catalog.loc["VDss_Lombardo", "source"]  # full text, not the table's short form
+    assert records["BBB_Martins"]["aliases"] == ["bbb"]
 
 
 def test_validate_writes_accepted_and_rejected(tmp_path):
