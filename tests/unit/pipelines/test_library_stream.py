@@ -59,3 +59,15 @@ def test_one_prediction_run_inspects_its_input_once(tiny_bundle, inspections, tm
         summary = predict_file(tiny_bundle, FIXTURES / name, tmp_path / f"{name}.csv", chunk_size=4, n_jobs=1)
         assert summary.n_rows > 0
         assert inspections == [FIXTURES / name]
+
+
+def test_admet_predict_command_inspects_its_input_once(tiny_bundle, inspections, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    library = FIXTURES / "molecules.sdf"
+    res = CliRunner().invoke(app, ["admet", "predict", str(library), "--model", str(tiny_bundle), "--out",
+                                   str(tmp_path / "out.csv"), "--n-jobs", "1", "--chunk-size", "2"])
+    assert res.exit_code == 0, res.output
+    assert inspections == [library]  # the command's input check hands its Source to predict_file
