@@ -84,9 +84,7 @@ def start_ray(num_cpus: int, attempts: int = 5, wait_s: float = 90.0, settle_s: 
 
 
 def stop_ray() -> None:
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - flwr[simulation] pins ray
-        return
+    import ray
+
     if ray.is_initialized():
         ray.shutdown()
