@@ -1,20 +1,27 @@
-"""Federated tuning: each Optuna trial is a short federated simulation, pruned on per-round validation.
+"""Federated tuning: each Optuna trial is a short run of the consortium's own Flower app.
 
-A trial runs FedAvg rounds over the partners in this process with the same partner-side
-functions Flower's ClientApps call (``federation.task``: load, moments, local training, scoring);
-only the transport is left out, so a trial costs seconds instead of a Ray start-up. After every
-round the global model's validation loss (weighted over partners' validation rows) is reported
-to Optuna. The best trial is written as an ``admet.config.ModelConfig`` JSON.
+A trial builds a ``federation.config.FederatedConfig`` from the sampled hyperparameters (same
+recipe as ``fedadmet federate``: FedAvg through ``federation.strategy``, private heads, the same
+consortium scaling, the same ClientApp training) and runs the project's one ServerApp / ClientApp
+over the in-process fallback transport (``federation.inprocess``; a Ray start per trial would
+cost more than the trial). After every round the strategy's federated validation loss (weighted
+over the partners' validation rows) is reported to Optuna, which may prune the trial there. No
+FedAvg is written here. The best trial is written as an ``admet.config.ModelConfig`` JSON, and
+each trial keeps ``federated_config``: the ``FederatedConfig`` fields it ran with, so the tuned
+values transfer to ``fedadmet federate`` unchanged (``federated_config_for``).
+
+All trials share one run folder, so each partner's featurized arrays (cached by content hash in
+its node folder) and the feature cache are computed once per featurizer; every trial starts a
+fresh model (a new run token, so no trial reuses another's private heads; no resume).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import optuna
 
 from flows.tuning import SearchSpace, report_or_prune, suggest_params
@@ -22,20 +29,19 @@ from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
 
+#: The ModelConfig values a federated run takes (``FederatedConfig`` field -> ``ModelConfig`` field).
+TUNED_FIELDS = ("hidden", "dropout", "lr", "batch_size", "weight_decay", "featurizer")
 
-@dataclass
-class Consortium:
-    """Every partner's featurized data for one featurizer spec, plus the combined scaling."""
 
-    partners: list
-    """federation.task.PartnerData, one per partner."""
-    tasks: list
-    scaling: object
-    """federation.task.ConsortiumScaling built from the partners' moments (no pooling of rows)."""
+def federated_config_for(model_config, **run) -> "object":
+    """A ``FederatedConfig`` with the tuned hyperparameters of ``model_config`` and the run settings."""
+    from federation.config import FederatedConfig
+
+    return FederatedConfig(**{f: getattr(model_config, f) for f in TUNED_FIELDS}, **run)
 
 
 class FederatedObjective:
-    """Optuna objective: best per-round validation loss of a short FedAvg simulation."""
+    """Optuna objective: best per-round federated validation loss of a short run of the Flower app."""
 
     def __init__(self, partners_dir: Path, space: SearchSpace | None = None, rounds: int = 4,
                  local_epochs: int = 1, seed: int = 0, work_dir: Path | None = None) -> None:
@@ -44,69 +50,48 @@ class FederatedObjective:
             if partners_dir.is_dir() else []
         if len(self.partner_dirs) < 2:
             raise InputError(f"federated tuning needs a partition folder with >= 2 partners, got {partners_dir}")
+        self.partners_dir = partners_dir
         self.space = space or SearchSpace()
         self.rounds, self.local_epochs, self.seed = rounds, local_epochs, seed
-        self.work_dir = work_dir
-        self._consortia: dict[str, Consortium] = {}
+        self.run_dir = Path(work_dir) if work_dir is not None else partners_dir.parent / "federated_trials"
 
-    def consortium(self, spec: str) -> Consortium:
-        """Loaded once per featurizer spec (the objective's data cache)."""
-        if spec not in self._consortia:
-            from federation import task as ftask
-
-            partners = [ftask.load_partner(d, d.name, spec, cache_dir=None, work_dir=self.work_dir, seed=self.seed)
-                        for d in self.partner_dirs]
-            tasks = ftask.union_tasks([p.tasks for p in partners])
-            scaling = ftask.consortium_scaling(partners[0].X.shape[1], tasks,
-                                               [(p.task_names, ftask.local_moments(p)) for p in partners])
-            self._consortia[spec] = Consortium(partners, tasks, scaling)
-        return self._consortia[spec]
+    def config_for(self, model_config):
+        """The trial's FederatedConfig (the ``fedadmet federate`` recipe, short, no references)."""
+        return federated_config_for(
+            model_config, out_dir=self.run_dir, partners_dir=self.partners_dir,
+            n_partners=len(self.partner_dirs), rounds=self.rounds, local_epochs=self.local_epochs,
+            strategy="fedavg", heads="private", seed=self.seed, baselines=False, final_report=False,
+            audit=False, engine="inprocess")
 
     def __call__(self, trial: optuna.Trial) -> float:
         from admet.config import ModelConfig
-        from federation import task as ftask
+        from federation.client_app import app as client_app
+        from federation.inprocess import run_inprocess
+        from federation.run import run_config_for
+        from federation.server_app import make_server_app
 
         params = suggest_params(trial, self.space)
-        cfg = ModelConfig.build(**params, seed=self.seed)
-        cons = self.consortium(cfg.featurizer)
-        model = ftask.build_model(cons.scaling.n_features, cons.tasks, cfg.hidden, cfg.dropout,
-                                  self.seed)
-        best = math.inf
-        for rnd in range(1, self.rounds + 1):
-            global_arrays = model.all_arrays()
-            updates, weights = [], []
-            for p in cons.partners:
-                n_train = len(p.rows("train"))
-                if n_train == 0:
-                    continue
-                model.set_all_arrays(global_arrays)
-                ftask.train_partner(model, p, cons.scaling, cfg.train_config(seed=self.seed + rnd),
-                                    self.local_epochs)
-                updates.append(model.all_arrays())
-                weights.append(n_train)
-            w = np.asarray(weights, float) / float(np.sum(weights))
-            model.set_all_arrays([sum(wi * u[k] for wi, u in zip(w, updates)) for k in range(len(global_arrays))])
-            val = self.validation_loss(model, cons)
-            report_or_prune(trial, val, rnd, f"after round {rnd}")
-            best = min(best, val)
-        trial.set_user_attr("model_config", cfg.to_json_dict())
+        model_config = ModelConfig.build(**params, seed=self.seed)
+        cfg = self.config_for(model_config)
+        losses: list[float] = []
+
+        def on_evaluate(server_round: int, loss: float) -> None:
+            losses.append(loss)
+            report_or_prune(trial, loss, server_round, f"after round {server_round}")
+
+        trial.set_user_attr("model_config", model_config.to_json_dict())
+        trial.set_user_attr("federated_config", {f: _json_value(getattr(cfg, f)) for f in TUNED_FIELDS}
+                            | {"rounds": cfg.rounds, "local_epochs": cfg.local_epochs, "heads": cfg.heads,
+                               "strategy": cfg.strategy})
+        server = make_server_app(on_evaluate=on_evaluate)
+        run_inprocess(server, client_app, len(self.partner_dirs), run_config_for(cfg, self.partners_dir))
+        if len(losses) != self.rounds:
+            raise RuntimeError(f"trial {trial.number}: {len(losses)} validation losses for {self.rounds} rounds")
+        best = min(losses)
+        if not math.isfinite(best):
+            raise optuna.TrialPruned("no finite validation loss")
         return best
 
-    @staticmethod
-    def validation_loss(model, cons: Consortium) -> float:
-        """Validation loss of the global model, weighted by each partner's validation rows."""
-        from admet.train import evaluate_loss
-        from federation import task as ftask
 
-        total, count = 0.0, 0
-        for p in cons.partners:
-            rows = p.rows("valid")
-            if len(rows) == 0:
-                continue
-            Y, C = ftask.align(p, cons.tasks)
-            X = cons.scaling.scale_features(p.X[rows])
-            total += evaluate_loss(model, X, cons.scaling.target.transform(Y[rows]), C[rows]) * len(rows)
-            count += len(rows)
-        if count == 0:
-            raise InputError("no partner has validation rows: cannot tune")
-        return total / count
+def _json_value(value):
+    return list(value) if isinstance(value, tuple) else json.loads(json.dumps(value))

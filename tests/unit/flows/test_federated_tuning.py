@@ -1,13 +1,17 @@
-"""Federated tuning: each trial is a short FedAvg simulation over real partner folders, reported
-round by round; a hopeless trial is pruned on the per-round validation loss."""
+"""Federated tuning: each trial is a short run of the project's Flower app (FedAvg strategy, private
+heads) over real partner folders, reported round by round; a hopeless trial is pruned on the
+per-round federated validation loss; the tuned values build the ``FederatedConfig`` of a run."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import optuna
 import pytest
 
-from flows.federated_tuning import FederatedObjective
+from admet.config import ModelConfig
+from flows.federated_tuning import FederatedObjective, federated_config_for
 from flows.tuning import SearchSpace, open_study
 from pipelines.errors import InputError
 
@@ -44,7 +48,19 @@ def test_federated_trials_report_each_round_and_hopeless_ones_are_pruned(partner
     assert pruned[0].params["lr"] == pytest.approx(1e-7)
     assert sorted(done[0].intermediate_values) == [1, 2, 3]  # one report per federated round
     assert np.isfinite(study.best_value)
-    assert len(objective._consortia) == 1  # partner data loaded once for the featurizer
+    # the trials ran the app's strategy with private heads: the server's round log names the partners
+    result = json.loads((tmp_path / "w" / "federation_result.json").read_text())
+    assert result["strategy"] == "fedavg" and result["heads"] == "private"
+    assert all(len(r["accepted"]) + len(r["rejected"]) == 3 for r in result["round_log"])
+    assert {p.name for p in (tmp_path / "w" / "nodes").iterdir() if (p / "private_heads.npz").exists()} == \
+        {"partner_00", "partner_01", "partner_02"}
+    # partner data featurized once for the featurizer, shared by all trials
+    assert len(list((tmp_path / "w" / "nodes").glob("*/partner_arrays_*.npz"))) == 3
+    # the best trial's values are a FederatedConfig for `fedadmet federate`
+    best = study.best_trial
+    assert best.user_attrs["federated_config"]["heads"] == "private"
+    cfg = federated_config_for(ModelConfig(**best.user_attrs["model_config"]), out_dir=tmp_path / "run")
+    assert cfg.hidden == (64,) and cfg.lr == pytest.approx(3e-3) and cfg.featurizer == "morgan_count"
 
 
 def test_federated_tuning_needs_a_partition(tmp_path):
