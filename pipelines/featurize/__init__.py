@@ -6,7 +6,8 @@
 ((2, 2265), [True, False])
 
 Featurizers (``available_featurizers()``): ``morgan_count``, ``morgan_bits``, ``maccs``,
-``rdkit2d``, ``rdkit2d_fast`` (112 of those descriptors, the costliest left out) and the
+``rdkit2d``, ``rdkit2d_fast`` (112 of those descriptors, the costliest left out), MapLight's
+``avalon_count`` and ``erg``, and the
 DeepChem-backed ``dc_circular``, ``dc_rdkit_descriptors`` and
 ``dc_molgraphconv``. A spec joins names with ``+``; columns follow the spec order.
 
@@ -18,6 +19,7 @@ them (``admet.features.FeatureScaler`` fills NaN with the training median).
 
 from pipelines.featurize import deepchem_featurizers as _deepchem_featurizers  # noqa: F401 (registers)
 from pipelines.featurize import fingerprints as _fingerprints  # noqa: F401 (registers)
+from pipelines.featurize import maplight as _maplight  # noqa: F401 (registers)
 from pipelines.featurize import rdkit2d as _rdkit2d  # noqa: F401 (registers)
 from pipelines.featurize.api import DEFAULT_SPEC, featurize_smiles, iter_featurize
 from pipelines.featurize.base import (
