@@ -14,6 +14,7 @@ import numpy as np
 from rdkit import Chem
 
 from pipelines.errors import InputError
+from pipelines.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -101,36 +102,23 @@ class FeatureMatrix:
         return self.X.shape[0]
 
 
-_REGISTRY: dict[str, Callable[[], Featurizer]] = {}
+#: name -> featurizer class (the shared registry shape, ``pipelines.registry``).
+FEATURIZERS: Registry[Featurizer] = Registry("featurizer")
 
 
 def register(name: str) -> Callable[[type[Featurizer]], type[Featurizer]]:
     """Class decorator: make a featurizer available under ``name`` (its default configuration)."""
-
-    def decorate(cls: type[Featurizer]) -> type[Featurizer]:
-        if name in _REGISTRY:
-            raise ValueError(f"featurizer name {name!r} registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
+    return FEATURIZERS.register(name)
 
 
 def available_featurizers() -> list[str]:
     """Registered featurizer names, sorted."""
-    return sorted(_REGISTRY)
+    return FEATURIZERS.names()
 
 
 def get_featurizer(name: str) -> Featurizer:
     """A new featurizer instance by registry name; unknown names raise ``InputError``."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise InputError(
-            f"unknown featurizer {name!r}; available: {', '.join(available_featurizers())}"
-        ) from None
-    return factory()
+    return FEATURIZERS.get(name)()
 
 
 def parse_spec(spec: str) -> tuple[str, ...]:
@@ -143,7 +131,7 @@ def parse_spec(spec: str) -> tuple[str, ...]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"featurizer spec {spec!r} names {duplicates} more than once")
-    unknown = [n for n in names if n not in _REGISTRY]
+    unknown = [n for n in names if n not in FEATURIZERS]
     if unknown:
         raise InputError(
             f"unknown featurizer(s) {unknown} in spec {spec!r}; available: {', '.join(available_featurizers())}"
