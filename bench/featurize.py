@@ -39,7 +39,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import pipelines  # noqa: E402,F401  (quiet RDKit)
+import pipelines  # noqa: E402
+
+pipelines.configure()  # a benchmark is an entry point: the CLI's runtime defaults (offline, quiet, passive OpenMP)
 from pipelines.featurize import featurize_smiles, iter_featurize  # noqa: E402
 from pipelines.featurize.descriptors2d import naive_descriptors_2d  # noqa: E402
 

@@ -43,6 +43,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import pipelines  # noqa: E402
+
+pipelines.configure()  # a benchmark is an entry point: the CLI's runtime defaults (offline, quiet, passive OpenMP)
+
 from federation.config import FederatedConfig  # noqa: E402
 from federation.run import run_federated  # noqa: E402
 

@@ -29,7 +29,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import pipelines  # noqa: E402,F401  (quiet RDKit)
+import pipelines  # noqa: E402
+
+pipelines.configure()  # a benchmark is an entry point: the CLI's runtime defaults (offline, quiet, passive OpenMP)
 from pipelines.catalog import load_embedded, screening_library_path  # noqa: E402
 from pipelines.readers import read_molecules  # noqa: E402
 from pipelines.standardize import standardize_smiles  # noqa: E402

@@ -22,6 +22,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import pipelines  # noqa: E402
+
+pipelines.configure()  # a benchmark is an entry point: the CLI's runtime defaults (offline, quiet, passive OpenMP)
+
 from clinical_sim.admet_link import PKTypical  # noqa: E402
 from clinical_sim.design import load_design  # noqa: E402
 from clinical_sim.simulate import simulate_trials  # noqa: E402

@@ -30,6 +30,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import pipelines  # noqa: E402
+
+pipelines.configure()  # a benchmark is an entry point: the CLI's runtime defaults (offline, quiet, passive OpenMP)
+
 from clinical_sim.admet_link import load_admet  # noqa: E402
 from clinical_sim.features import FeatureConfig  # noqa: E402
 from clinical_sim.outcome_model import ModelConfig, TrialOutcomeModel  # noqa: E402
