@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from admet.config import ModelConfig
+from admet.members import MEMBERS
 from admet.tasks import TaskSpec
 from admet.train import TargetScaler, seed_everything
 
@@ -47,6 +48,7 @@ def _weights(Y: np.ndarray, classification: bool, class_weighting: bool) -> np.n
     return w
 
 
+@MEMBERS.register("dc")
 class DCMember:
     """One DeepChem model per task type present; predictions reassembled in task order."""
 

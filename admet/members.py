@@ -7,6 +7,11 @@ their bound, the usual gradient-boosting approximation). ``dc``: DeepChem multit
 with the same seed on the same rows, predictions averaged with equal weight (the configuration
 that beats the peers in ``bench/admet_quality.py``). Predictions are in original units for
 regression and P(class 1) for classification. An ensemble holds several members of one family.
+
+Families are a registry (``MEMBERS``, the shape ``pipelines.registry`` gives featurizers and
+federated strategies): adding one is one class with ``@MEMBERS.register("name")`` (``fit`` / ``load``
+classmethods, ``predict`` / ``save``). ``dc`` registers itself when first asked for (DeepChem is
+imported only then).
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ from admet.config import ModelConfig
 from admet.model import MultitaskNet
 from admet.tasks import TaskSpec
 from admet.train import TargetScaler, fit_mtnn, predict_raw
+from pipelines.registry import Registry
 
 log = logging.getLogger(__name__)
 
 FAMILIES = ("mtnn", "lgbm", "dc", "blend")
+MEMBERS: Registry = Registry("model family")
 
 
 class Member(Protocol):
@@ -38,6 +45,7 @@ class Member(Protocol):
     def save(self, folder: Path) -> None: ...
 
 
+@MEMBERS.register("mtnn")
 class MTNNMember:
     """A trained :class:`MultitaskNet` with its target scaler."""
 
@@ -74,6 +82,7 @@ class MTNNMember:
         return cls(model, TargetScaler.from_dict(meta["target_scaler"]), meta.get("best_epoch", 0))
 
 
+@MEMBERS.register("lgbm")
 class LGBMMember:
     """One LightGBM booster per endpoint (regressor or binary classifier)."""
 
@@ -147,6 +156,7 @@ class LGBMMember:
         return cls([TaskSpec.from_dict(t) for t in meta["tasks"]], boosters)
 
 
+@MEMBERS.register("blend")
 class BlendMember:
     """Equal-weight mean of a multitask network and LightGBM, fitted on the same rows.
 
@@ -181,33 +191,19 @@ class BlendMember:
         return cls(MTNNMember.load(folder / "mtnn"), LGBMMember.load(folder / "lgbm"))
 
 
+def member_class(family: str) -> type:
+    """The registered class of ``family``; unknown names raise ``InputError`` (a ``ValueError``)."""
+    if family == "dc" and "dc" not in MEMBERS:
+        import admet.dc_member  # noqa: F401  (registers "dc")
+    return MEMBERS.get(family)
+
+
 def fit_member(family: str, X, Y, censor, tasks: Sequence[TaskSpec], cfg: ModelConfig,
                seed: int) -> Member:
     """Fit one member of ``family`` (``mtnn``, ``lgbm``, ``dc`` or ``blend``)."""
-    if family == "mtnn":
-        return MTNNMember.fit(X, Y, censor, tasks, cfg, seed)
-    if family == "lgbm":
-        return LGBMMember.fit(X, Y, censor, tasks, cfg, seed)
-    if family == "dc":
-        from admet.dc_member import DCMember
-
-        return DCMember.fit(X, Y, censor, tasks, cfg, seed)
-    if family == "blend":
-        return BlendMember.fit(X, Y, censor, tasks, cfg, seed)
-    raise ValueError(f"unknown model family {family!r}; choose from {FAMILIES}")
+    return member_class(family).fit(X, Y, censor, tasks, cfg, seed)
 
 
 def load_member(folder: Path) -> Member:
     meta = json.loads((folder / "member.json").read_text())
-    family = meta.get("family")
-    if family == "mtnn":
-        return MTNNMember.load(folder)
-    if family == "lgbm":
-        return LGBMMember.load(folder)
-    if family == "dc":
-        from admet.dc_member import DCMember
-
-        return DCMember.load(folder)
-    if family == "blend":
-        return BlendMember.load(folder)
-    raise ValueError(f"unknown model family {family!r} in {folder}")
+    return member_class(str(meta.get("family"))).load(folder)
