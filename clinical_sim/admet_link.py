@@ -19,6 +19,7 @@ docs/CLINICAL.md):
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,8 +108,25 @@ def predict_drugs(predictor: AdmetPredictor, smiles: list[str]) -> pd.DataFrame:
     return values
 
 
-def _get(values: dict, name: str) -> float:
+@functools.lru_cache(maxsize=1)
+def _catalog_names() -> dict[str, str]:
+    """Older endpoint name -> the catalog endpoint a bundle now predicts (``bioavailability`` -> Bioavailability_Ma)."""
+    from pipelines.catalog import endpoint_aliases
+
+    try:
+        return endpoint_aliases()
+    except InputError:
+        return {}
+
+
+def _value(values: dict, name: str):
+    """A prediction by ``name`` or, for a catalog alias, by its catalog endpoint's name."""
     v = values.get(name)
+    return values.get(_catalog_names().get(name, name)) if v is None else v
+
+
+def _get(values: dict, name: str) -> float:
+    v = _value(values, name)
     if v is None or not np.isfinite(v):
         return DEFAULTS[name]
     return float(v)
@@ -152,7 +170,7 @@ def compound_pk(predictor: AdmetPredictor, smiles: str) -> tuple[PKTypical, dict
         raise InputError(f"compound SMILES cannot be parsed: {smiles!r}")
     values = predict_drugs(predictor, [smiles])
     row = values.iloc[0].to_dict() if len(values) else {}
-    missing = [e for e in PK_ENDPOINTS if e not in row]
+    missing = [e for e in PK_ENDPOINTS if _value(row, e) is None]
     if missing:
         log.warning("ADMET model lacks %s; documented defaults used for them", missing)
     return pk_from_admet(row, logp=float(desc[DESCRIPTOR_NAMES.index("logp")])), row

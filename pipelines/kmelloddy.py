@@ -49,6 +49,18 @@ TEST_CATEGORY: dict[str, str] = {
     "hPPB": "Plasma_protein_binding", "rPPB": "Plasma_protein_binding",
     "bioavailability": "In_vivo_PK", "clearance_lt12": "In_vivo_PK", "bbb": "Brain_penetration",
     "cyp2c19_inhib": "CYP_Inhibition", "toxcast_clean": "Toxicity",
+    # TDC endpoints (datasets/tdc_admet); the HINT names above are their catalog aliases
+    "Caco2_Wang": "Permeability", "HIA_Hou": "Absorption", "Pgp_Broccatelli": "Efflux_transporter",
+    "Bioavailability_Ma": "In_vivo_PK", "Lipophilicity_AstraZeneca": "Lipophilicity",
+    "Solubility_AqSolDB": "Solubility", "BBB_Martins": "Brain_penetration", "PPBR_AZ": "Plasma_protein_binding",
+    "VDss_Lombardo": "In_vivo_PK", "Half_Life_Obach": "In_vivo_PK", "Clearance_Hepatocyte_AZ": "Metabolic_stability",
+    "Clearance_Microsome_AZ": "Metabolic_stability", "LD50_Zhu": "Toxicity", "hERG": "Cardiotoxicity",
+    "AMES": "Genotoxicity", "DILI": "Hepatotoxicity", "Skin_Reaction": "Toxicity", "Carcinogens_Lagunin": "Toxicity",
+    "ClinTox": "Toxicity",
+    **{f"{cyp}_Veith": "CYP_Inhibition" for cyp in ("CYP1A2", "CYP2C9", "CYP2C19", "CYP2D6", "CYP3A4")},
+    **{f"{cyp}_Substrate_CarbonMangels": "CYP_Substrate" for cyp in ("CYP2C9", "CYP2D6", "CYP3A4")},
+    **{a: "Toxicity" for a in ("NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER", "NR-ER-LBD",
+                               "NR-PPAR-gamma", "SR-ARE", "SR-ATAD5", "SR-HSE", "SR-MMP", "SR-p53")},
 }
 
 

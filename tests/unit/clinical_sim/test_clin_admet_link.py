@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from clin_synthetic import make_trials
 
-from clinical_sim.admet_link import compound_pk, load_admet, predict_drugs
+from clinical_sim.admet_link import compound_pk, load_admet, pk_from_admet, predict_drugs
 from clinical_sim.features import FeatureConfig, TrialFeaturizer
 from clinical_sim.trial_table import parse_trials
 from pipelines.errors import InputError
@@ -32,7 +32,10 @@ def bundle_dir(tmp_path_factory):
 def test_pk_and_features_from_a_real_bundle(bundle_dir):
     predictor = load_admet(bundle_dir)
     pk, values = compound_pk(predictor, "CC(=O)Nc1ccc(O)cc1")
-    assert set(ENDPOINTS) <= set(values)
+    from pipelines.catalog import resolve_endpoints
+
+    assert set(resolve_endpoints(ENDPOINTS)) <= set(values)  # "bioavailability" is Bioavailability_Ma's alias
+    assert pk.f != pk_from_admet({k: v for k, v in values.items() if k != "Bioavailability_Ma"}).f
     assert pk.cl_l_h > 0 and pk.v_l > 0 and 0 < pk.f <= 1 and 0 <= pk.tox_risk <= 1
     with pytest.raises(InputError, match="cannot be parsed"):
         compound_pk(predictor, "not a smiles")

@@ -86,3 +86,9 @@ def test_no_molecule_in_two_copies_of_an_assay(endpoint):
     assert not merged & set(keys[tdc])
     assert not merged & set(keys[tdc & (rows["split"] == "test").to_numpy()])
     assert (rows.loc[hint, "split"] == "").all()  # HINT's random split is not carried
+
+
+def test_every_endpoint_has_a_kmelloddy_test_category(catalog):
+    from pipelines.kmelloddy import TEST_CATEGORY
+
+    assert set(catalog["endpoint"]) | set(endpoint_aliases(catalog)) <= set(TEST_CATEGORY)
