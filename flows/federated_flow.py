@@ -15,6 +15,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts, plots
+from flows.runners import retry_unless_input_error
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 SERIES = ("local", "federated", "pooled")
 
 
-@task(name="partition-partners", retries=1, cache_policy=NO_CACHE)
+@task(name="partition-partners", retries=1, cache_policy=NO_CACHE, retry_condition_fn=retry_unless_input_error)
 def partition_task(out_dir: Path, n_partners: int, alpha: float, seed: int,
                    endpoints: tuple[str, ...] | None = None, data: Path | None = None) -> pd.DataFrame:
     from flows.demo_data import prepare_partners

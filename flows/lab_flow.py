@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts, plots
 from flows.lab import Campaign, LabObjective, LabPool, LabSettings, build_pool, run_campaign
+from flows.runners import retry_unless_input_error
 from flows.tuning import open_study
 from pipelines.errors import InputError
 
@@ -107,7 +108,7 @@ def compare(pool: LabPool, tuned: LabSettings, seeds: tuple[int, ...], fraction:
     }
 
 
-@task(name="build-lab-pool", cache_policy=NO_CACHE, retries=1)
+@task(name="build-lab-pool", cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_unless_input_error)
 def build_pool_task(endpoint: str, sign: float, max_compounds: int | None, seed: int,
                     featurizer: str = "morgan_count+rdkit2d") -> LabPool:
     from pipelines.catalog import load_embedded

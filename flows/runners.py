@@ -56,3 +56,10 @@ def make_task_runner(spec: RunnerSpec | str = "default", workers: int = 2, addre
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=spec.max_threads)
+
+
+def retry_unless_input_error(task, task_run, state) -> bool:
+    """Prefect ``retry_condition_fn``: retry a failed task run unless it failed on an
+    :class:`InputError` (an unusable input fails the same way every time)."""
+    exc = state.result(raise_on_failure=False)
+    return not isinstance(exc, InputError)

@@ -8,6 +8,7 @@ SMILES and the featurizer spec, so a rerun on the same library skips featurizati
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,20 +16,25 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 
 from flows import artifacts, plots, run_names
 from flows import screening_steps as steps
 from flows.desirability import load_profile
-from flows.runners import RunnerSpec, make_task_runner
+from flows.runners import RunnerSpec, make_task_runner, retry_unless_input_error
 
 log = logging.getLogger(__name__)
+
+#: ``progress(done, total)``: molecules predicted so far, of all accepted molecules.
+Progress = Callable[[int, int], None]
 
 
 def _featurize_cache_key(context, parameters) -> str:
     return "featurize-" + steps.content_hash(parameters["smiles"], parameters["spec"])
 
 
-@task(name="read-library", task_run_name="read-library", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+@task(name="read-library", task_run_name="read-library", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE,
+      retry_condition_fn=retry_unless_input_error)
 def read_library_task(path: Path, smiles_col: str | None) -> pd.DataFrame:
     return steps.read_library(path, smiles_col)
 
@@ -54,7 +60,8 @@ def predict_task(bundle_dir: Path, smiles: list[str], features, index: int) -> p
     return steps.predict_chunk(bundle_dir, smiles, features)
 
 
-@task(name="score-rank-write", task_run_name="score-rank-write", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+@task(name="score-rank-write", task_run_name="score-rank-write", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE,
+      retry_condition_fn=retry_unless_input_error)
 def finish_task(cfg, profile, n_input, accepted, validation_rejects, pred_parts, valid_parts):
     return steps.finish(cfg, profile, n_input, accepted, validation_rejects, pred_parts, valid_parts)
 
@@ -83,8 +90,10 @@ def screening_flow(library: str, bundle_dir: str, out_dir: str, profile: str | N
     return result.summary() | {"out_dir": str(cfg.out_dir)}
 
 
-def screen_with_tasks(cfg: steps.ScreeningConfig) -> steps.ScreeningResult:
-    """The flow body (call inside a flow run)."""
+def screen_with_tasks(cfg: steps.ScreeningConfig, progress: Progress | None = None) -> steps.ScreeningResult:
+    """The flow body (call inside a flow run). ``progress(done, total)`` is called with the
+    molecules predicted so far as chunks finish (the CLI draws a bar from it); the same counts go
+    to the log about every tenth of the library."""
     profile = load_profile(cfg.profile)
     profile.restricted_to(steps.model_endpoints(cfg.bundle_dir))  # fail before any work
     frame = read_library_task(cfg.library, cfg.smiles_col)
@@ -98,6 +107,8 @@ def screen_with_tasks(cfg: steps.ScreeningConfig) -> steps.ScreeningResult:
         feats = featurizer.submit(smiles[start:stop], spec, index)
         feat_futures.append(feats)
         pred_futures.append(predict_task.submit(cfg.bundle_dir, smiles[start:stop], feats, index))
+    _follow(pred_futures, [stop - start for start, stop in steps.chunk_bounds(len(smiles), cfg.chunk_size)],
+            progress)
     pred_parts = [f.result() for f in pred_futures]
     valid_parts = [np.asarray(f.result().valid, dtype=bool) for f in feat_futures]
     result = finish_task(cfg, profile, len(frame), accepted, validation.rejected, pred_parts, valid_parts)
@@ -105,7 +116,23 @@ def screen_with_tasks(cfg: steps.ScreeningConfig) -> steps.ScreeningResult:
     return result
 
 
-def run_screening(cfg: steps.ScreeningConfig, runner: RunnerSpec | None = None) -> steps.ScreeningResult:
+def _follow(futures: list, sizes: list[int], progress: Progress | None) -> None:
+    """Wait for the predict futures in completion order, reporting molecules done."""
+    total, done, logged = sum(sizes), 0, 0
+    if progress:
+        progress(0, total)
+    size_of = {id(f): n for f, n in zip(futures, sizes, strict=True)}
+    for future in as_completed(futures):
+        done += size_of[id(future)]
+        if progress:
+            progress(done, total)
+        if done == total or done - logged >= max(total // 10, 1):
+            log.info("predicted %d/%d molecules", done, total)
+            logged = done
+
+
+def run_screening(cfg: steps.ScreeningConfig, runner: RunnerSpec | None = None,
+                  progress: Progress | None = None) -> steps.ScreeningResult:
     """Run the screening flow with a chosen task runner; returns the full result (not just the summary)."""
     runner = runner or RunnerSpec()
     holder: dict = {}
@@ -113,7 +140,7 @@ def run_screening(cfg: steps.ScreeningConfig, runner: RunnerSpec | None = None) 
     @flow(name="screening", task_runner=make_task_runner(runner))
     def _screening(library: str, bundle_dir: str, out_dir: str, profile: str | None = None,
                    chunk_size: int = 1000, top_n: int = 25, use_cache: bool = True) -> dict:
-        holder["result"] = screen_with_tasks(cfg)
+        holder["result"] = screen_with_tasks(cfg, progress)
         return holder["result"].summary()
 
     _screening(str(cfg.library), str(cfg.bundle_dir), str(cfg.out_dir),

@@ -14,6 +14,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts
+from flows.runners import retry_unless_input_error
 from flows.tuning import (
     BIOGEN_ENDPOINTS,
     AdmetObjective,
@@ -27,7 +28,7 @@ from flows.tuning import (
 log = logging.getLogger(__name__)
 
 
-@task(name="load-tuning-data", retries=1, cache_policy=NO_CACHE)
+@task(name="load-tuning-data", retries=1, cache_policy=NO_CACHE, retry_condition_fn=retry_unless_input_error)
 def load_data_task(endpoints: tuple[str, ...], max_molecules: int | None, seed: int, cache_dir: Path):
     return load_tuning_data(endpoints, max_molecules=max_molecules, seed=seed, cache_dir=cache_dir)
 

@@ -17,11 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.cli import checks
+from flows.cli.errors import CommandGroup
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
 
-app = typer.Typer(help="ADMET/T models: train, evaluate, predict.", no_args_is_help=True,
+app = typer.Typer(cls=CommandGroup, help="ADMET/T models: train, evaluate, predict.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 console = Console()
 err_console = Console(stderr=True)
@@ -30,15 +32,6 @@ err_console = Console(stderr=True)
 def register(root: typer.Typer) -> None:
     """Add the ``admet`` sub-app to the root command line."""
     root.add_typer(app, name="admet")
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    try:
-        yield
-    except InputError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
 
 
 @contextlib.contextmanager
@@ -86,6 +79,14 @@ def _load_task_data(data: Path | None, endpoints: list[str] | None, task_types: 
     return prepare_task_data(long_df, task_types=task_types, endpoints=endpoints), source
 
 
+def _check_training_inputs(data: Path | None, config: Path | None) -> None:
+    """Before torch loads: the table and the hyperparameter file are there and readable."""
+    if data is not None:
+        checks.measurement_table(data, "--data")
+    if config is not None:
+        checks.readable_file(config, "--config")
+
+
 def _model_config(config: Path | None, **overrides):
     from admet.config import ModelConfig
 
@@ -120,22 +121,22 @@ def train_cmd(
     n_jobs: int | None = typer.Option(None, "--n-jobs", help="Featurization processes (default: all cores)."),
 ) -> None:
     """Train an ensemble, calibrate it and write a model bundle + metrics.json."""
+    _check_training_inputs(data, config)
     from admet.fit import train_bundle
 
-    with _user_errors():
-        cfg = _model_config(config, model=model, ensemble=ensemble, seed=seed, epochs=epochs,
-                            featurizer=featurizer)
-        td, source = _load_task_data(data, _endpoints(endpoints), _parse_task_types(task_types))
-        console.print(f"training [bold]{cfg.model}[/] x{cfg.ensemble} on {len(td)} molecules, "
-                      f"{len(td.tasks)} endpoint(s) from {source}")
-        with _steps("ensemble members", cfg.ensemble) as update:
-            bundle = train_bundle(td, cfg, split_method=split, progress=update, n_jobs=n_jobs,
-                                  ignore_table_split=ignore_split_column)
-        bundle.save(out)
-        _write_json(out / "train_run.json", {"command": "fedadmet admet train", "data": source,
-                                             "endpoints": bundle.task_names, "split": split,
-                                             "ignore_split_column": ignore_split_column,
-                                             "config": cfg.to_json_dict()})
+    cfg = _model_config(config, model=model, ensemble=ensemble, seed=seed, epochs=epochs,
+                        featurizer=featurizer)
+    td, source = _load_task_data(data, _endpoints(endpoints), _parse_task_types(task_types))
+    console.print(f"training [bold]{cfg.model}[/] x{cfg.ensemble} on {len(td)} molecules, "
+                  f"{len(td.tasks)} endpoint(s) from {source}")
+    with _steps("ensemble members", cfg.ensemble) as update:
+        bundle = train_bundle(td, cfg, split_method=split, progress=update, n_jobs=n_jobs,
+                              ignore_table_split=ignore_split_column)
+    bundle.save(out)
+    _write_json(out / "train_run.json", {"command": "fedadmet admet train", "data": source,
+                                         "endpoints": bundle.task_names, "split": split,
+                                         "ignore_split_column": ignore_split_column,
+                                         "config": cfg.to_json_dict()})
     _print_metrics(bundle.metrics, f"held-out metrics ({bundle.info.get('split_method')})")
     console.print(f"bundle written to [bold]{out}[/] (model_card.md, metrics.json)")
 
@@ -180,21 +181,21 @@ def evaluate_cmd(
     n_jobs: int | None = typer.Option(None, "--n-jobs"),
 ) -> None:
     """TDC-style evaluation: scaffold split x seeds, metrics mean +/- std (Markdown + JSON)."""
+    _check_training_inputs(data, config)
     from admet.evaluate import evaluate_tdc
 
-    with _user_errors():
-        if seeds < 1:
-            raise InputError("--seeds must be >= 1")
-        cfg = _model_config(config, model=model, ensemble=ensemble, seed=seed, epochs=epochs,
-                            featurizer=featurizer)
-        td, source = _load_task_data(data, _endpoints(endpoints), _parse_task_types(task_types))
-        with _steps("seeds", seeds) as update:
-            result = evaluate_tdc(td, cfg, seeds=seeds, split_method=split, n_jobs=n_jobs, progress=update,
-                                  ignore_table_split=ignore_split_column)
-        files = result.write(out)
-        _write_json(out / "config.json", {"command": "fedadmet admet evaluate", "data": source,
-                                          "seeds": seeds, "split": split,
-                                          "ignore_split_column": ignore_split_column, "config": cfg.to_json_dict()})
+    if seeds < 1:
+        raise InputError("--seeds must be >= 1")
+    cfg = _model_config(config, model=model, ensemble=ensemble, seed=seed, epochs=epochs,
+                        featurizer=featurizer)
+    td, source = _load_task_data(data, _endpoints(endpoints), _parse_task_types(task_types))
+    with _steps("seeds", seeds) as update:
+        result = evaluate_tdc(td, cfg, seeds=seeds, split_method=split, n_jobs=n_jobs, progress=update,
+                              ignore_table_split=ignore_split_column)
+    files = result.write(out)
+    _write_json(out / "config.json", {"command": "fedadmet admet evaluate", "data": source,
+                                      "seeds": seeds, "split": split,
+                                      "ignore_split_column": ignore_split_column, "config": cfg.to_json_dict()})
     console.print(result.to_markdown())
     console.print(f"written: {files['markdown']}, {files['json']}")
 
@@ -210,26 +211,28 @@ def predict_cmd(
     smiles_col: str | None = typer.Option(None, "--smiles-col", help="SMILES column (default: detected)."),
 ) -> None:
     """Predict every molecule (streamed in chunks, resumable): one output row per input row."""
+    checks.model_bundle(model_dir, "--model")
+    checks.molecule_library(input_path, "INPUT", smiles_col)
+    checks.at_least(chunk_size, 1, "--chunk-size")
     from admet.bundle import load_bundle
     from admet.predict import output_format, predict_file
 
-    with _user_errors():
-        output_format(out)
-        bundle = load_bundle(model_dir)
-        with Progress(SpinnerColumn(), TextColumn("[bold]predicting"), TextColumn("{task.completed:,} molecules"),
-                      TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console,
-                      transient=True) as bar:
-            task = bar.add_task("predict", total=None, rate="")
+    output_format(out)
+    bundle = load_bundle(model_dir)
+    with Progress(SpinnerColumn(), TextColumn("[bold]predicting"), TextColumn("{task.completed:,} molecules"),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console,
+                  transient=True) as bar:
+        task = bar.add_task("predict", total=None, rate="")
 
-            def update(done: int, seconds: float) -> None:
-                bar.update(task, completed=done, rate=f"{done / seconds:,.0f} molecules/s" if seconds else "")
+        def update(done: int, seconds: float) -> None:
+            bar.update(task, completed=done, rate=f"{done / seconds:,.0f} molecules/s" if seconds else "")
 
-            summary = predict_file(model_dir, input_path, out, chunk_size=chunk_size, n_jobs=n_jobs,
-                                   smiles_col=smiles_col, progress=update, bundle=bundle)
-        _write_json(out.with_name(out.name + ".run.json"),
-                    {"command": "fedadmet admet predict", "model": str(model_dir), "input": str(input_path),
-                     "chunk_size": chunk_size, "n_jobs": n_jobs, "smiles_col": smiles_col,
-                     "summary": summary.to_dict()})
+        summary = predict_file(model_dir, input_path, out, chunk_size=chunk_size, n_jobs=n_jobs,
+                               smiles_col=smiles_col, progress=update, bundle=bundle)
+    _write_json(out.with_name(out.name + ".run.json"),
+                {"command": "fedadmet admet predict", "model": str(model_dir), "input": str(input_path),
+                 "chunk_size": chunk_size, "n_jobs": n_jobs, "smiles_col": smiles_col,
+                 "summary": summary.to_dict()})
     resumed = f", {summary.n_chunks_resumed} chunk(s) resumed" if summary.n_chunks_resumed else ""
     console.print(f"{summary.n_rows:,} rows: {summary.n_ok:,} ok, {summary.n_rejected:,} rejected "
                   f"({summary.molecules_per_second:,.0f} molecules/s{resumed}) -> [bold]{out}[/]")

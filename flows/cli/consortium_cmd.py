@@ -17,12 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.cli.errors import CommandGroup
 from pipelines.errors import InputError
 
 console = Console()
-consortium_app = typer.Typer(help="Operate a consortium's SuperLink (TLS, SuperNode authentication).",
+consortium_app = typer.Typer(cls=CommandGroup, help="Operate a consortium's SuperLink (TLS, SuperNode authentication).",
                              no_args_is_help=True)
-node_app = typer.Typer(help="Run this partner's SuperNode next to its private data.", no_args_is_help=True)
+node_app = typer.Typer(cls=CommandGroup, help="Run this partner's SuperNode next to its private data.", no_args_is_help=True)
 
 ROUND_PATTERN = re.compile(r"\[ROUND (\d+)(?:/(\d+))?\]")  # Flower's round banner (legacy: no total)
 

@@ -21,23 +21,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.cli.errors import CommandGroup
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
 
-app = typer.Typer(help="Molecule data pipeline: catalog, validate, featurize, partition.",
+app = typer.Typer(cls=CommandGroup, help="Molecule data pipeline: catalog, validate, featurize, partition.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()
 err_console = Console(stderr=True)
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    try:
-        yield
-    except InputError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-        raise typer.Exit(2) from None
 
 
 @contextlib.contextmanager
@@ -77,9 +69,7 @@ def catalog_cmd(
     from flows.cli.catalog_view import print_catalog
     from pipelines.catalog import load_catalog
 
-    with _user_errors():
-        catalog = load_catalog()
-    print_catalog(catalog, console, as_json=as_json)
+    print_catalog(load_catalog(), console, as_json=as_json)
 
 
 # ----------------------------------------------------------------------------- validate
@@ -102,25 +92,24 @@ def validate_cmd(
     from pipelines.readers import long_table_from_frame, molecules_from_frame, read_table
     from pipelines.validate import validate_long_table, validate_molecules
 
-    with _user_errors():
-        if kind not in ("auto", "molecules", "long"):
-            raise InputError(f"--kind must be auto, molecules or long, not {kind!r}")
-        start = time.perf_counter()
-        raw = read_table(input_path)
-        as_long = kind == "long" or (kind == "auto" and smiles_col is None and _is_long_table(list(raw.columns)))
-        with _progress("standardizing", len(raw)) as update:
-            if as_long:
-                long_df = long_table_from_frame(raw, source_name=input_path.name.split(".")[0])
-                result = validate_long_table(long_df, tautomer=tautomer, progress=update)
-            else:
-                frame = molecules_from_frame(raw, smiles_col)
-                result = validate_molecules(frame, smiles_col="input", tautomer=tautomer, progress=update)
-        out.mkdir(parents=True, exist_ok=True)
-        result.accepted.to_csv(out / "accepted.csv", index=False)
-        result.rejected.to_csv(out / "rejected.csv", index=False)
-        _write_config(out, "validate", input=input_path, smiles_col=smiles_col, kind="long" if as_long
-                      else "molecules", tautomer=tautomer, n_input=result.n_input,
-                      n_accepted=len(result.accepted), n_rejected=len(result.rejected))
+    if kind not in ("auto", "molecules", "long"):
+        raise InputError(f"--kind must be auto, molecules or long, not {kind!r}")
+    start = time.perf_counter()
+    raw = read_table(input_path)
+    as_long = kind == "long" or (kind == "auto" and smiles_col is None and _is_long_table(list(raw.columns)))
+    with _progress("standardizing", len(raw)) as update:
+        if as_long:
+            long_df = long_table_from_frame(raw, source_name=input_path.name.split(".")[0])
+            result = validate_long_table(long_df, tautomer=tautomer, progress=update)
+        else:
+            frame = molecules_from_frame(raw, smiles_col)
+            result = validate_molecules(frame, smiles_col="input", tautomer=tautomer, progress=update)
+    out.mkdir(parents=True, exist_ok=True)
+    result.accepted.to_csv(out / "accepted.csv", index=False)
+    result.rejected.to_csv(out / "rejected.csv", index=False)
+    _write_config(out, "validate", input=input_path, smiles_col=smiles_col, kind="long" if as_long
+                  else "molecules", tautomer=tautomer, n_input=result.n_input,
+                  n_accepted=len(result.accepted), n_rejected=len(result.rejected))
     console.print(_reasons_table(result, f"{input_path.name}: {'measurements' if as_long else 'molecules'}"))
     console.print(f"wrote {out / 'accepted.csv'} and {out / 'rejected.csv'} "
                   f"({time.perf_counter() - start:.1f} s)")
@@ -157,48 +146,47 @@ def featurize_cmd(
     from pipelines.readers import read_molecules
     from pipelines.validate import validate_molecules
 
-    with _user_errors():
-        suffix = out.name.lower()
-        if not (suffix.endswith(".parquet") or suffix.endswith(".npy")):
-            raise InputError(f"--out must end in .parquet or .npy, not {out.name!r}")
-        start = time.perf_counter()
-        frame = read_molecules(input_path, smiles_col=smiles_col)
-        with _progress("standardizing", len(frame)) as update:
-            checked = validate_molecules(frame, progress=update)
-        accepted = checked.accepted
-        with err_console.status(f"featurizing {len(accepted):,} molecules with {featurizer}"):
-            matrix = featurize_smiles(accepted["smiles"].tolist(), spec=featurizer, n_jobs=n_jobs,
-                                      cache_dir=cache_dir)
-        n, d = len(frame), matrix.X.shape[1]
-        X = np.full((n, d), np.nan, dtype=np.float32)
-        valid = np.zeros(n, dtype=bool)
-        position = {row: i for i, row in enumerate(frame["row"].tolist())}
-        where = np.asarray([position[r] for r in accepted["row"]], dtype=int)
-        X[where] = matrix.X
-        valid[where] = np.asarray(matrix.valid, dtype=bool)
-        index = frame.loc[:, ["row", "input"]].copy()
-        index["smiles"] = ""
-        index["inchikey"] = ""
-        index.loc[where, "smiles"] = accepted["smiles"].to_numpy()
-        index.loc[where, "inchikey"] = accepted["inchikey"].to_numpy()
-        index["reason"] = ""
-        reject_pos = np.asarray([position[r] for r in checked.rejected["row"]], dtype=int)
-        index.loc[reject_pos, "reason"] = checked.rejected["reason"].to_numpy()
-        index.loc[(index["reason"] == "") & ~valid, "reason"] = "featurization_failed"
-        index["valid"] = valid
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if suffix.endswith(".parquet"):
-            features = pd.DataFrame(X, columns=_feature_names(matrix, featurizer))
-            pd.concat([index, features], axis=1).to_parquet(out, index=False)
-            written = [out]
-        else:
-            np.save(out, X)
-            index_path = out.with_name(out.name[:-4] + ".index.csv")
-            index.to_csv(index_path, index=False)
-            written = [out, index_path]
-        _write_config(out.parent, "featurize", input=input_path, featurizer=featurizer, out=out,
-                      feature_config=getattr(matrix, "config", None), n_input=n, n_valid=int(valid.sum()),
-                      n_features=d)
+    suffix = out.name.lower()
+    if not (suffix.endswith(".parquet") or suffix.endswith(".npy")):
+        raise InputError(f"--out must end in .parquet or .npy, not {out.name!r}")
+    start = time.perf_counter()
+    frame = read_molecules(input_path, smiles_col=smiles_col)
+    with _progress("standardizing", len(frame)) as update:
+        checked = validate_molecules(frame, progress=update)
+    accepted = checked.accepted
+    with err_console.status(f"featurizing {len(accepted):,} molecules with {featurizer}"):
+        matrix = featurize_smiles(accepted["smiles"].tolist(), spec=featurizer, n_jobs=n_jobs,
+                                  cache_dir=cache_dir)
+    n, d = len(frame), matrix.X.shape[1]
+    X = np.full((n, d), np.nan, dtype=np.float32)
+    valid = np.zeros(n, dtype=bool)
+    position = {row: i for i, row in enumerate(frame["row"].tolist())}
+    where = np.asarray([position[r] for r in accepted["row"]], dtype=int)
+    X[where] = matrix.X
+    valid[where] = np.asarray(matrix.valid, dtype=bool)
+    index = frame.loc[:, ["row", "input"]].copy()
+    index["smiles"] = ""
+    index["inchikey"] = ""
+    index.loc[where, "smiles"] = accepted["smiles"].to_numpy()
+    index.loc[where, "inchikey"] = accepted["inchikey"].to_numpy()
+    index["reason"] = ""
+    reject_pos = np.asarray([position[r] for r in checked.rejected["row"]], dtype=int)
+    index.loc[reject_pos, "reason"] = checked.rejected["reason"].to_numpy()
+    index.loc[(index["reason"] == "") & ~valid, "reason"] = "featurization_failed"
+    index["valid"] = valid
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix.endswith(".parquet"):
+        features = pd.DataFrame(X, columns=_feature_names(matrix, featurizer))
+        pd.concat([index, features], axis=1).to_parquet(out, index=False)
+        written = [out]
+    else:
+        np.save(out, X)
+        index_path = out.with_name(out.name[:-4] + ".index.csv")
+        index.to_csv(index_path, index=False)
+        written = [out, index_path]
+    _write_config(out.parent, "featurize", input=input_path, featurizer=featurizer, out=out,
+                  feature_config=getattr(matrix, "config", None), n_input=n, n_valid=int(valid.sum()),
+                  n_features=d)
     console.print(f"{n:,} records -> {int(valid.sum()):,} featurized ({d} features), "
                   f"{n - int(valid.sum()):,} invalid; wrote {', '.join(map(str, written))} "
                   f"({time.perf_counter() - start:.1f} s)")
@@ -249,21 +237,20 @@ def partition_cmd(
     from pipelines.readers import read_long_table
     from pipelines.validate import validate_long_table
 
-    with _user_errors():
-        start = time.perf_counter()
-        long_df = load_embedded() if input_path is None else read_long_table(input_path)
-        with _progress("validating", len(long_df)) as update:
-            checked = validate_long_table(long_df, progress=update)
-        table = aggregate_replicates(checked.accepted) if aggregate else checked.accepted
-        with err_console.status(f"partitioning {len(table):,} rows into {partners} partners"):
-            partition = partition_partners(table, n_partners=partners, alpha=alpha, seed=seed,
-                                           min_endpoints=min_endpoints, min_rows=min_rows)
-        write_partition(partition, out)
-        checked.rejected.to_csv(out / "rejected.csv", index=False)
-        _write_config(out, "partition", input=input_path or "embedded catalog", partners=partners,
-                      alpha=alpha, seed=seed, min_rows=min_rows, min_endpoints=min_endpoints,
-                      aggregate=aggregate, n_input=checked.n_input, n_rejected=len(checked.rejected),
-                      n_partitioned=len(table), dropped_by_task_skew=partition.dropped_rows)
+    start = time.perf_counter()
+    long_df = load_embedded() if input_path is None else read_long_table(input_path)
+    with _progress("validating", len(long_df)) as update:
+        checked = validate_long_table(long_df, progress=update)
+    table = aggregate_replicates(checked.accepted) if aggregate else checked.accepted
+    with err_console.status(f"partitioning {len(table):,} rows into {partners} partners"):
+        partition = partition_partners(table, n_partners=partners, alpha=alpha, seed=seed,
+                                       min_endpoints=min_endpoints, min_rows=min_rows)
+    write_partition(partition, out)
+    checked.rejected.to_csv(out / "rejected.csv", index=False)
+    _write_config(out, "partition", input=input_path or "embedded catalog", partners=partners,
+                  alpha=alpha, seed=seed, min_rows=min_rows, min_endpoints=min_endpoints,
+                  aggregate=aggregate, n_input=checked.n_input, n_rejected=len(checked.rejected),
+                  n_partitioned=len(table), dropped_by_task_skew=partition.dropped_rows)
     summary(partition.manifest, title=f"{partners} partners (alpha={alpha}, seed={seed})",
             rejected=len(checked.rejected), dropped=partition.dropped_rows)
     console.print(f"wrote {out}/partner_XX/data.csv, manifest.csv, manifest.json "

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines.errors import InputError
+
 console = Console()
 
 
@@ -36,6 +38,17 @@ def federate(
     out: Path = typer.Option(Path("runs/federated"), "--out", help="Run folder."),
 ) -> None:
     """Federated training across partners (simulation), compared per partner with local-only and pooled."""
+    from flows.cli import checks
+
+    # before Flower and Ray load
+    if data is not None and partners_dir is not None:
+        raise InputError("--data is partitioned into partners; --partners-dir is an existing partition: give one")
+    if data is not None:
+        checks.measurement_table(data, "--data")
+    if partners_dir is not None:
+        checks.partition_folder(partners_dir, "--partners-dir")
+    checks.at_least(rounds, 1, "--rounds")
+    checks.at_least(partners, 2, "--partners")
     from federation.config import FederatedConfig
     from federation.run import run_federated
 

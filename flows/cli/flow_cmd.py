@@ -9,15 +9,27 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+
+from pipelines.errors import InputError
 
 console = Console()
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), console=console, transient=False)
+    """A bar with totals, elapsed time and ETA (rich estimates it from the rate so far)."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                    transient=False)
 
 
 def _print_frame(title: str, frame, max_rows: int = 25) -> None:
@@ -49,6 +61,10 @@ def demo(
     featurizer: str = typer.Option("morgan_count", help="Featurizer spec (morgan_count+rdkit2d: stronger, slower)."),
 ) -> None:
     """The main job: embedded data -> partners -> federated training -> screening -> report."""
+    from flows.cli import checks
+
+    if library is not None:  # before Prefect starts
+        checks.molecule_library(library, "--library")
     from flows.demo import STAGES, DemoConfig, run_demo
 
     chosen = tuple(e.strip() for e in endpoints.split(",") if e.strip()) if endpoints else None
@@ -93,24 +109,38 @@ def screen(
     smiles_col: str | None = typer.Option(None, help="SMILES column of a table."),
     chunk_size: int = typer.Option(1000, help="Molecules per featurize / predict task."),
     top: int = typer.Option(25, help="Compounds in the top table."),
-    runner: str = typer.Option("default", help="Task runner: default (threads) or dask."),
-    workers: int = typer.Option(2, help="Dask workers (local cluster)."),
-    dask_address: str | None = typer.Option(None, help="Existing Dask scheduler address."),
+    runner: str | None = typer.Option(None, help="Task runner: default (threads) or dask "
+                                      "(a local cluster of --workers, or the cluster at --dask-address)."),
+    workers: int | None = typer.Option(None, help="Workers of a local Dask cluster (--runner dask; default 2)."),
+    dask_address: str | None = typer.Option(None, help="Existing Dask scheduler tcp://HOST:PORT "
+                                            "(selects the Dask runner)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse featurized chunks."),
 ) -> None:
     """Screen a library: predictions with uncertainty, desirability score, ranking, report."""
-    from flows.runners import RunnerSpec
-    from flows.screening import run_screening
+    from flows.cli import checks
+
+    # everything a user can get wrong, before Prefect (or a Dask cluster) starts
+    checks.molecule_library(library, "LIBRARY", smiles_col)
+    endpoints = checks.model_bundle(model, "--model")
+    checks.profile_file(profile, endpoints)
+    checks.at_least(chunk_size, 1, "--chunk-size")
+    checks.at_least(top, 1, "--top")
+    spec = checks.task_runner(runner, workers, dask_address)
+
+    from flows.screening import run_screening, top_table
     from flows.screening_steps import ScreeningConfig
 
     cfg = ScreeningConfig(library=library, bundle_dir=model, out_dir=out, profile=profile, smiles_col=smiles_col,
                           chunk_size=chunk_size, top_n=top, use_cache=not no_cache)
-    with console.status("screening..."):
-        result = run_screening(cfg, RunnerSpec(kind=runner, workers=workers, address=dask_address))
+    with _progress() as progress:
+        bar = progress.add_task("screening: reading", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(bar, description="screening molecules", completed=done, total=total)
+
+        result = run_screening(cfg, spec, progress=on_progress)
     s = result.summary()
     console.print(f"{s['n_input']} molecules: {s['n_ranked']} ranked, {s['n_rejected']} rejected {s['rejects_by_reason']}")
-    from flows.screening import top_table
-
     _print_frame(f"top {min(top, 10)}", top_table(result, min(top, 10)))
     console.print(f"ranked: {result.files['ranked_csv'].resolve()}")
     console.print(f"report: {result.files['report'].resolve()}")
@@ -131,6 +161,13 @@ def tune(
     seed: int = typer.Option(0),
 ) -> None:
     """Optuna study on SQLite in the run folder; best parameters -> best_params.json (admet train --config)."""
+    from flows.cli import checks
+
+    checks.at_least(trials, 1, "--trials")
+    if partners_dir is not None and not federated:
+        raise InputError("--partners-dir is the partition of federated tuning: add --federated")
+    if federated and partners_dir is not None:
+        checks.partition_folder(partners_dir, "--partners-dir")
     from flows.tuning_flow import tuning_flow
 
     with console.status(f"tuning: {trials} trials..."):

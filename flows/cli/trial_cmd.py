@@ -17,14 +17,14 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.markup import escape
 from rich.table import Table
 
+from flows.cli.errors import CommandGroup
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
 
-trial_app = typer.Typer(help="Clinical trials: outcome prediction, priors, virtual trials, design optimisation.",
+trial_app = typer.Typer(cls=CommandGroup, help="Clinical trials: outcome prediction, priors, virtual trials, design optimisation.",
                         no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()
 err_console = Console(stderr=True)
@@ -32,15 +32,6 @@ err_console = Console(stderr=True)
 
 def register(app: typer.Typer) -> None:
     app.add_typer(trial_app, name="trial")
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    try:
-        yield
-    except InputError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
 
 
 @contextlib.contextmanager
@@ -79,24 +70,23 @@ def train_cmd(
     from clinical_sim.outcome_model import ModelConfig, TrialOutcomeModel
     from clinical_sim.trial_table import read_trials
 
-    with _user_errors():
-        table = read_trials(data, require_label=True)
-        admet = load_admet(admet_model) if admet_model else None
-        cfg = ModelConfig(n_seeds=seeds, features=FeatureConfig(use_admet=admet is not None))
-        usable = table.usable
-        _write_config(out, "train", data=data, valid=valid, admet_model=admet_model, model=cfg.as_dict())
-        table.problems.to_csv(out / "unusable_rows.csv", index=False)
-        with _spinner(f"training on {len(usable)} trials ({seeds} seeds)"):
-            model = TrialOutcomeModel(cfg, admet=admet, admet_dir=str(admet_model.resolve()) if admet_model else None)
-            model.fit(usable, usable["label"].to_numpy())
-        metrics = {"train_oof": dict(model.metrics), "n_input": len(table.trials),
-                   "n_unusable": len(table.problems)}
-        if valid is not None:
-            vt = read_trials(valid, require_label=True).usable
-            metrics["valid"] = _metrics(vt["label"].to_numpy().astype(int), model.predict_proba(vt))
-        model.metrics.update({k: v for k, v in metrics.items() if k != "train_oof"})
-        model.save(out)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    table = read_trials(data, require_label=True)
+    admet = load_admet(admet_model) if admet_model else None
+    cfg = ModelConfig(n_seeds=seeds, features=FeatureConfig(use_admet=admet is not None))
+    usable = table.usable
+    _write_config(out, "train", data=data, valid=valid, admet_model=admet_model, model=cfg.as_dict())
+    table.problems.to_csv(out / "unusable_rows.csv", index=False)
+    with _spinner(f"training on {len(usable)} trials ({seeds} seeds)"):
+        model = TrialOutcomeModel(cfg, admet=admet, admet_dir=str(admet_model.resolve()) if admet_model else None)
+        model.fit(usable, usable["label"].to_numpy())
+    metrics = {"train_oof": dict(model.metrics), "n_input": len(table.trials),
+               "n_unusable": len(table.problems)}
+    if valid is not None:
+        vt = read_trials(valid, require_label=True).usable
+        metrics["valid"] = _metrics(vt["label"].to_numpy().astype(int), model.predict_proba(vt))
+    model.metrics.update({k: v for k, v in metrics.items() if k != "train_oof"})
+    model.save(out)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     t = Table(title=f"trial model -> {out}")
     t.add_column("set")
     for col in ("n", "ROC-AUC", "PR-AUC"):
@@ -124,20 +114,19 @@ def predict_cmd(
     from clinical_sim.outcome_model import TrialOutcomeModel
     from clinical_sim.trial_table import read_trials
 
-    with _user_errors():
-        model = TrialOutcomeModel.load(model_dir, admet=load_admet(admet_model) if admet_model else None)
-        table = read_trials(input_path)
-        trials = table.trials
-        result = pd.DataFrame({"row": trials["row"], "nctid": trials["nctid"], "status": "unscored",
-                               "reason": trials["problem"], "p_success": np.nan, "top_features": ""})
-        usable = table.usable
-        if len(usable):
-            with _spinner(f"scoring {len(usable)} trials"):
-                result.loc[usable.index, "p_success"] = model.predict_proba(usable)
-                result.loc[usable.index, "top_features"] = model.explain(usable)
-            result.loc[usable.index, "status"] = "ok"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        result.to_csv(out, index=False)
+    model = TrialOutcomeModel.load(model_dir, admet=load_admet(admet_model) if admet_model else None)
+    table = read_trials(input_path)
+    trials = table.trials
+    result = pd.DataFrame({"row": trials["row"], "nctid": trials["nctid"], "status": "unscored",
+                           "reason": trials["problem"], "p_success": np.nan, "top_features": ""})
+    usable = table.usable
+    if len(usable):
+        with _spinner(f"scoring {len(usable)} trials"):
+            result.loc[usable.index, "p_success"] = model.predict_proba(usable)
+            result.loc[usable.index, "top_features"] = model.explain(usable)
+        result.loc[usable.index, "status"] = "ok"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.to_csv(out, index=False)
     console.print(f"{int((result['status'] == 'ok').sum())} scored, {int((result['status'] != 'ok').sum())} "
                   f"unscored of {len(result)} -> {out}")
 
@@ -152,8 +141,7 @@ def prior_cmd(
     """Published phase-transition base rates (BIO/Informa/QLS 2011-2020) for a therapeutic area."""
     from clinical_sim.prior import CITATION, known_areas, phase_prior, prior_table
 
-    with _user_errors():
-        rows = prior_table(area) if phase == "all" else [phase_prior(phase, area)]
+    rows = prior_table(area) if phase == "all" else [phase_prior(phase, area)]
     if as_json:
         console.print_json(json.dumps([{k: getattr(r, k) for k in ("area", "phase", "p_transition", "loa", "derived")}
                                        for r in rows] + [{"source": CITATION}]))
@@ -196,23 +184,22 @@ def simulate_cmd(
     from clinical_sim.plots import plot_exposure, plot_response
     from clinical_sim.simulate import simulate_trials
 
-    with _user_errors():
-        design = load_design(design_path)
-        if n_trials or seed is not None:
-            design = design.updated(trial={**({"n_trials": n_trials} if n_trials else {}),
-                                           **({"seed": seed} if seed is not None else {})})
-        typical, values = _compound_pk(compound, admet_model, design)
-        out.mkdir(parents=True, exist_ok=True)
-        design.to_toml(out / "design.toml")
-        _write_config(out, "simulate", compound=compound, admet_model=admet_model, design=design_path,
-                      pk_typical=typical.as_dict(), admet_predictions=values)
-        with _spinner(f"{design.trial.n_trials} virtual trials x {design.trial.n_per_arm} patients per arm"):
-            result = simulate_trials(design, typical)
-        result.trials.to_csv(out / "trials.csv", index=False)
-        result.patients.to_csv(out / "patients.csv", index=False)
-        (out / "summary.json").write_text(json.dumps(result.summary, indent=2, default=float) + "\n")
-        plot_exposure(result.patients, design, out / "exposure.png")
-        plot_response(result.patients, design, out / "response.png")
+    design = load_design(design_path)
+    if n_trials or seed is not None:
+        design = design.updated(trial={**({"n_trials": n_trials} if n_trials else {}),
+                                       **({"seed": seed} if seed is not None else {})})
+    typical, values = _compound_pk(compound, admet_model, design)
+    out.mkdir(parents=True, exist_ok=True)
+    design.to_toml(out / "design.toml")
+    _write_config(out, "simulate", compound=compound, admet_model=admet_model, design=design_path,
+                  pk_typical=typical.as_dict(), admet_predictions=values)
+    with _spinner(f"{design.trial.n_trials} virtual trials x {design.trial.n_per_arm} patients per arm"):
+        result = simulate_trials(design, typical)
+    result.trials.to_csv(out / "trials.csv", index=False)
+    result.patients.to_csv(out / "patients.csv", index=False)
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2, default=float) + "\n")
+    plot_exposure(result.patients, design, out / "exposure.png")
+    plot_response(result.patients, design, out / "response.png")
     s = result.summary
     t = Table(title=f"virtual trials -> {out}")
     t.add_column("quantity")
@@ -240,22 +227,21 @@ def optimize_cmd(
     from clinical_sim.optimize import optimize_design
     from clinical_sim.plots import plot_pareto
 
-    with _user_errors():
-        design = load_design(design_path)
-        typical, values = _compound_pk(compound, admet_model, design)
-        _write_config(out, "optimize", compound=compound, admet_model=admet_model, design=design_path,
-                      trials=trials, seed=seed, pk_typical=typical.as_dict(), admet_predictions=values,
-                      search_space=design.optimize.model_dump())
-        with Progress(TextColumn("[bold]designs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err_console, transient=True) as bar:
-            task = bar.add_task("designs", total=trials)
-            result = optimize_design(design, typical, trials, out, seed=seed,
-                                     callbacks=[lambda study, t: bar.advance(task)])
-        result.trials.to_csv(out / "designs.csv", index=False)
-        result.pareto.to_csv(out / "pareto.csv", index=False)
-        result.chosen_design.to_toml(out / "chosen_design.toml")
-        (out / "chosen.json").write_text(json.dumps(result.chosen, indent=2) + "\n")
-        plot_pareto(result.trials, result.pareto, result.chosen, out / "pareto.png")
+    design = load_design(design_path)
+    typical, values = _compound_pk(compound, admet_model, design)
+    _write_config(out, "optimize", compound=compound, admet_model=admet_model, design=design_path,
+                  trials=trials, seed=seed, pk_typical=typical.as_dict(), admet_predictions=values,
+                  search_space=design.optimize.model_dump())
+    with Progress(TextColumn("[bold]designs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("designs", total=trials)
+        result = optimize_design(design, typical, trials, out, seed=seed,
+                                 callbacks=[lambda study, t: bar.advance(task)])
+    result.trials.to_csv(out / "designs.csv", index=False)
+    result.pareto.to_csv(out / "pareto.csv", index=False)
+    result.chosen_design.to_toml(out / "chosen_design.toml")
+    (out / "chosen.json").write_text(json.dumps(result.chosen, indent=2) + "\n")
+    plot_pareto(result.trials, result.pareto, result.chosen, out / "pareto.png")
     t = Table(title=f"Pareto front ({len(result.trials)} designs) -> {out}")
     for col in ("dose mg", "every h", "n/arm", "CrCL min", "age max", "P(success)", "AE rate"):
         t.add_column(col, justify="right")

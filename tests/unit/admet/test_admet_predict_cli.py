@@ -64,14 +64,15 @@ def test_predict_bad_inputs_give_clear_errors(tiny_bundle, tmp_path):
     assert res.exit_code == 2 and "no molecules" in res.output
     binary = tmp_path / "lib.csv"
     binary.write_bytes(bytes(range(256)) * 4)
+    empty.with_name("ok.smi").write_text("CCO\n")
     res = runner.invoke(app, ["admet", "predict", "--model", str(tiny_bundle), str(binary), "--out",
                               str(tmp_path / "o.csv")])
     assert res.exit_code == 2 and "binary" in res.output
-    res = runner.invoke(app, ["admet", "predict", "--model", str(tiny_bundle), str(binary), "--out",
-                              str(tmp_path / "o.xlsx")])
+    res = runner.invoke(app, ["admet", "predict", "--model", str(tiny_bundle), str(empty.with_name("ok.smi")),
+                              "--out", str(tmp_path / "o.xlsx")])
     assert res.exit_code == 2 and ".parquet" in res.output
-    res = runner.invoke(app, ["admet", "predict", "--model", str(tmp_path / "nope"), str(binary), "--out",
-                              str(tmp_path / "o.csv")])
+    res = runner.invoke(app, ["admet", "predict", "--model", str(tmp_path / "nope"), str(empty.with_name("ok.smi")),
+                              "--out", str(tmp_path / "o.csv")])
     assert res.exit_code == 2 and "not found" in res.output
     with pytest.raises(InputError, match="no such file"):
         predict_file(tiny_bundle, tmp_path / "missing.csv", tmp_path / "o.csv")

@@ -29,7 +29,7 @@ def test_missing_library_is_one_red_line_and_exit_code_2(tiny_bundle, tmp_path):
                            "--model", str(tiny_bundle), "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 2, proc.stderr
-    assert "screening library not found" in proc.stderr
+    assert f"LIBRARY {tmp_path / 'none.csv'}: no such file" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
