@@ -92,3 +92,9 @@ def test_every_endpoint_has_a_kmelloddy_test_category(catalog):
     from pipelines.kmelloddy import TEST_CATEGORY
 
     assert set(catalog["endpoint"]) | set(endpoint_aliases(catalog)) <= set(TEST_CATEGORY)
+
+
+def test_demo_subset_is_catalog_endpoints(catalog):
+    from pipelines.catalog import DEMO_ENDPOINTS
+
+    assert resolve_endpoints(list(DEMO_ENDPOINTS), catalog) == list(DEMO_ENDPOINTS)
