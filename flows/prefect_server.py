@@ -6,6 +6,7 @@ Flows use Prefect's ephemeral API by default; with a server running they report 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -16,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,3 +133,28 @@ def start_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, prefect_hom
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return PrefectServer(host=host, port=port, process=process, log_path=log_path, env=env)
+
+
+class Stopped(Exception):
+    """Raised in the main thread by :func:`stop_on_signals` when SIGTERM or SIGINT arrives."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals(*signums: int) -> Iterator[None]:
+    """Turn SIGTERM / SIGINT into :class:`Stopped` while the block runs (so ``finally`` clauses
+    stop child servers); the previous handlers come back afterwards. Main thread only."""
+    signums = signums or (signal.SIGTERM, signal.SIGINT)
+
+    def _raise(signum, _frame):
+        raise Stopped(signum)
+
+    previous = {s: signal.signal(s, _raise) for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -206,19 +206,22 @@ def server(
     host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
     port: int = typer.Option(4200, help="Port."),
 ) -> None:
-    """Start the Prefect dashboard (``prefect server start``) and keep it running until Ctrl-C."""
-    from flows.prefect_server import start_server
+    """Start the Prefect dashboard (``prefect server start``) and keep it running until Ctrl-C or
+    SIGTERM; either stops the server it started (its whole process group) before exiting."""
+    from flows.prefect_server import Stopped, start_server, stop_on_signals
 
-    srv = start_server(host, port)
-    try:
-        srv.wait_ready()
-        console.print(f"Prefect dashboard: {srv.ui_url}")
-        console.print(f"point flows at it with: export PREFECT_API_URL={srv.api_url}")
-        srv.process.wait()
-    except KeyboardInterrupt:
-        console.print("stopping the Prefect server")
-    finally:
-        srv.stop()
+    with stop_on_signals():
+        srv = start_server(host, port)
+        try:
+            srv.wait_ready()
+            console.print(f"Prefect dashboard: {srv.ui_url}")
+            console.print(f"point flows at it with: export PREFECT_API_URL={srv.api_url}")
+            code = srv.process.wait()
+            console.print(f"[yellow]the Prefect server exited by itself (code {code})[/yellow]")
+        except Stopped as stop:
+            console.print(f"{stop}: stopping the Prefect server")
+        finally:
+            srv.stop()
 
 
 def serve(
