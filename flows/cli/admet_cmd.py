@@ -212,7 +212,7 @@ def predict_cmd(
 ) -> None:
     """Predict every molecule (streamed in chunks, resumable): one output row per input row."""
     checks.model_bundle(model_dir, "--model")
-    checks.molecule_library(input_path, "INPUT", smiles_col)
+    source = checks.molecule_library(input_path, "INPUT", smiles_col)  # inspected once, passed down
     checks.at_least(chunk_size, 1, "--chunk-size")
     from admet.bundle import load_bundle
     from admet.predict import output_format, predict_file
@@ -227,7 +227,7 @@ def predict_cmd(
         def update(done: int, seconds: float) -> None:
             bar.update(task, completed=done, rate=f"{done / seconds:,.0f} molecules/s" if seconds else "")
 
-        summary = predict_file(model_dir, input_path, out, chunk_size=chunk_size, n_jobs=n_jobs,
+        summary = predict_file(model_dir, source, out, chunk_size=chunk_size, n_jobs=n_jobs,
                                smiles_col=smiles_col, progress=update, bundle=bundle)
     _write_json(out.with_name(out.name + ".run.json"),
                 {"command": "fedadmet admet predict", "model": str(model_dir), "input": str(input_path),
