@@ -138,8 +138,14 @@ class _RunConfigClientApp(ClientApp):
         self.inner, self.run_config = inner, dict(run_config)
 
     def __call__(self, message, context):
+        # Flower's simulation checks that a ClientApp hands back its Context with the run config
+        # unchanged, so the run config is put in for the call only.
+        original = context.run_config
         context.run_config = dict(self.run_config)
-        return self.inner(message, context)
+        try:
+            return self.inner(message, context)
+        finally:
+            context.run_config = original
 
 
 def with_run_config(server_app: ServerApp, client_app: ClientApp, run_config: dict) -> tuple[ServerApp, ClientApp]:

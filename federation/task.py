@@ -1,5 +1,8 @@
 """What a partner does with its own data, with no Flower types: load, featurize, split, scale, train, score.
 
+Read ``federation/`` in this order: ``task.py`` (this) -> ``node.py`` -> ``client_app.py`` ->
+``server_app.py`` (-> ``stages.py``) -> ``strategy.py`` (-> ``aggregation.py``) -> ``secagg.py``.
+
 A partner folder holds ``data.csv`` (the K-MELLODDY-style long table). ``load_partner`` turns it into
 a feature matrix and a label matrix for the partner's own endpoints, split by scaffold into
 train / valid / test, and caches the arrays in the partner's node-local work folder.
