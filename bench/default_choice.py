@@ -62,9 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default=DEFAULT_CANDIDATES)
     p.add_argument("--seeds", default="1")
     p.add_argument("--no-biogen", action="store_true")
+    p.add_argument("--no-tdc", action="store_true", help="only the Biogen endpoints (e.g. to fill their cache)")
     p.add_argument("--cached-only", action="store_true")
     p.add_argument("--out", default="default_choice.json")
     args = p.parse_args(argv)
+    import pipelines
+
+    pipelines.configure()  # OpenMP threads wait passively: spinning LightGBM/torch threads starve a busy 2-core box
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("admet").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated.*")
@@ -73,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(x) for x in args.seeds.split(",")]
     spec = "morgan_count+rdkit2d"
     t0 = time.perf_counter()
-    results = tg.evaluate(list(tp.TDC_SETS), models + context, seeds, None, spec, args.cached_only)
+    results = {} if args.no_tdc else tg.evaluate(list(tp.TDC_SETS), models + context, seeds, None, spec,
+                                                 args.cached_only)
     if not args.no_biogen:
         results |= tg.evaluate(list(BIOGEN_SETS), models + context, seeds, None, spec, args.cached_only,
                                loader=load_biogen)

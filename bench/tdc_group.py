@@ -288,7 +288,7 @@ def render(results: dict, seeds: list[int]) -> str:
     from tdc_leaderboard import LEADERBOARD_TOP1
 
     labels = list(dict.fromkeys(m for e in results.values() for m in e["models"]))
-    header = ["set", "metric"] + [f"{m} test" for m in labels] + ["leaderboard top-1 (published)"]
+    header = ["set", "metric"] + [f"{m} test" for m in labels] + ["leaderboard top-1 (published, June 2024 snapshot)"]
     rows = []
     for key, e in results.items():
         row = [e["tdc_name"], e["metric"] + (" (up)" if e["metric"] != "mae" else " (down)")]
@@ -296,7 +296,7 @@ def render(results: dict, seeds: list[int]) -> str:
                 + (f" ({len(e['models'][m]['seeds_done'])} seeds)" if len(e['models'][m]['seeds_done']) != len(seeds) else "")
                 if m in e["models"] else "not run" for m in labels]
         top = LEADERBOARD_TOP1.get(key)
-        row.append(f"{top['value']:.3f} ({top['method']})" if top and top.get("value") is not None else "not verified")
+        row.append(f"{top['value']:.3f} +/- {top['std']:.3f} ({top['method']})" if top else "not verified")
         rows.append(row)
     return (f"TDC ADMET group, official test sets, mean +/- std over seeds {seeds}\n\n"
             + ac.markdown_table(header, rows))
@@ -314,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cached-only", action="store_true",
                    help="report only what the cache holds (no training); missing seeds are listed as such")
     args = p.parse_args(argv)
+    import pipelines
+
+    pipelines.configure()  # OpenMP threads wait passively: spinning LightGBM/torch threads starve a busy 2-core box
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("admet").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*'eval_set' is deprecated.*")
