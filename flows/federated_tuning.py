@@ -8,7 +8,7 @@ cost more than the trial). After every round the strategy's federated validation
 over the partners' validation rows) is reported to Optuna, which may prune the trial there. No
 FedAvg is written here. The best trial is written as an ``admet.config.ModelConfig`` JSON, and
 each trial keeps ``federated_config``: the ``FederatedConfig`` fields it ran with, so the tuned
-values transfer to ``fedadmet federate`` unchanged (``federated_config_for``).
+values transfer to ``fedadmet federate --tuned best_params.json`` unchanged (``federated_config_for``).
 
 All trials share one run folder, so each partner's featurized arrays (cached by content hash in
 its node folder) and the feature cache are computed once per featurizer; every trial starts a

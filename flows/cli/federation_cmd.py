@@ -35,6 +35,7 @@ def federate(
     cpus: int = typer.Option(2, "--cpus", help="CPUs for the Ray backend (one ClientApp per CPU)."),
     engine: str = typer.Option("ray", "--engine", help="ray (Flower Simulation Engine) | inprocess (same apps, sequential in-process transport, no Ray)."),
     seed: int = typer.Option(0, "--seed"),
+    tuned: Path | None = typer.Option(None, "--tuned", help="best_params.json of `fedadmet tune --federated`: its trunk widths, dropout, lr, batch size, weight decay and featurizer replace the defaults (and --hidden)."),
     out: Path = typer.Option(Path("runs/federated"), "--out", help="Run folder."),
 ) -> None:
     """Federated training across partners (simulation), compared per partner with local-only and pooled."""
@@ -52,12 +53,18 @@ def federate(
     from federation.config import FederatedConfig
     from federation.run import run_federated
 
-    cfg = FederatedConfig(out_dir=out, data=data, partners_dir=partners_dir, n_partners=partners, rounds=rounds,
-                          local_epochs=local_epochs, head_finetune_epochs=head_finetune_epochs, strategy=strategy.lower(), heads=heads.lower(), secagg=secagg,
-                          dp_clip=dp_clip, dp_noise=dp_noise, proximal_mu=proximal_mu,
-                          hidden=tuple(int(h) for h in hidden.split(",") if h.strip()),
-                          min_partners=min_partners, baselines=not no_baselines, resume=resume, num_cpus=cpus,
-                          seed=seed, engine=engine.lower())
+    run = dict(out_dir=out, data=data, partners_dir=partners_dir, n_partners=partners, rounds=rounds,
+               local_epochs=local_epochs, head_finetune_epochs=head_finetune_epochs, strategy=strategy.lower(),
+               heads=heads.lower(), secagg=secagg, dp_clip=dp_clip, dp_noise=dp_noise, proximal_mu=proximal_mu,
+               min_partners=min_partners, baselines=not no_baselines, resume=resume, num_cpus=cpus,
+               seed=seed, engine=engine.lower())
+    if tuned is not None:
+        from admet.config import ModelConfig
+        from flows.federated_tuning import federated_config_for
+
+        cfg = federated_config_for(ModelConfig.from_json(tuned), **run)
+    else:
+        cfg = FederatedConfig(**run, hidden=tuple(int(h) for h in hidden.split(",") if h.strip()))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as bar:
         job = bar.add_task("federate", total=rounds)
