@@ -14,6 +14,11 @@ import time
 from pathlib import Path
 
 
+#: ADMET-AI's RDKit-computed physicochemical columns (not learned models)
+PHYSCHEM = {"molecular_weight", "logP", "hydrogen_bond_acceptors", "hydrogen_bond_donors", "Lipinski", "QED",
+            "stereo_centers", "tpsa"}
+
+
 def _vm_hwm_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -41,9 +46,14 @@ def main() -> None:
     if args.preds:
         preds.to_csv(args.preds)
     pkg = Path(admet_ai.__file__).parent
+    # what ADMET-AI predicts: model endpoints (TDC sets) + RDKit physchem, each with a DrugBank percentile column
+    properties = [c for c in preds.columns if not str(c).endswith("_drugbank_approved_percentile")]
+    physchem = [c for c in properties if c in PHYSCHEM]
     models_dir = Path(DEFAULT_MODELS_DIR)
     out = {
         "n_input": len(smiles), "n_output_rows": int(len(preds)), "n_columns": int(preds.shape[1]),
+        "n_model_endpoints": len(properties) - len(physchem), "n_physchem": len(physchem),
+        "model_endpoints": [c for c in properties if c not in PHYSCHEM],
         "load_seconds": t_load, "predict_seconds": t_pred,
         "mol_per_s_predict": len(smiles) / t_pred, "mol_per_s_incl_load": len(smiles) / (t_load + t_pred),
         "peak_rss_mb": _vm_hwm_mb(),  # this process's own high-water mark (ru_maxrss would include the parent's at fork)
