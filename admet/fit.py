@@ -19,8 +19,8 @@ import pandas as pd
 
 from admet.approved import ApprovedReference, approved_drug_smiles
 from admet.bundle import ModelBundle
-from admet.conformal import ConformalRegressor, ProbabilityCalibrator
 from admet.config import ModelConfig
+from admet.conformal import ConformalRegressor, ProbabilityCalibrator
 from admet.domain import ApplicabilityDomain
 from admet.ensemble import Ensemble
 from admet.features import FeatureSet, current_featurizer_config

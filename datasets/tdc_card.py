@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
 from tdc_spec import AZ_LICENCE, TDC_SETS, TOX21_LICENCE
 
 HEADER = """# Data card: TDC ADMET and Tox sets (`tdc_admet`)

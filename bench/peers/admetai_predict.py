@@ -13,7 +13,6 @@ import resource
 import time
 from pathlib import Path
 
-
 #: ADMET-AI's RDKit-computed physicochemical columns (not learned models)
 PHYSCHEM = {"molecular_weight", "logP", "hydrogen_bond_acceptors", "hydrogen_bond_donors", "Lipinski", "QED",
             "stereo_centers", "tpsa"}
