@@ -12,6 +12,7 @@ cannot prune in Optuna; each evaluation is a full (small) Monte Carlo run instea
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 STUDY_NAME = "trial_design"
 STORAGE_FILE = "study.db"
+METRIC_NAMES = ("p_success", "total_patients")
 
 
 def suggest_design(trial: optuna.Trial, space: OptimizeSection) -> dict:
@@ -135,6 +137,10 @@ def optimize_design(base: TrialDesign, typical: PKTypical, n_trials: int, out_di
         study_name=STUDY_NAME, storage=storage, load_if_exists=True, directions=["maximize", "minimize"],
         sampler=sampler,
     )
+    if study.metric_names is None:  # optuna-dashboard shows these instead of "Objective 0/1"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(METRIC_NAMES))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(DesignObjective(base, typical), n_trials=n_trials, callbacks=callbacks or [],
                    catch=(ValueError,))

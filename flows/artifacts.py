@@ -1,8 +1,14 @@
 """Prefect artifacts for the flows' reports: Markdown summaries, tables, and images.
 
-Images are PNG files saved in the run folder and published with ``create_image_artifact`` as
-``data:`` URLs (the dashboard shows them without a file server); a Markdown artifact lists the
-saved files too. Outside a flow or task run these functions are no-ops.
+Numbers keep their significant digits (4 by default): a learning rate of 0.00064 stays 0.00064
+and a weight decay of 4.95e-6 stays 4.95e-06 (rounding to a fixed number of decimals turned
+them into 0.001 and 0). Images are PNG files saved in the run folder; they are published as a
+Markdown artifact that embeds the picture and names the file. An image artifact
+(``create_image_artifact``) was not used: the dashboard prints its URL as text under the
+picture ("Image URL: data:image/png;base64,...", tens of kilobytes on one line running off the
+page; seen in headless Chromium, Prefect 3.7.7), and a ``file://`` URL does not load from the
+dashboard's http page.
+Outside a flow or task run these functions are no-ops.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
+SIGNIFICANT = 4
+
 
 def in_prefect_run() -> bool:
     from prefect.context import FlowRunContext, TaskRunContext
@@ -23,21 +31,28 @@ def in_prefect_run() -> bool:
     return FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
-def _table_rows(frame: pd.DataFrame, digits: int = 3) -> list[dict]:
-    """JSON-safe records: rounded floats, NaN as None, everything else as str/int/bool."""
-    rows = []
-    for record in frame.to_dict(orient="records"):
-        clean = {}
-        for key, value in record.items():
-            if isinstance(value, float):
-                clean[str(key)] = None if math.isnan(value) else round(value, digits)
-            elif hasattr(value, "item"):
-                item = value.item()
-                clean[str(key)] = round(item, digits) if isinstance(item, float) else item
-            else:
-                clean[str(key)] = value if isinstance(value, (int, bool, str)) or value is None else str(value)
-        rows.append(clean)
-    return rows
+def significant(value: float, digits: int = SIGNIFICANT) -> float | None:
+    """``value`` with ``digits`` significant digits (NaN / inf -> None)."""
+    if math.isnan(value) or math.isinf(value):
+        return None
+    return float(f"{value:.{digits}g}")
+
+
+def _cell(value, digits: int):
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return significant(value, digits)
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)
+
+
+def _table_rows(frame: pd.DataFrame, digits: int = SIGNIFICANT) -> list[dict]:
+    """JSON-safe records: floats with ``digits`` significant digits, NaN as None, others as str/int/bool."""
+    return [{str(k): _cell(v, digits) for k, v in record.items()} for record in frame.to_dict(orient="records")]
 
 
 def publish_markdown(key: str, markdown: str, description: str | None = None) -> None:
@@ -56,14 +71,19 @@ def publish_table(key: str, frame: pd.DataFrame, description: str | None = None)
     create_table_artifact(table=_table_rows(frame), key=key, description=description)
 
 
+def image_markdown(png: Path, title: str) -> str:
+    """Markdown that shows ``png`` inline (embedded) and names the saved file."""
+    path = Path(png).resolve()
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"## {title}\n\n![{title}](data:image/png;base64,{data})\n\nfile: `{path}`\n"
+
+
 def publish_image(key: str, png: Path, description: str | None = None) -> None:
+    """The PNG as a Markdown artifact (see the module docstring for why not an image artifact)."""
     if not in_prefect_run():
         return
-    from prefect.artifacts import create_image_artifact
-
-    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
-    create_image_artifact(image_url=f"data:image/png;base64,{data}", key=key,
-                          description=description or f"saved at {png}")
+    title = description or Path(png).stem
+    publish_markdown(key, image_markdown(png, title), description=f"{title} (file: {Path(png).resolve()})")
 
 
 def publish_files(key: str, title: str, files: dict[str, Path]) -> None:
@@ -72,8 +92,8 @@ def publish_files(key: str, title: str, files: dict[str, Path]) -> None:
     publish_markdown(key, "\n".join(lines), description=title)
 
 
-def frame_to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A small GitHub-style Markdown table (no tabulate dependency)."""
+def frame_to_markdown(frame: pd.DataFrame, digits: int = SIGNIFICANT) -> str:
+    """A small GitHub-style Markdown table (no tabulate dependency); floats keep ``digits`` significant digits."""
     rows = _table_rows(frame, digits)
     cols = [str(c) for c in frame.columns]
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

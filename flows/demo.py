@@ -18,12 +18,12 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow
 
-from flows import artifacts
+from flows import artifacts, run_names
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
 
-STAGES = ("data", "federation", "screening", "report")
+STAGES = ("data", "federation", "screening", "lab", "clinical", "report")
 
 
 @dataclass(slots=True)
@@ -46,6 +46,18 @@ class DemoConfig:
     featurizer: str = "morgan_count"
     """Morgan counts keep the 27k-compound featurization inside the 10-minute budget on 2 cores;
     ``--featurizer morgan_count+rdkit2d`` gives the stronger (slower) project default."""
+    lab_endpoint: str = "solubility"
+    """What the experiment loop optimizes (embedded labels are its oracle)."""
+    lab_trials: int = 4
+    """Optuna trials tuning the acquisition settings."""
+    lab_pool: int = 300
+    """Measured compounds the loop's surrogate learns from (and the tuning campaigns run on)."""
+    lab_candidates: int = 500
+    """Best-ranked screened compounds the next batch is chosen from."""
+    clinical_top: int = 3
+    """Top screened candidates that get virtual trials."""
+    clinical_designs: int = 12
+    """Designs the trial-design study evaluates for the most promising candidate."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -69,6 +81,8 @@ class DemoResult:
     manifest: pd.DataFrame | None = None
     partner_table: pd.DataFrame | None = None
     screening_summary: dict | None = None
+    lab_summary: dict | None = None
+    clinical_summary: dict | None = None
     report: Path | None = None
     wall_seconds: float = 0.0
 
@@ -79,27 +93,40 @@ def run_demo(cfg: DemoConfig, on_stage: Callable[[str, str], None] | None = None
     result = DemoResult(out_dir=cfg.out_dir)
 
     @flow(name="fedadmet-demo", description="Main job: embedded data -> partners -> federated training -> "
-          "screening -> report")
-    def fedadmet_demo(out_dir: str, n_partners: int, rounds: int, library: str) -> dict:
+          "screening -> experiment loop -> clinical module -> report",
+          flow_run_name=run_names.namer(lambda p: f"demo {p.get('n_partners')} partners, "
+                                                  f"{run_names.label(p.get('library'))}, {p.get('featurizer')}"))
+    def fedadmet_demo(out_dir: str, n_partners: int, rounds: int, library: str, featurizer: str,
+                      lab_endpoint: str) -> dict:
         t0 = time.perf_counter()
+        run_names.tag_run(run_names.standard_tags("fedadmet-demo", partners=f"embedded-{n_partners}",
+                                                  library=run_names.label(library), model=featurizer))
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
         (cfg.out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         _stage(result, "data", notify, lambda: _data_stage(cfg, result))
-        if result.stages["data"]["status"] == "done":
-            _stage(result, "federation", notify, lambda: _federation_stage(cfg, result))
-        else:
-            result.stages["federation"] = {"status": "skipped", "reason": "no partner data"}
+        _after(result, "federation", "data", notify, lambda: _federation_stage(cfg, result), "no partner data")
         bundle = result.stages.get("federation", {}).get("bundle_dir")
-        if bundle:
-            _stage(result, "screening", notify, lambda: _screening_stage(cfg, result, Path(bundle)))
-        else:
-            result.stages["screening"] = {"status": "skipped", "reason": "no federated model"}
+        _after(result, "screening", "federation", notify, lambda: _screening_stage(cfg, result, Path(bundle)),
+               "no federated model")
+        _after(result, "lab", "screening", notify, lambda: _lab_stage(cfg, result), "no screened library")
+        _after(result, "clinical", "screening", notify, lambda: _clinical_stage(cfg, result, Path(bundle)),
+               "no screened library")
         result.wall_seconds = time.perf_counter() - t0
         _stage(result, "report", notify, lambda: _report_stage(cfg, result))
         return {k: v["status"] for k, v in result.stages.items()}
 
-    fedadmet_demo(str(cfg.out_dir), cfg.n_partners, cfg.rounds, str(cfg.library))
+    fedadmet_demo(str(cfg.out_dir), cfg.n_partners, cfg.rounds, str(cfg.library), cfg.featurizer,
+                  cfg.lab_endpoint)
     return result
+
+
+def _after(result: DemoResult, name: str, needs: str, notify, body: Callable[[], dict], reason: str) -> None:
+    """Run stage ``name`` if stage ``needs`` is done, else record it as skipped with ``reason``."""
+    if result.stages.get(needs, {}).get("status") == "done":
+        _stage(result, name, notify, body)
+    else:
+        result.stages[name] = {"status": "skipped", "reason": reason}
+        notify(name, "skipped")
 
 
 def _stage(result: DemoResult, name: str, notify, body: Callable[[], dict]) -> None:
@@ -124,7 +151,7 @@ def _data_stage(cfg: DemoConfig, result: DemoResult) -> dict:
     manifest = partition_task(cfg.out_dir / "partners", cfg.n_partners, cfg.alpha, cfg.seed, cfg.endpoints)
     result.manifest = manifest
     artifacts.publish_table("demo-partners", manifest, f"{cfg.n_partners} partners: partition manifest")
-    return {"partners_dir": str(cfg.out_dir / "partners")}
+    return {"outputs": str(cfg.out_dir / "partners")}
 
 
 def _federation_stage(cfg: DemoConfig, result: DemoResult) -> dict:
@@ -137,7 +164,8 @@ def _federation_stage(cfg: DemoConfig, result: DemoResult) -> dict:
     table_path = Path(out["partner_table"])
     if table_path.exists():
         result.partner_table = pd.read_csv(table_path)
-    return {"bundle_dir": out["bundle_dir"], "partner_table": str(table_path)}
+    return {"outputs": str(cfg.out_dir / "federated"), "bundle_dir": out["bundle_dir"],
+            "partner_table": str(table_path)}
 
 
 def _screening_stage(cfg: DemoConfig, result: DemoResult, bundle: Path) -> dict:
@@ -146,16 +174,35 @@ def _screening_stage(cfg: DemoConfig, result: DemoResult, bundle: Path) -> dict:
     summary = screening_flow(library=str(cfg.library), bundle_dir=str(bundle),
                              out_dir=str(cfg.out_dir / "screening"), top_n=cfg.top_n)
     result.screening_summary = summary
-    return {"ranked": str(cfg.out_dir / "screening" / "ranked.csv"),
-            "report": str(cfg.out_dir / "screening" / "report.md")}
+    return {"outputs": str(cfg.out_dir / "screening"), "ranked": str(cfg.out_dir / "screening" / "ranked.csv")}
+
+
+def _lab_stage(cfg: DemoConfig, result: DemoResult) -> dict:
+    from flows.demo_stages import experiment_loop_flow
+
+    summary = experiment_loop_flow(out_dir=str(cfg.out_dir / "lab"), ranked_csv=result.stages["screening"]["ranked"],
+                                   endpoint=cfg.lab_endpoint, n_trials=cfg.lab_trials, pool_size=cfg.lab_pool,
+                                   n_candidates=cfg.lab_candidates, featurizer=cfg.featurizer, seed=cfg.seed)
+    result.lab_summary = summary
+    return {"outputs": str(cfg.out_dir / "lab"), "proposed": summary["proposed"]}
+
+
+def _clinical_stage(cfg: DemoConfig, result: DemoResult, bundle: Path) -> dict:
+    from flows.demo_stages import clinical_flow
+
+    summary = clinical_flow(out_dir=str(cfg.out_dir / "clinical"), ranked_csv=result.stages["screening"]["ranked"],
+                            bundle_dir=str(bundle), top_k=cfg.clinical_top, designs=cfg.clinical_designs,
+                            seed=cfg.seed)
+    result.clinical_summary = summary
+    return {"outputs": str(cfg.out_dir / "clinical")}
 
 
 def _report_stage(cfg: DemoConfig, result: DemoResult) -> dict:
     lines = ["# fedadmet demo report", "",
              f"Wall time (before this report): {result.wall_seconds:.0f} s", "", "## Stages", "",
              artifacts.frame_to_markdown(pd.DataFrame(
-                 [{"stage": k, "status": v["status"], "seconds": v.get("seconds"), "note": v.get("reason", "")}
-                  for k, v in result.stages.items()]))]
+                 [{"stage": k, "status": v["status"], "seconds": v.get("seconds"), "outputs": v.get("outputs", ""),
+                   "note": v.get("reason", "")} for k, v in result.stages.items()]))]
     if result.manifest is not None:
         lines += ["", "## Partners", "", artifacts.frame_to_markdown(result.manifest)]
     if result.partner_table is not None:
@@ -168,8 +215,20 @@ def _report_stage(cfg: DemoConfig, result: DemoResult) -> dict:
                   f"best score {s.get('best_score')}.", "",
                   "Ranked table: `screening/ranked.csv`; full report: `screening/report.md`.", "",
                   "![scores](screening/plots/score_distribution.png)"]
+    if result.lab_summary is not None:
+        s = result.lab_summary
+        lines += ["", "## Experiment loop", "",
+                  f"Acquisition ({s['acquisition']}, batch {s['batch_size']}) tuned by Optuna on {s['pool_measured']} "
+                  f"measured compounds ({s['endpoint']}); next batch of {s['proposed']} proposed from "
+                  f"{s['candidates']} screened candidates: `lab/proposed_batch.csv`. Study: `lab/optuna.db`."]
+    if result.clinical_summary is not None:
+        s = result.clinical_summary
+        lines += ["", "## Clinical module", "",
+                  f"Best virtual-trial P(success) {artifacts.significant(s['best_p_success'])}; "
+                  "per candidate: `clinical/virtual_trials.csv`; suggested design: `clinical/suggested_design.json`.",
+                  "", "```json", json.dumps(s["suggested_design"], indent=2, default=float), "```"]
     report = cfg.out_dir / "report.md"
     report.write_text("\n".join(lines) + "\n")
     result.report = report
     artifacts.publish_markdown("demo-report", "\n".join(lines), "fedadmet demo report")
-    return {"report": str(report)}
+    return {"outputs": str(report)}

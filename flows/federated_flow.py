@@ -14,14 +14,11 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import artifacts, plots
+from flows import run_names
 from flows.runners import retry_unless_input_error
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
-
-SERIES = ("local", "federated", "pooled")
-
 
 @task(name="partition-partners", retries=1, cache_policy=NO_CACHE, retry_condition_fn=retry_unless_input_error)
 def partition_task(out_dir: Path, n_partners: int, alpha: float, seed: int,
@@ -40,45 +37,36 @@ def federated_task(config: dict):
     return run_federated(FederatedConfig.from_dict(config))
 
 
-def partner_table(result) -> pd.DataFrame:
-    """Per-partner primary metric for local-only / federated / pooled (rows: partners)."""
-    table = getattr(result, "partner_table", None)
-    if callable(table):
-        table = table()
-    if isinstance(table, pd.DataFrame):
-        frame = table.copy()
-        if "partner" in frame.columns:
-            frame = frame.set_index("partner")
-        return frame
-    raise InputError("federated result carries no per-partner table")
-
-
 @task(name="publish-federation-report", cache_policy=NO_CACHE)
-def report_task(result, out_dir: Path) -> dict[str, Path]:
-    return publish_federation_report(result, out_dir)
+def report_task(result, out_dir: Path, partners_dir: Path | None = None) -> dict[str, Path]:
+    return publish_federation_report(result, out_dir, partners_dir)
 
 
-def publish_federation_report(result, out_dir: Path) -> dict[str, Path]:
-    table = partner_table(result)
-    cols = [c for c in SERIES if c in table.columns]
-    png = plots.partner_metrics(table[cols], out_dir / "plots" / "partners.png",
-                                metric_label="mean primary metric (Spearman / AUROC)")
-    shown = table.reset_index()
-    means = {c: float(table[c].mean()) for c in cols}
-    md = ["# Federated training", "",
-          f"- partners: **{len(table)}**; mean primary metric: "
-          + ", ".join(f"{c} {v:.3f}" for c, v in means.items()),
-          f"- run folder: `{out_dir}`", "", artifacts.frame_to_markdown(shown)]
-    artifacts.publish_markdown("federation-summary", "\n".join(md), "Federated training summary")
-    artifacts.publish_table("federation-partners", shown, "Per-partner metric: local-only / federated / pooled")
-    artifacts.publish_image("federation-partners-plot", png, "Per-partner metric bars")
-    files = {"partner_plot": png, "partner_table": out_dir / "partners_table.csv"}
-    shown.to_csv(files["partner_table"], index=False)
-    return files
+def publish_federation_report(result, out_dir: Path, partners_dir: Path | None = None) -> dict[str, Path]:
+    """Per-partner / per-round / rejected-update tables and plots (files + Prefect artifacts).
+
+    Partners with a folder in ``partners_dir`` that never reported are listed as missing."""
+    from flows import federation_report
+
+    report = getattr(result, "report", None)
+    if not isinstance(report, dict) or "partners" not in report:
+        raise InputError("federated result carries no report with per-partner rows")
+    expected = None
+    if partners_dir is not None and Path(partners_dir).is_dir():
+        from federation.partners import partner_folders
+
+        expected = [f.name for f in partner_folders(Path(partners_dir))]
+    return federation_report.publish(report, out_dir, expected=expected)
+
+
+def _describe(p: dict) -> str:
+    partners = run_names.partner_set(p.get("partners_dir"), p.get("n_partners"))
+    return f"federated {p.get('strategy', 'fedavg')} {partners} {p.get('featurizer', '')} x{p.get('rounds', '?')}r"
 
 
 @flow(name="federated-training", description="Partition partner data (or use a partition folder), run a "
-      "Flower federation, and report local-only vs federated vs pooled per partner.")
+      "Flower federation, and report local-only vs federated vs pooled per partner.",
+      flow_run_name=run_names.namer(_describe))
 def federated_training_flow(out_dir: str, partners_dir: str | None = None, n_partners: int = 20,
                             rounds: int = 5, local_epochs: int = 2, heads: str = "shared",
                             strategy: str = "fedavg", hidden: tuple[int, ...] = (512,),
@@ -87,6 +75,9 @@ def federated_training_flow(out_dir: str, partners_dir: str | None = None, n_par
                             featurizer: str = "morgan_count+rdkit2d") -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    run_names.tag_run(run_names.standard_tags(
+        "federated-training", partners=run_names.partner_set(partners_dir, n_partners),
+        strategy=strategy, heads=heads, model=featurizer, rounds=rounds))
     if partners_dir is None:
         partition_task(out / "partners", n_partners, alpha, seed, endpoints)
         partners_dir = str(out / "partners")
@@ -96,7 +87,7 @@ def federated_training_flow(out_dir: str, partners_dir: str | None = None, n_par
               "featurizer": featurizer}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     result = federated_task(config)
-    files = report_task(result, out / "federated")
+    files = report_task(result, out / "federated", Path(partners_dir))
     return {"out_dir": str(out), "bundle_dir": str(global_bundle_dir(result, out / "federated")),
             **{k: str(v) for k, v in files.items()}}
 

@@ -218,3 +218,32 @@ def run_campaign(pool: LabPool, settings: LabSettings, top_fraction: float = 0.1
             on_round(round_no, len(measured), int(top[measured].sum()))
     found = np.cumsum(top[np.asarray(measured)])
     return Campaign(settings=settings, order=[int(i) for i in measured], found=found, n_top=int(top.sum()))
+
+
+def propose_batch(pool: LabPool, candidates_X: np.ndarray, settings: LabSettings, k: int | None = None
+                  ) -> pd.DataFrame:
+    """The next ``k`` (default: the settings' batch size) compounds to measure among unmeasured candidates.
+
+    The surrogate is fitted on every measured compound of ``pool`` (its labels are what the lab
+    has measured so far); the acquisition settings rank the candidates. Returns one row per
+    candidate, best first: ``candidate`` (row in ``candidates_X``), ``rank``, predicted
+    objective mean and spread, acquisition score, and ``proposed`` (True for the batch).
+    """
+    if candidates_X.ndim != 2 or candidates_X.shape[1] != pool.X.shape[1]:
+        raise InputError(f"candidate features have shape {candidates_X.shape}; the pool's have {pool.X.shape}")
+    if len(candidates_X) == 0:
+        raise InputError("no candidate compounds to propose from")
+    k = min(k or settings.batch_size, len(candidates_X))
+    rng = np.random.default_rng(settings.seed)
+    mean, std = fit_predict(pool.X, pool.labels, candidates_X, pool.objective.endpoints, settings.n_trees,
+                            settings.seed)
+    mu, sigma = pool.objective.predictive(mean, std)
+    scores = acquisition_scores(settings.acquisition, mu, sigma, float(np.max(pool.truth)), settings, rng)
+    order = np.argsort(-scores, kind="stable")
+    frame = pd.DataFrame({"candidate": order, "rank": np.arange(1, len(order) + 1),
+                          "predicted_objective": mu[order], "objective_spread": sigma[order],
+                          "acquisition": scores[order]})
+    frame["proposed"] = frame["rank"] <= k
+    log.info("proposed %d of %d candidates (%s; best measured objective %.3g)", k, len(order),
+             settings.acquisition, float(np.max(pool.truth)))
+    return frame

@@ -15,7 +15,7 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import artifacts, plots
+from flows import artifacts, plots, run_names
 from flows.lab import Campaign, LabObjective, LabPool, LabSettings, build_pool, run_campaign
 from flows.runners import retry_unless_input_error
 from flows.tuning import open_study
@@ -58,7 +58,7 @@ class AcquisitionObjective:
 
 def tune_acquisition(pool: LabPool, study_dir: Path, base: LabSettings, n_trials: int,
                      study_name: str = "lab-acquisition") -> optuna.Study:
-    study = open_study(study_dir, study_name, direction="maximize", seed=base.seed,
+    study = open_study(study_dir, study_name, direction="maximize", seed=base.seed, metric_name="discovery_auc",
                        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=base.n_initial))
     study.optimize(AcquisitionObjective(pool, base), n_trials=n_trials)
     return study
@@ -141,13 +141,16 @@ def endpoint_sign(endpoint: str) -> float:
 
 
 @flow(name="autonomous-lab", description="Optuna-tuned acquisition on one endpoint, then the tuned loop vs random "
-      "picking on a held-out endpoint (oracle = real labels).")
+      "picking on a held-out endpoint (oracle = real labels).",
+      flow_run_name=run_names.namer(lambda p: f"lab tune {p.get('tune_endpoint')} test {p.get('test_endpoint')}"))
 def lab_flow(out_dir: str, tune_endpoint: str = "HLM_CLint", test_endpoint: str = "solubility",
              n_trials: int = 8, budget: int = 400, max_compounds: int | None = 1500,
              seeds: tuple[int, ...] = (0, 1, 2), n_trees: int = 60,
              featurizer: str = "morgan_count+rdkit2d", fraction: float = 0.25) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    run_names.tag_run(run_names.standard_tags("autonomous-lab", tune=tune_endpoint, test=test_endpoint,
+                                              model=f"random-forest-{n_trees}", library="embedded"))
     base = LabSettings(budget=budget, n_trees=n_trees)
     tune_pool = build_pool_task(tune_endpoint, endpoint_sign(tune_endpoint), max_compounds, 0, featurizer)
     tuned = tune_task(tune_pool, out, base, n_trials) if n_trials > 0 else base

@@ -102,3 +102,17 @@ def discovery_curves(curves: Mapping[str, np.ndarray], n_pool_top: int, path: Pa
     ax.legend()
     ax.set_title("Autonomous lab: discovery curve")
     return _save(fig, path)
+
+
+def round_curve(rounds: pd.DataFrame, path: Path) -> Path:
+    """Mean local training loss per federated round, with rejected updates marked."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(rounds["round"], rounds["train_loss"], marker="o", color="#4c72b0", label="mean local training loss")
+    bad = rounds[rounds.get("rejected", 0) > 0] if "rejected" in rounds else rounds.iloc[0:0]
+    if len(bad):
+        ax.scatter(bad["round"], bad["train_loss"], color="#c44e52", zorder=3, label="round with rejected updates")
+    ax.set_xlabel("round")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=8)
+    ax.set_title("Federated rounds")
+    return _save(fig, path)

@@ -154,14 +154,30 @@ def sqlite_url(path: Path) -> str:
 
 
 def open_study(study_dir: Path, study_name: str, direction: str = "minimize",
-               pruner: optuna.pruners.BasePruner | None = None, seed: int = 0) -> optuna.Study:
-    """The study stored in ``study_dir/optuna.db`` (created, or reloaded with its trials)."""
+               pruner: optuna.pruners.BasePruner | None = None, seed: int = 0,
+               metric_name: str = "validation_loss") -> optuna.Study:
+    """The study stored in ``study_dir/optuna.db`` (created, or reloaded with its trials).
+
+    The objective is named ``metric_name`` (optuna-dashboard shows it instead of "Objective 0")."""
     study_dir.mkdir(parents=True, exist_ok=True)
-    return optuna.create_study(
+    study = optuna.create_study(
         storage=sqlite_url(study_dir / "optuna.db"), study_name=study_name, direction=direction,
         load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
     )
+    name_objectives(study, [metric_name])
+    return study
+
+
+def name_objectives(study: optuna.Study, names: list[str]) -> None:
+    """``study.set_metric_names`` (experimental in Optuna 5; its warning is not for our users)."""
+    import warnings
+
+    if study.metric_names == names:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(names)
 
 
 def trial_counts(study: optuna.Study) -> dict[str, int]:

@@ -13,7 +13,7 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import artifacts
+from flows import artifacts, run_names
 from flows.runners import retry_unless_input_error
 from flows.tuning import (
     BIOGEN_ENDPOINTS,
@@ -48,7 +48,14 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@flow(name="tuning", description="Optuna study over ADMET hyperparameters with pruning; best params as a config.")
+def _describe(p: dict) -> str:
+    where = (f"federated {run_names.partner_set(p.get('partners_dir'), 20)}" if p.get("federated")
+             else "+".join(p.get("endpoints") or BIOGEN_ENDPOINTS))
+    return f"tune {p.get('study_name') or 'admet'} on {where} x{p.get('n_trials', '?')} trials"
+
+
+@flow(name="tuning", description="Optuna study over ADMET hyperparameters with pruning; best params as a config.",
+      flow_run_name=run_names.namer(_describe))
 def tuning_flow(out_dir: str, n_trials: int = 20, max_epochs: int = 15,
                 endpoints: tuple[str, ...] = BIOGEN_ENDPOINTS, max_molecules: int | None = None,
                 federated: bool = False, partners_dir: str | None = None, rounds: int = 4,
@@ -57,6 +64,9 @@ def tuning_flow(out_dir: str, n_trials: int = 20, max_epochs: int = 15,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = study_name or ("federated-admet" if federated else "admet")
+    run_names.tag_run(run_names.standard_tags(
+        "tuning", study=name, partners=run_names.partner_set(partners_dir, 20) if federated else None,
+        endpoints=None if federated else "+".join(endpoints), model="multitask-net"))
     space = SearchSpace(featurizers=tuple(featurizers))
     if federated:
         from flows.federated_tuning import FederatedObjective

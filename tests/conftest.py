@@ -79,6 +79,8 @@ def tiny_library(tmp_path_factory) -> Path:
 
 _SCREEN_SCRIPT = r"""
 import json, sys
+from flows.logs import send_project_logs_to_prefect
+send_project_logs_to_prefect()  # as the fedadmet CLI entry does: project log lines in the run's logs
 from flows.screening import screening_flow
 state = screening_flow(library=sys.argv[1], bundle_dir=sys.argv[2], out_dir=sys.argv[3], chunk_size=5,
                        top_n=5, use_cache=False, return_state=True)

@@ -60,7 +60,8 @@ def demo(
     endpoints: str | None = typer.Option(None, help="Comma-separated embedded endpoints (default: all)."),
     featurizer: str = typer.Option("morgan_count", help="Featurizer spec (morgan_count+rdkit2d: stronger, slower)."),
 ) -> None:
-    """The main job: embedded data -> partners -> federated training -> screening -> report."""
+    """The main job: embedded data -> partners -> federated training -> screening -> experiment loop ->
+    clinical module -> report (one Prefect flow; each stage publishes its artifacts)."""
     from flows.cli import checks
 
     if library is not None:  # before Prefect starts
@@ -91,9 +92,19 @@ def demo(
     if result.screening_summary:
         s = result.screening_summary
         console.print(f"screening: {s['n_input']} in, {s['n_ranked']} ranked, {s['n_rejected']} rejected")
+    if result.lab_summary:
+        s = result.lab_summary
+        console.print(f"experiment loop: next {s['proposed']} of {s['candidates']} screened compounds proposed "
+                      f"({s['acquisition']}, objective {s['endpoint']})")
+    if result.clinical_summary:
+        d = result.clinical_summary["suggested_design"]
+        console.print(f"clinical: best virtual-trial P(success) {result.clinical_summary['best_p_success']:.3f}; "
+                      + (f"suggested {d['dose_mg']:.3g} mg every {d['interval_h']:g} h, n={d['n_per_arm']}/arm"
+                         if "dose_mg" in d else d.get("note", "no design suggested")))
+    console.print("outputs per stage:")
     for stage, info in result.stages.items():
-        if info["status"] != "done":
-            console.print(f"[yellow]stage {stage} {info['status']}: {info.get('reason', '')}[/yellow]")
+        where = Path(info["outputs"]).resolve() if info.get("outputs") else info.get("reason", "")
+        console.print(f"  {stage:<10} {info['status']:<8} {info.get('seconds', '')!s:>6} s  {where}")
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     console.print(f"report: {result.report.resolve() if result.report else '(none)'}")
     console.print(_dashboard_hint())
