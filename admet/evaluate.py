@@ -99,7 +99,7 @@ def evaluate_tdc(td: TaskData, cfg: ModelConfig, seeds: int = 5, split_method: s
         if progress is not None:
             progress(k + 1, seeds)
     rows = []
-    for j, task in enumerate(td.tasks):
+    for task in td.tasks:
         names = CLASSIFICATION_METRICS if task.is_classification else REGRESSION_METRICS
         for metric in names:
             vals = np.array([s["test"].get(task.name, {}).get(metric, np.nan) for s in per_seed], float)

@@ -83,9 +83,7 @@ def feature_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def current_featurizer_config(spec: str) -> dict:
     """The featurizer configuration this installation would use for ``spec``."""
-    from pipelines.featurize import get_featurizer
-
-    from pipelines.featurize import parse_spec
+    from pipelines.featurize import get_featurizer, parse_spec
 
     return {name: get_featurizer(name).config() for name in parse_spec(spec)}
 

@@ -92,7 +92,9 @@ def simulate_trials(design: TrialDesign, typical: PKTypical, n_trials: int | Non
     eff, saf, drop = design.efficacy, design.safety, design.dropout
 
     active = sample_patients(design.population, design.eligibility, T, N, rng)
-    placebo = sample_patients(design.population, design.eligibility, T, N, rng)
+    # the placebo arm's covariates are not used by the response model; they are still drawn so the
+    # random stream, and so every seeded result, stays what it was
+    sample_patients(design.population, design.eligibility, T, N, rng)
     ind = pkm.individual_pk(typical, active.weight, active.crcl, active.hepatic, design.pk.iiv(), rng)
     auc = pkm.auc(dose, ind.cl, ind.f)
     cavg = auc / tau

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _deployment_harness import FIXTURE_APP, Consortium, make_consortium
+
 from federation.deployment.consortium import run_federation
 
 pytestmark = pytest.mark.slow

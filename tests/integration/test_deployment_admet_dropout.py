@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 import pytest
-
 from _deployment_harness import make_consortium
+
 from federation.config import FederatedConfig
 from federation.deployment.admet_run import run_admet_on_consortium
 from federation.partners import prepare_partners

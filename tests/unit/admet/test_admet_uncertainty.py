@@ -94,7 +94,6 @@ def test_domain_lookup_is_safe_from_many_threads_on_a_freshly_loaded_domain(tmp_
     to unpack the reference (a CI run failed when one thread saw the matrix before its bit counts).
     The race is timing-dependent, so this cannot catch a regression on every run; it does check
     that concurrent first lookups all succeed and agree with a single-threaded lookup."""
-    import threading
 
     train = ["CCOc1ccccc1C(=O)N", "CCN(CC)CCNC(=O)c1ccc(N)cc1", "Cc1ccc(S(=O)(=O)N)cc1", "c1ccc2[nH]ccc2c1",
              "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "O=C(O)c1ccccc1O", "CN1CCC[C@H]1c1cccnc1"] * 1000
@@ -121,7 +120,7 @@ def _run_domain_threads(tmp_path, queries, expected):
         n_threads = 8
         results: list = [None] * n_threads
 
-        def work(i):
+        def work(i, ad=ad, results=results):
             try:
                 results[i] = ad.max_similarity(queries)
             except Exception as exc:  # noqa: BLE001 - the assertion below names it

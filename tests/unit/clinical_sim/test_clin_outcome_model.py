@@ -1,7 +1,6 @@
 """Trial-outcome predictor on a small synthetic slice with known structure: beats the base rate."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from clin_synthetic import make_trials
 from sklearn.metrics import brier_score_loss, roc_auc_score
