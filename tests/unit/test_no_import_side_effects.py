@@ -90,3 +90,22 @@ def test_the_command_line_applies_the_defaults_before_a_command_runs():
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["PASSIVE", "1"]
+
+
+def test_processes_the_project_starts_get_the_defaults_without_configure(tmp_path):
+    """Flower's SuperLink/SuperNode/ClientApp processes and the Prefect server are started with the
+    runtime defaults in their environment even when the parent never called configure()."""
+    script = ("import json, os, sys; from pathlib import Path; "
+              "from federation.deployment.processes import flower_env; from flows.prefect_server import server_env; "
+              "assert 'OMP_WAIT_POLICY' not in os.environ; "
+              "print(json.dumps([flower_env(Path(sys.argv[1])), server_env()]))")
+    from pipelines import RUNTIME_DEFAULTS
+
+    env = {k: v for k, v in os.environ.items() if k not in RUNTIME_DEFAULTS}
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "flwr")], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    flower, prefect = json.loads(proc.stdout.strip().splitlines()[-1])
+    for child in (flower, prefect):
+        assert child["OMP_WAIT_POLICY"] == "PASSIVE" and child["RAY_USAGE_STATS_ENABLED"] == "0"
+    assert flower["FLWR_DISABLE_UPDATE_CHECK"] == "1" and prefect["DO_NOT_TRACK"] == "1"
