@@ -3,7 +3,7 @@
 A fresh partition validates a long table (the embedded catalog by default) and splits the
 accepted rows into ``n_partners`` non-IID partners with the project's one partner-preparation
 path, ``pipelines.partner_data.prepare_partition`` (one folder per partner, ``partner_XX/data.csv``,
-and ``rejects.csv``).
+and ``rejected.csv``).
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ def prepare_partners(out_dir: Path, n_partners: int = 20, alpha: float = 0.5, se
     """Validate the embedded (or given) long table and write ``partner_XX/data.csv`` folders.
 
     Returns the partition manifest (one row per partner: molecules, measurements, endpoints).
-    Rejected rows are written to ``rejects.csv`` next to the partner folders
+    Rejected rows are written to ``rejected.csv`` next to the partner folders
     (``pipelines.partner_data.prepare_partition``).
     """
     from pipelines.partner_data import load_long_table, prepare_partition
 
     long_df = load_long_table(data, endpoints, max_rows=max_rows, seed=seed)
-    return prepare_partition(long_df, out_dir, n_partners=n_partners, alpha=alpha, seed=seed)
+    return prepare_partition(long_df, out_dir, n_partners=n_partners, alpha=alpha, seed=seed).manifest

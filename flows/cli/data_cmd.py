@@ -231,27 +231,21 @@ def partition_cmd(
                                    help="Aggregate replicates (one row per compound x endpoint) first."),
 ) -> None:
     """Validate a pooled measurement table and split it into N non-IID partners."""
-    from pipelines.aggregate import aggregate_replicates
     from pipelines.catalog import load_embedded
-    from pipelines.partition import partition_partners, write_partition
+    from pipelines.partner_data import prepare_partition
     from pipelines.readers import read_long_table
-    from pipelines.validate import validate_long_table
 
     start = time.perf_counter()
     long_df = load_embedded() if input_path is None else read_long_table(input_path)
-    with _progress("validating", len(long_df)) as update:
-        checked = validate_long_table(long_df, progress=update)
-    table = aggregate_replicates(checked.accepted) if aggregate else checked.accepted
-    with err_console.status(f"partitioning {len(table):,} rows into {partners} partners"):
-        partition = partition_partners(table, n_partners=partners, alpha=alpha, seed=seed,
-                                       min_endpoints=min_endpoints, min_rows=min_rows)
-    write_partition(partition, out)
-    checked.rejected.to_csv(out / "rejected.csv", index=False)
+    with _progress("validating and partitioning", len(long_df)) as update:
+        prepared = prepare_partition(long_df, out, n_partners=partners, alpha=alpha, seed=seed, aggregate=aggregate,
+                                     min_rows=min_rows, min_endpoints=min_endpoints, progress=update)
+    done = prepared.summary
     _write_config(out, "partition", input=input_path or "embedded catalog", partners=partners,
                   alpha=alpha, seed=seed, min_rows=min_rows, min_endpoints=min_endpoints,
-                  aggregate=aggregate, n_input=checked.n_input, n_rejected=len(checked.rejected),
-                  n_partitioned=len(table), dropped_by_task_skew=partition.dropped_rows)
-    summary(partition.manifest, title=f"{partners} partners (alpha={alpha}, seed={seed})",
-            rejected=len(checked.rejected), dropped=partition.dropped_rows)
+                  aggregate=aggregate, n_input=done.n_rows, n_rejected=done.n_rejected,
+                  n_partitioned=done.n_partitioned, dropped_by_task_skew=done.n_dropped)
+    summary(prepared.manifest, title=f"{partners} partners (alpha={alpha}, seed={seed})",
+            rejected=done.n_rejected, dropped=done.n_dropped)
     console.print(f"wrote {out}/partner_XX/data.csv, manifest.csv, manifest.json "
                   f"({time.perf_counter() - start:.1f} s)")

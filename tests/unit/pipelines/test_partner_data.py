@@ -22,18 +22,30 @@ def _table_with_bad_rows() -> pd.DataFrame:
 
 def test_prepare_partition_validates_before_partitioning(tmp_path):
     table = _table_with_bad_rows()
-    manifest = prepare_partition(table, tmp_path, n_partners=3, alpha=5.0, seed=0)
+    prepared = prepare_partition(table, tmp_path, n_partners=3, alpha=5.0, seed=0)
     rejects = pd.read_csv(tmp_path / REJECTS_FILE)
     summary = json.loads((tmp_path / SUMMARY_FILE).read_text())
-    assert summary["n_rows"] == len(table) == summary["n_accepted"] + summary["n_rejected"]
+    assert summary["n_rows"] == len(table) == summary["n_accepted"] + summary["n_rejected"] == \
+        prepared.summary.n_accepted + len(rejects)
     assert set(rejects["reason"]) >= {"unparsable", "metal_only"}
     assert {"C1CC(", "[Fe]"} <= set(rejects["input"])
     partition = read_partition(tmp_path)
     written = pd.concat(partition.tables.values())
-    assert len(manifest) == 3 and manifest["n_rows"].sum() == len(written)
+    assert len(prepared.manifest) == 3 and prepared.manifest["n_rows"].sum() == len(written)
+    assert len(written) + summary["n_dropped"] == summary["n_partitioned"] == summary["n_accepted"]
     # partner folders hold standardized molecules: the salt's counter-ion is gone
     assert not written["smiles"].str.contains(".", regex=False).any()
     assert standardize_smiles(table.iloc[-1]["smiles"]).smiles in set(written["smiles"])
+
+
+def test_prepare_partition_aggregates_replicates_when_asked(tmp_path):
+    table = _table_with_bad_rows()
+    replicate = table.iloc[[0]].assign(compound_id="replicate")  # a second measurement of row 0
+    table = pd.concat([table, replicate], ignore_index=True)
+    plain = prepare_partition(table, tmp_path / "plain", n_partners=3, alpha=5.0, seed=0).summary
+    merged = prepare_partition(table, tmp_path / "merged", n_partners=3, alpha=5.0, seed=0, aggregate=True).summary
+    assert plain.n_accepted == merged.n_accepted == plain.n_partitioned
+    assert merged.n_partitioned < plain.n_partitioned and merged.aggregated
 
 
 def test_load_long_table_keeps_whole_molecules():
