@@ -1,8 +1,9 @@
 """A simulated consortium's data, prepared once: read -> validate -> partition -> partner folders.
 
 The one partner-preparation path of the project: ``fedadmet data partition``, the federated run
-and the main job's data stage all call it. Every row of the input ends up either in a partner's ``data.csv`` (after
-standardization and validation) or in ``rejected.csv`` with its reason; nothing is dropped silently.
+and the main job's data stage all call it. Every input row is either accepted (standardized and
+validated) or written to ``rejected.csv`` with its reason; accepted rows that the partition's task
+skew gives to no partner are counted (``n_dropped`` in ``data_summary.json``), never lost silently.
 """
 
 from __future__ import annotations
