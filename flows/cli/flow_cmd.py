@@ -57,7 +57,8 @@ def demo(
     library: Path | None = typer.Option(None, help="Screening library (default: bundled 10k MOSES sample)."),
     top: int = typer.Option(25, help="Compounds in the top table."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip local-only / pooled references."),
-    endpoints: str | None = typer.Option(None, help="Comma-separated embedded endpoints (default: all)."),
+    endpoints: str | None = typer.Option(None, help="Comma-separated embedded endpoints (default: the demo's "
+                                         "11-endpoint ADMET panel, flows.demo.DEMO_ENDPOINTS)."),
     featurizer: str = typer.Option("morgan_count", help="Featurizer spec (morgan_count+rdkit2d: stronger, slower)."),
 ) -> None:
     """The main job: embedded data -> partners -> federated training -> screening -> experiment loop ->
