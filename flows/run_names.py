@@ -25,11 +25,13 @@ def _stamp() -> str:
 
 
 def label(path: str | Path | None, default: str = "default") -> str:
-    """A short name for a file or folder parameter: ``.../moses_10k.csv`` -> ``moses_10k``."""
+    """A short name for a file or folder parameter: ``.../moses_10k.smi.gz`` -> ``moses_10k``."""
     if path in (None, ""):
         return default
-    p = Path(str(path))
-    return p.stem if p.suffix else p.name
+    name = Path(str(path)).name
+    for packed in (".gz", ".bz2", ".xz", ".zip"):
+        name = name.removesuffix(packed)
+    return Path(name).stem if Path(name).suffix else name
 
 
 def partner_set(partners_dir: str | Path | None, n_partners: int | None = None) -> str:

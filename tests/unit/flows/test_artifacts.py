@@ -32,3 +32,14 @@ def test_image_markdown_embeds_the_png_and_names_the_file(tmp_path):
     assert text.startswith("## Scores")
     assert "![Scores](data:image/png;base64,iVBORw0KGgo" in text
     assert f"file: `{png.resolve()}`" in text
+
+
+def test_run_labels_name_the_input_not_its_path():
+    from flows.run_names import label, partner_set, standard_tags
+
+    assert label("/data/libs/moses_10k.smi.gz") == "moses_10k"
+    assert label("runs/demo/federated/global_bundle") == "global_bundle"
+    assert label(None, "default") == "default"
+    assert partner_set("runs/demo/partners") == "demo/partners" and partner_set(None, 20) == "embedded-20"
+    tags = standard_tags("screening", library="moses_10k", profile=None)
+    assert tags[:2] == ["flow:screening", "library:moses_10k"] and tags[-1].startswith("date:20") and len(tags) == 3
