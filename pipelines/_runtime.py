@@ -56,7 +56,8 @@ def configure() -> None:
     """Apply the runtime defaults to this process: fill unset variables of :data:`RUNTIME_DEFAULTS`
     into ``os.environ`` and mute RDKit's per-molecule log (rejects are reported with a reason).
 
-    Call it once at start-up, before Prefect, Flower or Ray are used. Calling it again is harmless.
+    Call it once at start-up, before torch or LightGBM are imported (OpenMP reads ``OMP_WAIT_POLICY``
+    when it loads) and before Prefect, Flower or Ray are used. Calling it again is harmless.
     If Prefect was imported already, its global settings are re-read so they see the new values.
     """
     for key, value in RUNTIME_DEFAULTS.items():
