@@ -79,6 +79,8 @@ def tiny_library(tmp_path_factory) -> Path:
 
 _SCREEN_SCRIPT = r"""
 import json, sys
+import pipelines
+pipelines.configure()  # this script is an entry point, like the CLI
 from flows.logs import send_project_logs_to_prefect
 send_project_logs_to_prefect()  # as the fedadmet CLI entry does: project log lines in the run's logs
 from flows.screening import screening_flow
