@@ -93,7 +93,7 @@ def _model_config(config: Path | None, **overrides):
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if config is not None:
         return ModelConfig.from_json(config, **overrides)
-    return ModelConfig.build(**overrides)
+    return ModelConfig.cli_default(**overrides)
 
 
 def _write_json(path: Path, doc: dict) -> None:
@@ -108,7 +108,7 @@ def train_cmd(
     data: Path | None = typer.Option(None, "--data", help="Wide CSV (SMILES + endpoint columns, "
                                      "optional split) or long table; default: the embedded catalog."),
     endpoints: str | None = typer.Option(None, "--endpoints", help="Comma-separated endpoints (default: all)."),
-    model: str | None = typer.Option(None, "--model", help="mtnn | lgbm | dc | blend (mtnn + LightGBM, averaged; the best on Biogen) (default mtnn)."),
+    model: str | None = typer.Option(None, "--model", help="mtnn | lgbm | dc | blend (mtnn + LightGBM, averaged) (default: admet.config.CLI_DEFAULTS, chosen by bench/default_choice.py)."),
     ensemble: int | None = typer.Option(None, "--ensemble", help="Ensemble members (default 5)."),
     split: str = typer.Option("scaffold", "--split", help="scaffold | random (a split column wins)."),
     ignore_split_column: bool = typer.Option(False, "--ignore-split-column",
