@@ -13,6 +13,7 @@ Read after ``task.py``. A ClientApp learns everything from Flower's ``Context``:
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from admet.train import TrainConfig
 from federation import modelio, task
 from federation.config import FederatedConfig
 from pipelines.errors import InputError
+
+log = logging.getLogger(__name__)
 
 HEADS_STATE = "private-heads"
 SETUP_STATE = "fed-setup"
@@ -97,11 +100,23 @@ def consortium_model(msg: Message, context: Context, cfg: ConfigRecord, node: No
 
 
 def load_private_heads(model, context: Context, node: Node, cfg: ConfigRecord) -> None:
-    """This run's private heads: from the node state, else from the node's heads file (same run token)."""
+    """This run's private heads: from the node state, else from the node's heads file (same run token).
+
+    Only heads of the model's current task list are taken: a resumed run whose partner set changed
+    (a partner dropped out) has a different union of endpoints, so a saved head may have no task
+    any more (left out) and a task may have no saved head yet (it keeps its fresh initialisation)."""
     heads = (context.state[HEADS_STATE] if HEADS_STATE in context.state
              else modelio.load_heads(node.work_dir, str(cfg.get("run-token", ""))))
-    if heads is not None:
-        modelio.load_record(model, heads)
+    if heads is None:
+        return
+    saved = {k: a.numpy() for k, a in heads.items()}
+    current = dict(zip(modelio.head_keys(model), model.head_arrays()))
+    dropped = sorted(set(saved) - set(current))
+    if dropped:
+        log.info("%s: %d saved head array(s) have no task in this run's task list: %s", node.partner,
+                 len(dropped), dropped[:4])
+    modelio.load_arrays(model, {k: saved[k] if k in saved and saved[k].shape == v.shape else v
+                                for k, v in current.items()})
 
 
 def keep_private_heads(model, context: Context, node: Node, cfg: ConfigRecord) -> None:
