@@ -28,7 +28,7 @@ import torch
 from admet.config import ModelConfig
 from admet.model import MultitaskNet
 from admet.tasks import TaskSpec
-from admet.train import TargetScaler, fit_mtnn, predict_raw
+from admet.train import TargetScaler, fit_mtnn, predict_raw, progress_log
 from pipelines.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,12 @@ class MTNNMember:
         return cls(model, TargetScaler.from_dict(meta["target_scaler"]), meta.get("best_epoch", 0))
 
 
+def _report_round(env) -> None:
+    """LightGBM callback: one ``admet.progress`` event per boosting round."""
+    progress_log.debug("round %d/%d", env.iteration + 1, env.end_iteration,
+                       extra={"step": env.iteration + 1, "steps": env.end_iteration, "unit": "round"})
+
+
 @MEMBERS.register("lgbm")
 class LGBMMember:
     """One LightGBM booster per endpoint (regressor or binary classifier)."""
@@ -121,7 +127,7 @@ class LGBMMember:
                 est = lgb.LGBMClassifier(**params)
             else:
                 est = lgb.LGBMRegressor(**params)
-            est.fit(X[rows], y)
+            est.fit(X[rows], y, callbacks=[_report_round])
             boosters.append(est.booster_)
         return cls(tasks, boosters)
 

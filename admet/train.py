@@ -20,6 +20,9 @@ from admet.model import MultitaskNet
 from admet.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
+#: Training progress events (one DEBUG record per epoch or boosting round, with ``step``,
+#: ``steps`` and ``unit`` attributes); the CLI draws its bar from them. Silent unless enabled.
+progress_log = logging.getLogger("admet.progress")
 
 
 @dataclass(slots=True)
@@ -282,6 +285,7 @@ def fit_mtnn(
     history: list[dict] = []
     for epoch in range(1, cfg.epochs + 1):
         train_loss = _run_epoch(model, opt, Xt, Yt, Ct, cfg, gen, pw, None)
+        progress_log.debug("epoch %d/%d", epoch, cfg.epochs, extra={"step": epoch, "steps": cfg.epochs, "unit": "epoch"})
         row = {"epoch": epoch, "train_loss": train_loss}
         if has_valid:
             val = evaluate_loss(model, X_valid, Yv, censor_valid, pw)

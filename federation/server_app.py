@@ -75,7 +75,9 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress: Progress | None = Non
                                      "run-token": setup.round_config["run-token"]})
             round_times.append(time.perf_counter() - last[0])
             if progress is not None:
-                progress("federated rounds", offset + server_round, cfg.rounds)
+                answered = strategy.rounds[-1].n_replies if strategy.rounds else 0
+                progress(f"federated rounds ({answered}/{len(setup.partner_of)} partners answered)",
+                         offset + server_round, cfg.rounds)
         last[0] = time.perf_counter()
         return None
 

@@ -131,11 +131,28 @@ def _follow(futures: list, sizes: list[int], progress: Progress | None) -> None:
             logged = done
 
 
+class _DriverOnly:
+    """A progress callback that pickles as a no-op. Prefect serializes the running flow (this
+    closure included) into the context of every task it sends to a Dask worker; a CLI progress
+    bar holds locks and cannot travel, and progress is only drawn where the flow runs."""
+
+    def __init__(self, fn: Progress | None) -> None:
+        self.fn = fn
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.fn is not None:
+            self.fn(done, total)
+
+    def __reduce__(self):
+        return (_DriverOnly, (None,))
+
+
 def run_screening(cfg: steps.ScreeningConfig, runner: RunnerSpec | None = None,
                   progress: Progress | None = None) -> steps.ScreeningResult:
     """Run the screening flow with a chosen task runner; returns the full result (not just the summary)."""
     runner = runner or RunnerSpec()
     holder: dict = {}
+    progress = _DriverOnly(progress) if progress else None
 
     @flow(name="screening", task_runner=make_task_runner(runner))
     def _screening(library: str, bundle_dir: str, out_dir: str, profile: str | None = None,

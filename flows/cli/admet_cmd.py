@@ -14,7 +14,15 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from flows.cli import checks
@@ -40,6 +48,53 @@ def _steps(label: str, total: int) -> Iterator:
                   TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda done, _total=None: bar.update(task, completed=done)
+
+
+def _steps_per_member(cfg, n_tasks: int) -> tuple[int, str]:
+    """Epochs and/or boosting rounds one ensemble member trains at most (early stopping may end
+    an MTNN member sooner; the bar then jumps to the member's end)."""
+    rounds = cfg.lgbm_n_estimators * max(n_tasks, 1)
+    if cfg.model == "lgbm":
+        return rounds, "boosting rounds"
+    if cfg.model == "blend":
+        return cfg.epochs + rounds, "epochs + boosting rounds"
+    return cfg.epochs, "epochs"
+
+
+@contextlib.contextmanager
+def _training_progress(cfg, n_tasks: int) -> Iterator:
+    """A bar over members x (epochs or boosting rounds), with ETA. The library reports each epoch
+    and round as a DEBUG record on the ``admet.progress`` logger and each finished member through
+    ``train_bundle(progress=...)``; this yields that member callback."""
+    per, unit = _steps_per_member(cfg, n_tasks)
+    events = logging.getLogger("admet.progress")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task(f"member 1/{cfg.ensemble} ({per} {unit} each)", total=cfg.ensemble * per)
+        members_done = [0]
+
+        class _Advance(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                ceiling = (members_done[0] + 1) * per
+                bar.update(task, completed=min(bar.tasks[task].completed + 1, ceiling))
+
+        handler = _Advance(logging.DEBUG)
+        saved = events.level, events.propagate
+        events.setLevel(logging.DEBUG)
+        events.propagate = False
+        events.addHandler(handler)
+
+        def member_finished(done: int, _total: int | None = None) -> None:
+            members_done[0] = done
+            bar.update(task, completed=done * per,
+                       description=f"member {min(done + 1, cfg.ensemble)}/{cfg.ensemble} ({per} {unit} each)")
+
+        try:
+            yield member_finished
+        finally:
+            events.removeHandler(handler)
+            events.setLevel(saved[0])
+            events.propagate = saved[1]
 
 
 def _parse_task_types(text: str | None) -> dict[str, str]:
@@ -129,7 +184,7 @@ def train_cmd(
     td, source = _load_task_data(data, _endpoints(endpoints), _parse_task_types(task_types))
     console.print(f"training [bold]{cfg.model}[/] x{cfg.ensemble} on {len(td)} molecules, "
                   f"{len(td.tasks)} endpoint(s) from {source}")
-    with _steps("ensemble members", cfg.ensemble) as update:
+    with _training_progress(cfg, len(td.tasks)) as update:
         bundle = train_bundle(td, cfg, split_method=split, progress=update, n_jobs=n_jobs,
                               ignore_table_split=ignore_split_column)
     bundle.save(out)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from pipelines.errors import InputError
@@ -66,7 +66,8 @@ def federate(
     else:
         cfg = FederatedConfig(**run, hidden=tuple(int(h) for h in hidden.split(",") if h.strip()))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as bar:
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=console) as bar:
         job = bar.add_task("federate", total=rounds)
 
         def progress(stage: str, done: int, total: int) -> None:
