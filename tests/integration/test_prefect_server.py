@@ -47,7 +47,9 @@ def test_screening_run_is_readable_through_the_server_api(live_screening_run):
     assert {"screening-summary", "screening-top-compounds", "screening-rejects",
             "screening-score-distribution", "screening-endpoint-histograms"} <= set(by_key)
     assert by_key["screening-top-compounds"].type == "table"
-    assert by_key["screening-score-distribution"].type == "image"
+    # plots are Markdown artifacts embedding the PNG (an image artifact prints its whole data URL)
+    assert by_key["screening-score-distribution"].type == "markdown"
+    assert "](data:image/png;base64," in by_key["screening-score-distribution"].data
 
     # the artifact table is the run's ranked table: same SMILES, same order
     ranked = pd.read_csv(live["out_dir"] / "ranked.csv")
