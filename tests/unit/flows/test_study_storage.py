@@ -45,3 +45,18 @@ def test_missing_folder_is_an_input_error(tmp_path):
         pick_storage(tmp_path / "absent")
     with pytest.raises(InputError, match="no an Optuna study|Optuna study"):
         pick_storage(tmp_path)
+
+
+def test_dashboard_command_names_the_storages_it_cannot_choose_between(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _study(tmp_path / "lab", "lab-acquisition", metric="discovery_auc")
+    _study(tmp_path / "tune", "admet")
+    exe = Path(sys.executable).with_name("fedadmet")
+    out = subprocess.run([str(exe), "dashboard", "optuna", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: 2 study storages"), out.stderr
+    assert "lab-acquisition" in lines[0] and "--study NAME" in lines[0]
