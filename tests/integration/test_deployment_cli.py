@@ -35,6 +35,8 @@ def _invoke(app: typer.Typer, args: list[str]):
     result = CliRunner().invoke(app, args, catch_exceptions=True)
     if isinstance(result.exception, InputError):
         raise result.exception
+    if result.exit_code == 2 and "error:" in result.output:  # the CLI's one error path: an 'error:' line, exit 2
+        raise InputError(result.output.strip())
     assert result.exit_code == 0, f"{args}: {result.output}\n{result.exception!r}"
     return result
 
