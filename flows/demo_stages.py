@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 @flow(name="experiment-loop", description="Optuna-tuned acquisition (oracle: embedded labels), then the next batch "
       "to measure from the screened library.",
-      flow_run_name=run_names.namer(lambda p: f"lab {p.get('endpoint')} on {run_names.label(p.get('ranked_csv'))}"))
+      flow_run_name=run_names.namer(lambda p: f"lab {p.get('endpoint')}: next batch from "
+                                              f"{run_names.partner_set(Path(str(p.get('ranked_csv'))).parent)}"))
 def experiment_loop_flow(out_dir: str, ranked_csv: str, endpoint: str = "solubility", n_trials: int = 4,
                          pool_size: int = 300, budget: int = 100, n_candidates: int = 500, n_trees: int = 30,
                          featurizer: str = "morgan_count", seed: int = 0) -> dict:
@@ -41,7 +42,8 @@ def experiment_loop_flow(out_dir: str, ranked_csv: str, endpoint: str = "solubil
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run_names.tag_run(run_names.standard_tags("experiment-loop", endpoint=endpoint,
-                                              library=Path(ranked_csv).parent.name, model=f"random-forest-{n_trees}"))
+                                              library=run_names.partner_set(Path(ranked_csv).parent),
+                                              model=f"random-forest-{n_trees}"))
     objective = LabObjective((endpoint,), sign=endpoint_sign(endpoint))
     pool = build_pool(load_embedded([endpoint]), objective, spec=featurizer, max_compounds=pool_size, seed=seed)
     base = LabSettings(budget=min(budget, len(pool.smiles)), n_initial=20, batch_size=20, n_trees=n_trees, seed=seed)
@@ -86,7 +88,8 @@ def experiment_loop_flow(out_dir: str, ranked_csv: str, endpoint: str = "solubil
 
 
 @flow(name="clinical-module", description="Virtual trials and a suggested design for the top screened candidates.",
-      flow_run_name=run_names.namer(lambda p: f"clinical top {p.get('top_k')} from {run_names.label(p.get('ranked_csv'))}"))
+      flow_run_name=run_names.namer(lambda p: f"clinical top {p.get('top_k')} from "
+                                              f"{run_names.partner_set(Path(str(p.get('ranked_csv'))).parent)}"))
 def clinical_flow(out_dir: str, ranked_csv: str, bundle_dir: str, top_k: int = 3, virtual_trials: int = 200,
                   designs: int = 12, trials_per_design: int = 100, seed: int = 0) -> dict:
     from clinical_sim.admet_link import compound_pk, load_admet
