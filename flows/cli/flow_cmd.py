@@ -237,23 +237,68 @@ def server(
 
 
 def serve(
+    watch: Path | None = typer.Option(None, "--watch", help="Folder of libraries: each new file is screened "
+                                      "on the schedule (with --model)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help="Model bundle for the watched folder."),
+    screen_out: Path = typer.Option(Path("runs/watched"), "--screen-out", help="Run folder per screened file."),
+    screen_every: float = typer.Option(300.0, "--screen-every", help="Seconds between scans of --watch."),
+    partners_dir: Path | None = typer.Option(None, "--partners-dir", help="Partition: one more federated "
+                                             "round on the schedule."),
+    federated_out: Path = typer.Option(Path("runs/scheduled_federation"), "--federated-out",
+                                       help="Run folder of the scheduled federation (checkpoints resume)."),
+    round_every: float = typer.Option(86400.0, "--round-every", help="Seconds between federated rounds."),
+    engine: str = typer.Option("inprocess", "--engine", help="Federation engine: inprocess | ray."),
     limit: int | None = typer.Option(None, help="Concurrent runs."),
 ) -> None:
-    """Expose the screening and federated-training flows as deployments (trigger them from the UI)."""
+    """Prefect deployments served from this process: scheduled screening of a watched folder and/or a
+    scheduled federated round (with --watch / --partners-dir); without them, the screening and
+    federated-training flows on demand (trigger them from the UI). Needs a running Prefect server."""
+    from datetime import timedelta
+
+    from flows.cli import checks
+
+    scheduled = watch is not None or partners_dir is not None
+    if watch is not None:
+        if not watch.is_dir():
+            raise InputError(f"--watch {watch}: no such folder")
+        if model is None:
+            raise InputError("--watch needs --model (the bundle that screens the new files)")
+    if model is not None:
+        if watch is None:
+            raise InputError("--model applies to the watched folder: add --watch")
+        checks.model_bundle(model, "--model")
+    if partners_dir is not None:
+        checks.partition_folder(partners_dir, "--partners-dir")
+        if engine not in ("inprocess", "ray"):
+            raise InputError(f"--engine must be inprocess or ray, got {engine!r}")
+    if not os.environ.get("PREFECT_API_URL"):
+        raise InputError("PREFECT_API_URL is not set: served deployments need a running server "
+                         "(`fedadmet server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)")
     from prefect import serve as prefect_serve
 
-    from flows.federated_flow import federated_training_flow
-    from flows.screening import screening_flow
+    from flows.prefect_server import Stopped, stop_on_signals
 
-    if not os.environ.get("PREFECT_API_URL"):
-        console.print("[yellow]PREFECT_API_URL is not set: deployments need a running server "
-                      "(`fedadmet server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)[/yellow]")
-    prefect_serve(
-        screening_flow.to_deployment(name="screening", description="Screen a library with a model bundle"),
-        federated_training_flow.to_deployment(name="federated-training",
-                                              description="Partition + federated training + per-partner report"),
-        limit=limit,
-    )
+    if scheduled:
+        from flows.serve import ServeSettings, deployments
+
+        settings = ServeSettings(watch_dir=watch, bundle_dir=model, screen_out=screen_out,
+                                 screen_every=timedelta(seconds=screen_every), partners_dir=partners_dir,
+                                 federated_out=federated_out, round_every=timedelta(seconds=round_every),
+                                 engine=engine)
+        served = deployments(settings)
+    else:
+        from flows.federated_flow import federated_training_flow
+        from flows.screening import screening_flow
+
+        served = [screening_flow.to_deployment(name="screening", description="Screen a library with a model bundle"),
+                  federated_training_flow.to_deployment(name="federated-training",
+                                                        description="Partition + federated training + per-partner report")]
+    console.print("serving: " + ", ".join(f"{d.flow_name}/{d.name}" for d in served))
+    with stop_on_signals():
+        try:
+            prefect_serve(*served, limit=limit)
+        except Stopped as stop:
+            console.print(f"{stop}: stopped serving")
 
 
 def register(app: typer.Typer) -> None:
