@@ -210,7 +210,8 @@ def endpoint_counts(fed: dict, admetai: dict) -> dict:
     """
     ours = len(fed.get("endpoints", []))
     if "n_model_endpoints" in admetai:
-        theirs, label = int(admetai["n_model_endpoints"]), f"{admetai['n_model_endpoints']} + {admetai['n_physchem']} physchem"
+        theirs = int(admetai["n_model_endpoints"])
+        label = f"{theirs} + {admetai['n_physchem']} physchem/alerts"
         how = "counted from ADMET-AI's output in this run"
     else:
         theirs, label, how = 41, "41 (documented, not counted in this run)", "ADMET-AI 2.0.1 documentation"

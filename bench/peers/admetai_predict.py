@@ -16,6 +16,8 @@ from pathlib import Path
 #: ADMET-AI's RDKit-computed physicochemical columns (not learned models)
 PHYSCHEM = {"molecular_weight", "logP", "hydrogen_bond_acceptors", "hydrogen_bond_donors", "Lipinski", "QED",
             "stereo_centers", "tpsa"}
+#: ADMET-AI's RDKit substructure-alert columns (not learned models either; counted with the physchem columns)
+ALERTS = {"PAINS_alert", "BRENK_alert", "NIH_alert"}
 
 
 def _vm_hwm_mb() -> float:
@@ -47,12 +49,13 @@ def main() -> None:
     pkg = Path(admet_ai.__file__).parent
     # what ADMET-AI predicts: model endpoints (TDC sets) + RDKit physchem, each with a DrugBank percentile column
     properties = [c for c in preds.columns if not str(c).endswith("_drugbank_approved_percentile")]
-    physchem = [c for c in properties if c in PHYSCHEM]
+    physchem = [c for c in properties if c in PHYSCHEM or c in ALERTS]
     models_dir = Path(DEFAULT_MODELS_DIR)
     out = {
         "n_input": len(smiles), "n_output_rows": int(len(preds)), "n_columns": int(preds.shape[1]),
         "n_model_endpoints": len(properties) - len(physchem), "n_physchem": len(physchem),
-        "model_endpoints": [c for c in properties if c not in PHYSCHEM],
+        "model_endpoints": [c for c in properties if c not in PHYSCHEM and c not in ALERTS],
+        "n_structural_alerts": len([c for c in properties if c in ALERTS]),
         "load_seconds": t_load, "predict_seconds": t_pred,
         "mol_per_s_predict": len(smiles) / t_pred, "mol_per_s_incl_load": len(smiles) / (t_load + t_pred),
         "peak_rss_mb": _vm_hwm_mb(),  # this process's own high-water mark (ru_maxrss would include the parent's at fork)
