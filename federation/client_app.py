@@ -31,12 +31,21 @@ from federation.mods import audit_mod, sign_flip_mod
 from federation.secagg import secagg_train_mod
 from federation.stages import Stage
 from federation.strategy import NUM_EXAMPLES, TASK_COUNT_PREFIX
+from pipelines import mute_rdkit_log
 
 log = logging.getLogger(__name__)
 
 CLIPPING_NORM_KEY = "clipping_norm"
 
-app = ClientApp(mods=[audit_mod])
+
+def _quiet_rdkit(msg: Message, context: Context, call_next):
+    """A ClientApp runs in its own process (Ray worker, flwr-clientapp), which never ran the CLI's
+    configure(): mute RDKit's per-molecule log there before the partner's data is parsed."""
+    mute_rdkit_log()
+    return call_next(msg, context)
+
+
+app = ClientApp(mods=[_quiet_rdkit, audit_mod])
 
 
 def _dp_clip_when_asked(msg: Message, context: Context, call_next):

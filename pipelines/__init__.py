@@ -5,6 +5,6 @@ fedadmet package) changes nothing global; ``pipelines.configure()`` applies the 
 runtime defaults (the ``fedadmet`` command line calls it for you).
 """
 
-from pipelines._runtime import RUNTIME_DEFAULTS, configure, runtime_environment
+from pipelines._runtime import RUNTIME_DEFAULTS, configure, mute_rdkit_log, runtime_environment
 
-__all__ = ["RUNTIME_DEFAULTS", "configure", "runtime_environment"]
+__all__ = ["RUNTIME_DEFAULTS", "configure", "mute_rdkit_log", "runtime_environment"]

@@ -52,6 +52,15 @@ def runtime_environment(environ: Mapping[str, str] | None = None) -> dict[str, s
     return {**RUNTIME_DEFAULTS, **base}
 
 
+def mute_rdkit_log() -> None:
+    """Silence RDKit's per-molecule parse/valence messages in this process (every reject is reported
+    with a reason instead). Worker processes the project starts (pools, Flower ClientApps) call it
+    themselves: a forkserver or a Ray worker does not inherit the parent's RDKit log state."""
+    from rdkit import RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+
+
 def configure() -> None:
     """Apply the runtime defaults to this process: fill unset variables of :data:`RUNTIME_DEFAULTS`
     into ``os.environ`` and mute RDKit's per-molecule log (rejects are reported with a reason).
@@ -62,9 +71,7 @@ def configure() -> None:
     """
     for key, value in RUNTIME_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    from rdkit import RDLogger
-
-    RDLogger.DisableLog("rdApp.*")
+    mute_rdkit_log()
     prefect_context = sys.modules.get("prefect.context")
     if prefect_context is not None:
         prefect_context.refresh_global_settings_context()

@@ -8,6 +8,8 @@ import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 
+from pipelines._runtime import mute_rdkit_log
+
 
 def default_n_jobs() -> int:
     """CPU cores this process may use."""
@@ -40,4 +42,4 @@ def process_pool(n_jobs: int, preload: str) -> ProcessPoolExecutor:
         context.set_forkserver_preload([preload])
     else:  # pragma: no cover - Windows / macOS default
         context = mp.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=n_jobs, mp_context=context)
+    return ProcessPoolExecutor(max_workers=n_jobs, mp_context=context, initializer=mute_rdkit_log)
