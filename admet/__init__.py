@@ -1,3 +1,2 @@
 """admet package."""
 
-import pipelines  # noqa: F401  (applies the offline/quiet runtime defaults)

@@ -1,3 +1,2 @@
 """clinical_sim package."""
 
-import pipelines  # noqa: F401  (applies the offline/quiet runtime defaults)
