@@ -42,16 +42,30 @@ def _agent_ready() -> bool:
 
 def start_ray(num_cpus: int, attempts: int = 5, wait_s: float = 90.0, settle_s: float = 3.0) -> None:
     """``ray.init`` with a health wait; raises ``RayStartError`` after ``attempts`` failures."""
-    import ray
-
     # No metrics export (nothing reads it, and the raylet would wait for the metrics agent), and a
     # longer raylet start-up wait: both for busy machines. A user's explicit setting wins.
     os.environ.setdefault("RAY_enable_metrics_collection", "0")
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
+    previous = os.environ.get("PYTHONPATH")
     pythonpath = os.pathsep.join(sys.path)
-    if os.environ.get("PYTHONPATH"):
-        pythonpath = f"{pythonpath}{os.pathsep}{os.environ['PYTHONPATH']}"
+    if previous:
+        pythonpath = f"{pythonpath}{os.pathsep}{previous}"
+    # The raylet inherits this process's environment when ray.init starts it; afterwards the
+    # variable is put back: left set, this process's sys.path (under pytest: test and bench folders,
+    # where bench/flows.py shadows the flows package) leaked into every later subprocess.
     os.environ["PYTHONPATH"] = pythonpath
+    try:
+        _init_with_retries(num_cpus, attempts, wait_s, settle_s, pythonpath)
+    finally:
+        if previous is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = previous
+
+
+def _init_with_retries(num_cpus: int, attempts: int, wait_s: float, settle_s: float, pythonpath: str) -> None:
+    import ray
+
     for attempt in range(1, attempts + 1):
         if ray.is_initialized():
             ray.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import sys
 from pathlib import Path
@@ -9,8 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-import tdc_protocol as tp  # noqa: E402
+
+def _load_bench_module(name: str):
+    """Load bench/<name>.py by file path: putting bench/ on sys.path would let bench/flows.py shadow
+    the flows package for the rest of the session (and, through Ray's PYTHONPATH, its subprocesses)."""
+    path = Path(__file__).resolve().parents[3] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+tp = _load_bench_module("tdc_protocol")
 
 # eight molecules, eight different Bemis-Murcko scaffolds (acyclic ethanol has the empty scaffold)
 DISTINCT = ["c1ccccc1", "C1CCCCC1", "c1ccncc1", "C1CCOC1", "c1ccc2ccccc2c1", "C1CC1", "c1ccsc1", "CCO"]
