@@ -11,7 +11,16 @@ hot path):
    a second parse without sanitization finds out why (syntax -> ``unparsable``; valence ->
    ``valence_error``; aromaticity/kekulization -> ``unparsable``);
 3. no carbon anywhere -> ``metal_only`` when every heavy atom is a metal, else ``no_carbon``;
-4. several fragments -> the largest *organic* fragment (salts, counter-ions and solvents go);
+4. several fragments -> known counter-ions and solvents are removed first (the salt/solvent list shipped
+   with datamol: RDKit's ``Salts.txt`` + the ChEMBL structure pipeline's salts and solvents, applied
+   with RDKit's ``SaltRemover``), then the largest *organic* fragment of what is left is the parent.
+   When *every* fragment is on the list: a record with a metal ion other than sodium or potassium is
+   rejected ``only_counterion`` (lithium citrate, zinc acetate, calcium lactate: given for the metal,
+   the organic part is its counter-ion); otherwise the list order decides what stays, as
+   ``SaltRemover(dontRemoveEverything=True)`` does (piperazine citrate -> piperazine, because citrate
+   is stripped before piperazine would be; sodium benzoate -> benzoic acid: sodium and potassium are
+   the usual counter-cations of acidic drugs, so the organic anion is kept). When what is left after
+   stripping has no carbon, the usual ``metal_only`` / ``no_carbon`` reasons apply (thallium acetate);
 5. too many heavy atoms in the parent -> ``too_many_heavy_atoms``;
 6. charged atoms -> RDKit's ``Uncharger`` (neutralizes acids/bases, keeps zwitterions balanced);
 7. optional canonical tautomer (slow: off by default);
@@ -59,6 +68,7 @@ class RejectReason(str, enum.Enum):
     NO_CARBON = "no_carbon"                          #: inorganic: no carbon atom at all
     METAL_ONLY = "metal_only"                        #: only metal atoms (e.g. ``[Na+]``, ``[Pt]``)
     TOO_MANY_HEAVY_ATOMS = "too_many_heavy_atoms"    #: parent fragment above ``max_heavy_atoms``
+    ONLY_COUNTERION = "only_counterion"              #: a metal salt whose organic part is a known counter-ion
     STANDARDIZATION_FAILED = "standardization_failed"  #: RDKit failed in a later step (e.g. no InChI)
     # Row-level reasons for measurement tables (``validate_long_table``).
     BAD_VALUE = "bad_value"                          #: value missing, text, or not finite
@@ -91,6 +101,49 @@ class Standardized:
 @functools.lru_cache(maxsize=1)
 def _fragment_chooser() -> rdMolStandardize.LargestFragmentChooser:
     return rdMolStandardize.LargestFragmentChooser(preferOrganic=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _salt_remover():
+    """RDKit's SaltRemover over datamol's salts/solvents list (found without importing datamol, which
+    takes seconds; the list is the same file ``datamol.remove_salts_solvents`` uses)."""
+    import importlib.util
+    import os
+
+    from rdkit.Chem.SaltRemover import SaltRemover
+
+    spec = importlib.util.find_spec("datamol")
+    path = os.path.join(spec.submodule_search_locations[0], "data", "salts_solvents.smi")
+    return SaltRemover(defnFilename=path)
+
+
+#: Sodium and potassium: the counter-cations of acidic drugs, never the reason a salt is given.
+_ALKALI_COUNTER_CATIONS = frozenset((11, 19))
+
+
+def _metal_ion_given_for_itself(mol: Chem.Mol) -> bool:
+    """True when a fragment is a lone metal atom other than Na / K (Li, Mg, Ca, Zn, ...)."""
+    for frag in Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False):
+        heavy = [a.GetAtomicNum() for a in frag.GetAtoms() if a.GetAtomicNum() > 1]
+        if heavy and all(z in _METALS and z not in _ALKALI_COUNTER_CATIONS for z in heavy):
+            return True
+    return False
+
+
+def strip_counterions(mol: Chem.Mol) -> tuple[Chem.Mol | None, RejectReason | None]:
+    """Remove known counter-ions and solvents from a multi-fragment molecule (module docstring, step 4).
+
+    ``(mol, None)`` with the listed fragments gone (still possibly several fragments), or
+    ``(None, ONLY_COUNTERION)`` for a salt of a listed counter-ion with a metal other than Na / K. Call only with more than
+    one fragment: the list would strip a lone acetic acid or piperazine too.
+    """
+    remover = _salt_remover()
+    stripped = remover.StripMol(mol, dontRemoveEverything=False)
+    if stripped.GetNumAtoms():
+        return stripped, None
+    if _metal_ion_given_for_itself(mol):
+        return None, RejectReason.ONLY_COUNTERION
+    return remover.StripMol(mol, dontRemoveEverything=True), None
 
 
 @functools.lru_cache(maxsize=1)
@@ -208,8 +261,12 @@ def standardize_mol(mol: Chem.Mol, tautomer: bool = False,
         return None, reason
     try:
         if mol.GetNumAtoms() > 1 and len(Chem.GetMolFrags(mol)) > 1:
-            mol = _fragment_chooser().choose(mol)
-            reason = _carbon_check(mol)
+            mol, reason = strip_counterions(mol)
+            if reason is not None:
+                return None, reason
+            if len(Chem.GetMolFrags(mol)) > 1:
+                mol = _fragment_chooser().choose(mol)
+            reason = _carbon_check(mol)  # e.g. carbonate stripped from a platinum salt leaves [Pt]
             if reason is not None:
                 return None, reason
         if mol.GetNumHeavyAtoms() > max_heavy_atoms:
