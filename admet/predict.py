@@ -7,8 +7,13 @@ exists completely or not at all). A re-run with the same input, bundle and chunk
 the parts already written, so an interrupted run resumes. When every chunk is done the parts
 are joined into ``OUT`` (CSV or Parquet by extension) and the parts folder is removed.
 
-Output: one row per input record, in order: ``row, input, smiles, status, reason`` and per
-endpoint ``E, E_std, E_lower, E_upper, E_in_domain, E_pct_approved``.
+Output: one row per input record, in order: ``row, input, smiles, status, reason``, the input's
+other columns as text (IDs, names, SDF properties; a name that clashes with an output column gets
+``_input`` appended), ``inchikey`` and ``duplicate_of`` (the row of the first earlier input with the
+same InChIKey), the physicochemical columns of ``pipelines.physchem`` and per endpoint ``E, E_std,
+E_lower, E_upper, E_in_domain, E_pct_approved``. Next to ``OUT`` a ``OUT.columns.json`` sidecar
+(and, for Parquet, the schema metadata key ``fedadmet.columns``) gives each column's unit, meaning
+and direction (``admet.columns``; docs/OUTPUTS.md).
 """
 
 from __future__ import annotations
@@ -31,14 +36,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from admet.bundle import FEATURIZATION_FAILED, ModelBundle, load_bundle, output_columns
+from admet.columns import parquet_metadata, write_sidecar
 from admet.domain import morgan_on_bits
 from pipelines.errors import InputError
 from pipelines.library_stream import iter_library
+from pipelines.physchem import PHYSCHEM_COLUMNS, physchem_frame
 from pipelines.sources import Source, as_source
 
 log = logging.getLogger(__name__)
 
 HEAD_COLUMNS = ("row", "input", "smiles", "status", "reason")
+#: After the input's ID columns: the compound identity and the first row with the same identity.
+IDENTITY_COLUMNS = ("inchikey", "duplicate_of")
+#: Columns of a library chunk that are bookkeeping, not the input's own columns.
+_CHUNK_INTERNAL = ("row", "input", "_reject")
 OUTPUT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -77,8 +88,9 @@ def _prepare_chunk(inputs: list, forced: list | None, spec: str) -> tuple:
     from pipelines.featurize import featurize_smiles
     from pipelines.standardize import standardize_many
 
-    std = standardize_many(inputs, with_inchikey=False)
+    std = standardize_many(inputs, with_inchikey=True)
     smiles = [s.smiles if s.ok else None for s in std]
+    keys = [s.inchikey if s.ok else None for s in std]
     reasons = [str(s.reason.value) if s.reason else "" for s in std]
     if forced is not None:
         for i, r in enumerate(forced):
@@ -92,12 +104,44 @@ def _prepare_chunk(inputs: list, forced: list | None, spec: str) -> tuple:
     else:
         X, valid = None, np.zeros(0, bool)
     bits = morgan_on_bits(ok_smiles)
-    return smiles, reasons, np.asarray(ok, dtype=np.int64), X, valid, bits
+    phys = physchem_frame(ok_smiles).to_numpy(float)
+    return smiles, reasons, np.asarray(ok, dtype=np.int64), X, valid, bits, keys, phys
 
 
-def predict_frame(bundle: ModelBundle, chunk: pd.DataFrame, prepared: tuple) -> pd.DataFrame:
-    """The output rows of one chunk from its worker result."""
-    smiles, reasons, ok, X, valid, bits = prepared
+def id_column_names(chunk_columns, task_names: list[str]) -> dict[str, str]:
+    """The input's own columns -> their output names (``_input`` appended on a clash)."""
+    reserved = set(HEAD_COLUMNS) | set(IDENTITY_COLUMNS) | set(PHYSCHEM_COLUMNS) | set(output_columns(task_names))
+    names: dict[str, str] = {}
+    for column in chunk_columns:
+        if column in _CHUNK_INTERNAL:
+            continue
+        name = str(column)
+        while name in reserved or name in names.values():
+            name += "_input"
+        names[column] = name
+    return names
+
+
+def duplicate_rows(rows: np.ndarray, keys: list, seen: dict[str, int]) -> pd.Series:
+    """For each row, the row of the first earlier one with the same key (NA for a first one or no key);
+    ``seen`` (key -> first row) is updated, so it carries over from chunk to chunk."""
+    out = []
+    for row, key in zip(rows.tolist(), keys, strict=True):
+        if key is None:
+            out.append(pd.NA)
+        elif key in seen:
+            out.append(seen[key])
+        else:
+            seen[key] = row
+            out.append(pd.NA)
+    return pd.Series(out, dtype="Int64")
+
+
+def predict_frame(bundle: ModelBundle, chunk: pd.DataFrame, prepared: tuple,
+                  seen: dict[str, int] | None = None) -> pd.DataFrame:
+    """The output rows of one chunk from its worker result. ``seen`` (InChIKey -> first row) makes
+    ``duplicate_of`` span chunks; without it duplicates are found within the chunk."""
+    smiles, reasons, ok, X, valid, bits, keys, phys = prepared
     n = len(chunk)
     status = np.full(n, "rejected", dtype=object)
     reasons = np.asarray(reasons, dtype=object)
@@ -117,11 +161,26 @@ def predict_frame(bundle: ModelBundle, chunk: pd.DataFrame, prepared: tuple) -> 
         "status": pd.Series(status, dtype=object),
         "reason": pd.Series(reasons, dtype=object),
     })
-    return pd.concat([head, preds.reset_index(drop=True)], axis=1)
+    names = id_column_names(chunk.columns, bundle.task_names)
+    ids = pd.DataFrame({new: chunk[old].to_numpy(dtype=object) for old, new in names.items()}, index=head.index)
+    is_ok = status == "ok"
+    keys = [k if is_ok[i] else None for i, k in enumerate(keys)]
+    identity = pd.DataFrame({"inchikey": pd.Series(keys, dtype=object),
+                             "duplicate_of": duplicate_rows(head["row"].to_numpy(), keys,
+                                                            {} if seen is None else seen)})
+    physchem = np.full((n, len(PHYSCHEM_COLUMNS)), np.nan)
+    if len(ok):
+        physchem[ok] = phys
+    physchem[~is_ok] = np.nan
+    physchem = pd.DataFrame(physchem, columns=list(PHYSCHEM_COLUMNS))
+    return pd.concat([head, ids, identity, physchem, preds.reset_index(drop=True)], axis=1)
 
 
-def _schema(task_names: list[str]) -> pa.Schema:
+def _schema(task_names: list[str], id_columns: list[str] | tuple[str, ...] = ()) -> pa.Schema:
     fields = [pa.field("row", pa.int64())] + [pa.field(c, pa.string()) for c in HEAD_COLUMNS[1:]]
+    fields += [pa.field(c, pa.string()) for c in id_columns]
+    fields += [pa.field("inchikey", pa.string()), pa.field("duplicate_of", pa.int64())]
+    fields += [pa.field(c, pa.float64()) for c in PHYSCHEM_COLUMNS]
     for col in output_columns(task_names):
         fields.append(pa.field(col, pa.bool_() if col.endswith("_in_domain") else pa.float64()))
     return pa.schema(fields)
@@ -158,10 +217,11 @@ def _parts_dir(out_path: Path, key: dict) -> Path:
     return parts
 
 
-def _join_parts(parts: Path, n_parts: int, out_path: Path, fmt: str, schema: pa.Schema) -> None:
+def _join_parts(parts: Path, n_parts: int, out_path: Path, fmt: str, schema: pa.Schema,
+                metadata: dict[bytes, bytes] | None = None) -> None:
     tmp = out_path.with_name(out_path.name + ".tmp")
     if fmt == "parquet":
-        with pq.ParquetWriter(tmp, schema) as writer:
+        with pq.ParquetWriter(tmp, schema.with_metadata(metadata) if metadata else schema) as writer:
             for i in range(n_parts):
                 writer.write_table(pq.read_table(parts / f"part_{i:06d}.parquet", schema=schema))
     else:
@@ -171,6 +231,11 @@ def _join_parts(parts: Path, n_parts: int, out_path: Path, fmt: str, schema: pa.
                 frame = pq.read_table(parts / f"part_{i:06d}.parquet", schema=schema).to_pandas()
                 frame.to_csv(fh, header=(i == 0), index=False)
     os.replace(tmp, out_path)
+
+
+def columns_sidecar_path(out_path: Path) -> Path:
+    """``OUT.columns.json`` next to a predict output."""
+    return out_path.with_name(out_path.name + ".columns.json")
 
 
 def predict_file(bundle_dir: str | Path, input_path: Source | str | Path, out_path: str | Path,
@@ -193,7 +258,8 @@ def predict_file(bundle_dir: str | Path, input_path: Source | str | Path, out_pa
     bundle = bundle or load_bundle(bundle_dir)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     parts = _parts_dir(out_path, _run_key(bundle_dir, input_path, chunk_size, smiles_col))
-    schema = _schema(bundle.task_names)
+    layout: dict = {}  # the input's ID columns and the schema, fixed by the first chunk
+    seen: dict[str, int] = {}  # InChIKey -> first row, across chunks (duplicate_of)
     spec = bundle.featurizer_spec
     workers = resolve_n_jobs(n_jobs)
     t0 = time.perf_counter()
@@ -207,18 +273,26 @@ def predict_file(bundle_dir: str | Path, input_path: Source | str | Path, out_pa
             progress(counts["rows"], time.perf_counter() - t0)
 
     def chunks() -> Iterator[tuple[int, pd.DataFrame]]:
-        yield from enumerate(iter_library(source, chunk_size, smiles_col))
+        for i, chunk in enumerate(iter_library(source, chunk_size, smiles_col)):
+            if not layout:
+                layout["ids"] = list(id_column_names(chunk.columns, bundle.task_names).values())
+                layout["schema"] = _schema(bundle.task_names, layout["ids"])
+            yield i, chunk
 
     def finish(i: int, chunk: pd.DataFrame, prepared: tuple) -> None:
-        frame = predict_frame(bundle, chunk, prepared)
-        _write_part(frame, schema, parts / f"part_{i:06d}.parquet")
+        frame = predict_frame(bundle, chunk, prepared, seen)
+        _write_part(frame, layout["schema"], parts / f"part_{i:06d}.parquet")
         record(frame)
 
     def resumed(i: int) -> bool:
         path = parts / f"part_{i:06d}.parquet"
         if not path.exists():
             return False
-        status = pq.read_table(path, columns=["status"]).column("status").to_pylist()
+        done = pq.read_table(path, columns=["row", "status", "inchikey"]).to_pydict()
+        status = done["status"]
+        for row, key in zip(done["row"], done["inchikey"], strict=True):
+            if key is not None:
+                seen[key] = min(seen.get(key, row), row)
         counts["rows"] += len(status)
         counts["ok"] += sum(1 for s in status if s == "ok")
         counts["chunks"] += 1
@@ -239,7 +313,10 @@ def predict_file(bundle_dir: str | Path, input_path: Source | str | Path, out_pa
     if counts["rows"] == 0:
         shutil.rmtree(parts, ignore_errors=True)
         raise InputError(f"{input_path}: the library has no molecules (no data rows)")
-    _join_parts(parts, counts["chunks"], out_path, fmt, schema)
+    schema = layout["schema"]
+    meta = parquet_metadata(schema.names, bundle.tasks, layout["ids"])
+    _join_parts(parts, counts["chunks"], out_path, fmt, schema, meta)
+    write_sidecar(columns_sidecar_path(out_path), schema.names, bundle.tasks, layout["ids"])
     shutil.rmtree(parts, ignore_errors=True)
     summary = PredictSummary(counts["rows"], counts["ok"], counts["rows"] - counts["ok"], counts["chunks"],
                              counts["resumed"], time.perf_counter() - t0, str(out_path))

@@ -171,7 +171,10 @@ TOP_COLUMNS = ("rank", "row", "smiles", "score", "score_expected", "n_out_of_dom
 
 
 def top_table(result: steps.ScreeningResult, top_n: int) -> pd.DataFrame:
-    cols = [c for c in TOP_COLUMNS if c in result.ranked.columns]
+    """The best ``top_n`` rows: rank, row, the input's ID columns, ``duplicate_of``, SMILES, scores,
+    then every endpoint's prediction (the artifact and the terminal table)."""
+    ids = [c for c in [*result.id_columns, "duplicate_of"] if c in result.ranked.columns]
+    cols = ["rank", "row", *ids] + [c for c in TOP_COLUMNS[2:] if c in result.ranked.columns]
     cols += [e for e in result.endpoints if e in result.ranked.columns]
     return result.ranked.head(top_n).loc[:, cols]
 

@@ -2,6 +2,11 @@
 
 library -> read -> validate -> featurize chunks -> predict chunks (bundle) -> score and rank ->
 ranked table + rejects. Every input row ends up either ranked or rejected with a reason.
+
+The ranked table starts ``rank, row, input, smiles, inchikey, duplicate_of`` (the row of the first
+input with the same InChIKey), then the input's own columns (IDs, names, SDF properties), the
+scores, the physicochemical columns (``pipelines.physchem``) and the predictions; ``columns.json``
+in the run folder (and the Parquet schema metadata) says what each column means (``admet.columns``).
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class ScreeningResult:
     n_input: int
     files: dict[str, Path]
     endpoints: list[str]
+    id_columns: list[str] = field(default_factory=list)
+    """The input's own columns carried into ``ranked`` (IDs, names, SDF properties)."""
 
     def summary(self) -> dict:
         reasons = self.rejects["reason"].value_counts().to_dict() if len(self.rejects) else {}
@@ -142,8 +149,11 @@ def featurize_chunk(smiles: list[str], spec: str):
 
 def predict_chunk(bundle_dir: Path, smiles: list[str], features) -> pd.DataFrame:
     """The bundle's per-endpoint predictions (mean, std, interval, domain) for featurized rows."""
+    from pipelines.physchem import physchem_frame
+
     bundle = cached_bundle(str(bundle_dir))
-    return bundle.predict_features(features.X, smiles=list(smiles), valid=features.valid)
+    preds = bundle.predict_features(features.X, smiles=list(smiles), valid=features.valid)
+    return pd.concat([physchem_frame(list(smiles)), preds], axis=1)
 
 
 # --- ranking and outputs -------------------------------------------------------------------
@@ -163,6 +173,19 @@ def domain_counts(ranked: pd.DataFrame) -> dict[str, int]:
     return {"inside": int((n_out == 0).sum()), "outside": int((n_out > 0).sum()), "unknown": int(n_out.isna().sum())}
 
 
+def with_duplicates(accepted: pd.DataFrame) -> pd.DataFrame:
+    """``duplicate_of`` after ``inchikey``: the row of the first accepted input with the same InChIKey
+    (NA for a first occurrence)."""
+    if "inchikey" not in accepted.columns or "duplicate_of" in accepted.columns:
+        return accepted
+    first = accepted.groupby("inchikey", sort=False)["row"].transform("min")
+    dup = pd.array(np.where(first.to_numpy() != accepted["row"].to_numpy(), first.to_numpy(), -1), dtype="Int64")
+    dup[dup == -1] = pd.NA
+    out = accepted.copy()
+    out.insert(list(out.columns).index("inchikey") + 1, "duplicate_of", dup)
+    return out
+
+
 def rank_predictions(accepted: pd.DataFrame, predictions: pd.DataFrame, valid: np.ndarray,
                      profile: DesirabilityProfile, endpoints: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scored, ranked table of featurizable molecules + rejects for the rest."""
@@ -172,6 +195,7 @@ def rank_predictions(accepted: pd.DataFrame, predictions: pd.DataFrame, valid: n
     if len(predictions) != len(accepted) or len(valid) != len(accepted):
         raise RuntimeError("predictions do not align with the accepted molecules")
     failed = accepted.loc[~valid, ["row", "input"]].assign(reason=FEATURIZATION_FAILED)
+    accepted = with_duplicates(accepted)
     base = accepted.loc[valid].reset_index(drop=True)
     preds = predictions.loc[valid].reset_index(drop=True)
     scores = score_predictions(preds[endpoints], profile)
@@ -187,13 +211,23 @@ def rank_predictions(accepted: pd.DataFrame, predictions: pd.DataFrame, valid: n
 
 
 def write_outputs(ranked: pd.DataFrame, rejects: pd.DataFrame, out_dir: Path, config: dict,
-                  summary: dict) -> dict[str, Path]:
+                  summary: dict, tasks: list | None = None, id_columns: list[str] | None = None
+                  ) -> dict[str, Path]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from admet.columns import parquet_metadata, write_sidecar
+
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"ranked_csv": out_dir / "ranked.csv", "ranked_parquet": out_dir / "ranked.parquet",
              "rejects_csv": out_dir / "rejects.csv", "config": out_dir / "config.json",
-             "summary": out_dir / "summary.json"}
+             "summary": out_dir / "summary.json", "columns": out_dir / "columns.json"}
+    tasks, id_columns = tasks or [], id_columns or []
     ranked.to_csv(files["ranked_csv"], index=False)
-    ranked.to_parquet(files["ranked_parquet"], index=False)
+    table = pa.Table.from_pandas(ranked, preserve_index=False)
+    meta = dict(table.schema.metadata or {}) | parquet_metadata(list(ranked.columns), tasks, id_columns)
+    pq.write_table(table.replace_schema_metadata(meta), files["ranked_parquet"])
+    write_sidecar(files["columns"], list(ranked.columns), tasks, id_columns)
     rejects.to_csv(files["rejects_csv"], index=False)
     files["config"].write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
     files["summary"].write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
@@ -238,9 +272,12 @@ def finish(cfg: ScreeningConfig, profile: DesirabilityProfile, n_input: int, acc
     rejects = all_rejects(validation_rejects, failed)
     if len(ranked) + len(rejects) != n_input:
         raise RuntimeError(f"row accounting broken: {len(ranked)} ranked + {len(rejects)} rejected != {n_input}")
-    result = ScreeningResult(ranked=ranked, rejects=rejects, n_input=n_input, files={}, endpoints=endpoints)
+    id_columns = [c for c in accepted.columns if c not in ("row", "input", "smiles", "inchikey", "duplicate_of")]
+    result = ScreeningResult(ranked=ranked, rejects=rejects, n_input=n_input, files={}, endpoints=endpoints,
+                             id_columns=id_columns)
     result.files = write_outputs(ranked, rejects, cfg.out_dir,
-                                 {**cfg.to_dict(), "profile_resolved": profile.model_dump()}, result.summary())
+                                 {**cfg.to_dict(), "profile_resolved": profile.model_dump()}, result.summary(),
+                                 tasks=list(cached_bundle(str(cfg.bundle_dir)).tasks), id_columns=id_columns)
     return result
 
 

@@ -5,6 +5,10 @@ from one checked :class:`~pipelines.sources.Source`, so a file is inspected once
 CSV/TSV (pandas chunks), ``.smi`` (line by line) and Parquet (record batches) stream; SDF is
 read whole by ``pipelines.readers.read_molecules`` and then chunked. Row numbers are 0-based
 record numbers, as ``read_molecules`` gives them, so outputs line up with the input file.
+
+Every other column of the input (ID and name columns, SDF properties; ``.smi``: the name after the
+SMILES as ``id``) rides along as text, after ``row, input``, so predictions keep the input's
+identifiers. Empty cells are ``""``.
 """
 
 from __future__ import annotations
@@ -25,9 +29,20 @@ log = logging.getLogger(__name__)
 _SMI_HEADERS = ("smiles", "smi", "canonical_smiles")
 
 
-def _frame(rows: range, inputs: list) -> pd.DataFrame:
-    return pd.DataFrame({"row": pd.Series(list(rows), dtype="int64"),
-                         "input": pd.Series(inputs, dtype=object)})
+def _frame(rows: range, inputs: list, extra: pd.DataFrame | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame({"row": pd.Series(list(rows), dtype="int64"),
+                          "input": pd.Series(inputs, dtype=object)})
+    if extra is not None and extra.shape[1]:
+        extra = extra.reset_index(drop=True)
+        for column in extra.columns:
+            frame[str(column)] = [_text(v) for v in extra[column].tolist()]
+    return frame
+
+
+def _text(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return value if isinstance(value, str) else str(value)
 
 
 def _delimited(source: Source, sep: str, chunk_size: int, smiles_col: str | None) -> Iterator[pd.DataFrame]:
@@ -41,7 +56,7 @@ def _delimited(source: Source, sep: str, chunk_size: int, smiles_col: str | None
                 if column is None:
                     column = detect_smiles_column(chunk, smiles_col)
                 values = chunk[column].tolist()
-                yield _frame(range(start, start + len(values)), values)
+                yield _frame(range(start, start + len(values)), values, chunk.drop(columns=[column]))
                 start += len(values)
     except pd.errors.EmptyDataError:
         raise InputError(f"{source.path}: no columns to read (empty table)") from None
@@ -54,6 +69,8 @@ def _delimited(source: Source, sep: str, chunk_size: int, smiles_col: str | None
 def _smi(source: Source, chunk_size: int) -> Iterator[pd.DataFrame]:
     start, first = 0, True
     batch: list[str] = []
+    names: list[str] = []
+    with_names: bool | None = None  # decided by the first record: an ``id`` column or none
     blank_run: list[str] = []  # blank lines are rows only when a record follows them
     try:
         with open_text(source) as fh:
@@ -66,17 +83,22 @@ def _smi(source: Source, chunk_size: int) -> Iterator[pd.DataFrame]:
                 if not fields:
                     blank_run.append("")
                     continue
+                if with_names is None:
+                    with_names = len(fields) > 1
                 batch.extend(blank_run)
+                names.extend([""] * len(blank_run))
                 blank_run = []
                 batch.append(fields[0])
+                names.append(fields[1].strip() if len(fields) > 1 else "")
                 if len(batch) >= chunk_size:
-                    yield _frame(range(start, start + len(batch)), batch)
+                    yield _frame(range(start, start + len(batch)), batch,
+                                 pd.DataFrame({"id": names}) if with_names else None)
                     start += len(batch)
-                    batch = []
+                    batch, names = [], []
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise InputError(f"{source.path}: cannot be read ({exc})") from None
     if batch:
-        yield _frame(range(start, start + len(batch)), batch)
+        yield _frame(range(start, start + len(batch)), batch, pd.DataFrame({"id": names}) if with_names else None)
 
 
 def _parquet(source: Source, chunk_size: int, smiles_col: str | None) -> Iterator[pd.DataFrame]:
@@ -92,7 +114,7 @@ def _parquet(source: Source, chunk_size: int, smiles_col: str | None) -> Iterato
         if column is None:
             column = detect_smiles_column(frame, smiles_col)
         values = frame[column].astype(object).tolist()
-        yield _frame(range(start, start + len(values)), values)
+        yield _frame(range(start, start + len(values)), values, frame.drop(columns=[column]))
         start += len(values)
 
 
@@ -100,9 +122,10 @@ def _whole(source: Source, chunk_size: int, smiles_col: str | None) -> Iterator[
     table = read_molecules(source, smiles_col=smiles_col)
     inputs = table["input"].tolist()
     forced = table["_reject"].fillna("").astype(str).tolist() if "_reject" in table else None
+    extra = table.drop(columns=[c for c in ("row", "input", "_reject") if c in table.columns])
     for start in range(0, len(table), chunk_size):
         part = inputs[start:start + chunk_size]
-        frame = _frame(range(start, start + len(part)), part)
+        frame = _frame(range(start, start + len(part)), part, extra.iloc[start:start + chunk_size])
         if forced is not None:  # an SDF record RDKit could not read: kept, with its reason
             frame["_reject"] = forced[start:start + chunk_size]
         yield frame

@@ -17,7 +17,10 @@ runner = CliRunner()
 
 
 def _columns(tasks):
-    return ["row", "input", "smiles", "status", "reason"] + output_columns(tasks)
+    from pipelines.physchem import PHYSCHEM_COLUMNS
+
+    return (["row", "input", "smiles", "status", "reason", "inchikey", "duplicate_of", *PHYSCHEM_COLUMNS]
+            + output_columns(tasks))
 
 
 def test_predict_cli_columns_and_row_accounting(tiny_bundle, tiny_library, tmp_path):
