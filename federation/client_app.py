@@ -13,7 +13,8 @@ One handler per message type, routed by Flower:
   legacy client instead), Flower's ``fixedclipping_mod`` when the server's DP wrapper sent a clipping
   norm, and, for robustness experiments only, ``sign_flip_mod`` for the run config's poison partners;
 - ``evaluate``: validation loss.
-Every reply passes ``audit_mod`` (a description of what leaves the node, never values). Private
+Every reply passes ``audit_mod`` (a description of what leaves the node, never values); an exception
+becomes an error reply without local paths (``error_reply_mod``), audited like any reply. Private
 heads stay in the node's state between rounds and in a file under the node's work folder.
 """
 
@@ -27,7 +28,7 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 
 from federation import modelio, node, task
-from federation.mods import audit_mod, sign_flip_mod
+from federation.mods import audit_mod, error_reply_mod, sign_flip_mod
 from federation.secagg import secagg_train_mod
 from federation.stages import Stage
 from federation.strategy import NUM_EXAMPLES, TASK_COUNT_PREFIX
@@ -45,7 +46,7 @@ def _quiet_rdkit(msg: Message, context: Context, call_next):
     return call_next(msg, context)
 
 
-app = ClientApp(mods=[_quiet_rdkit, audit_mod])
+app = ClientApp(mods=[_quiet_rdkit, audit_mod, error_reply_mod])
 
 
 def _dp_clip_when_asked(msg: Message, context: Context, call_next):
@@ -62,16 +63,29 @@ def _config(msg: Message) -> ConfigRecord:
 
 @app.query(Stage.STATS.value)
 def stats(msg: Message, context: Context) -> Message:
+    cfg = _config(msg)
     where = node.resolve_node(context)
-    data = node.load_data(where, _config(msg))
-    content = RecordDict({
-        "moments": modelio.moments_record(task.local_moments(data)),
-        "partner": ConfigRecord({"partner-id": where.partner, "task-names": data.task_names,
-                                 "task-types": [t.task_type for t in data.tasks],
-                                 "task-units": [t.unit for t in data.tasks]}),
-        "metrics": MetricRecord({NUM_EXAMPLES: int(len(data.rows("train"))), "n-invalid": int(data.n_invalid)}),
-    })
+    data = node.load_data(where, cfg)
+    partner = {"partner-id": where.partner, "task-names": data.task_names,
+               "task-types": [t.task_type for t in data.tasks]}
+    metrics = {NUM_EXAMPLES: int(len(data.rows("train")))}
+    content = RecordDict()
+    if str(cfg.get("scaling", "moments")) == "moments":  # the older mode: every moment, unit strings
+        content["moments"] = modelio.moments_record(task.local_moments(data))
+        partner["task-units"] = [t.unit for t in data.tasks]
+        metrics["n-invalid"] = int(data.n_invalid)
+    elif str(cfg["heads"]) == "shared":  # shared heads need one consortium target scale per endpoint
+        content["moments"] = modelio.moments_record(task.target_moments(data))
+    content["partner"] = ConfigRecord(partner)
+    content["metrics"] = MetricRecord(metrics)
     return Message(content=content, reply_to=msg)
+
+
+def _scaling_for(scaling: task.ConsortiumScaling, data: task.PartnerData, cfg: ConfigRecord):
+    """The round's scaling as this partner uses it: its own target scaler under ``target-scaling = partner``."""
+    if str(cfg.get("target-scaling", "consortium")) == "partner":
+        return task.partner_targets(scaling, data)
+    return scaling
 
 
 @app.query(Stage.SETUP.value)
@@ -86,6 +100,7 @@ def report(msg: Message, context: Context) -> Message:
     where = node.resolve_node(context)
     data = node.load_data(where, cfg)
     model, scaling = node.consortium_model(msg, context, cfg, where)
+    scaling = _scaling_for(scaling, data, cfg)
     finetune = int(cfg.get("head-finetune-epochs", 0))
     if str(cfg["heads"]) != "shared" and finetune > 0:
         task.finetune_heads(model, data, scaling, node.train_config(cfg, data.partner), finetune)
@@ -99,6 +114,7 @@ def train(msg: Message, context: Context) -> Message:
     where = node.resolve_node(context)
     data = node.load_data(where, cfg)
     model, scaling = node.consortium_model(msg, context, cfg, where)
+    scaling = _scaling_for(scaling, data, cfg)
     global_arrays = model.all_arrays() if float(cfg.get("proximal-mu", 0.0)) > 0 else None
     loss = task.train_partner(model, data, scaling, node.train_config(cfg, data.partner), int(cfg["local-epochs"]),
                               global_params=global_arrays)
@@ -119,6 +135,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     where = node.resolve_node(context)
     data = node.load_data(where, cfg)
     model, scaling = node.consortium_model(msg, context, cfg, where)
+    scaling = _scaling_for(scaling, data, cfg)
     loss = modelio.validation_loss(model, data, scaling)
     metrics = {NUM_EXAMPLES: int(len(data.rows("valid"))), "valid-loss": float(loss)}
     return Message(content=RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ from federation.strategy import STRATEGIES
 from pipelines.errors import InputError
 
 ENGINES = ("ray", "inprocess")
+SCALING_MODES = ("public", "moments")
+#: SecAgg+ with 2 partners: each can subtract its own update from the sum and read the other's.
+SECAGG_MIN_PARTNERS = 3
 HEAD_MODES = ("private", "shared")
 
 
@@ -68,7 +72,7 @@ class FederatedConfig:
     """Dirichlet concentration of the non-IID partition."""
     seed: int = 0
     min_partners: int | None = None
-    """Fewest partners a round needs (default: all)."""
+    """Fewest partners the run and each round need (default: ``quorum`` of ``n_partners``)."""
     round_timeout: float = 1800.0
     """Seconds the server waits for the partners' replies in one round (a dead node is left out)."""
     endpoints: tuple[str, ...] | None = None
@@ -96,6 +100,28 @@ class FederatedConfig:
     final_report: bool = True
     """After the last round each partner scores the final model on its own test rows and writes its
     own bundle. Federated tuning turns it off (a trial only needs the per-round validation loss)."""
+    quorum: float = 2 / 3
+    """Share of the registered partners (``n_partners``) a run and each round need when
+    ``min_partners`` is not set: ``ceil(quorum * n_partners)``, at least 2. Once that many answered,
+    the server waits at most ``quorum_grace`` seconds (or as long again as the quorum took, whichever
+    is longer) for the rest, then goes on and names who was missing."""
+    quorum_grace: float = 60.0
+    """Seconds the server keeps waiting for the other partners once a quorum has answered."""
+    secagg_allow_two: bool = False
+    """Operator override: run SecAgg+ with only 2 partners (each could then recover the other's update
+    from the sum and its own; the run logs a warning and the report says so). Off: refused."""
+    dp_delta: float = 1e-5
+    """DP: the delta at which the privacy accountant reports epsilon (partner-level DP)."""
+    dp_epsilon_max: float | None = None
+    """DP: stop before a round whose release would take epsilon (at ``dp_delta``) above this."""
+    robust_f: int = 1
+    """Krum / MultiKrum / Bulyan: the number of adversarial partners the rule is set to tolerate."""
+    scaling: str = "public"
+    """``public``: feature scaling fit on a public reference set (MOSES molecules shipped with the
+    package) and, under private heads, each partner scales its own targets (nothing about a partner's
+    features or labels leaves it for scaling; with shared heads the per-endpoint label sums / counts
+    still do). ``moments``: the older consortium scaling from every partner's summed feature and label
+    moments (plain mode only: those sums leave unmasked)."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -122,6 +148,9 @@ class FederatedConfig:
             problems.append("differential privacy needs both --dp-clip and --dp-noise")
         if self.dp_clip is not None and self.dp_noise is not None and (self.dp_clip <= 0 or self.dp_noise < 0):
             problems.append("--dp-clip must be > 0 and --dp-noise >= 0")
+        if self.dp_clip is not None and self.strategy in STRATEGIES and STRATEGIES.get(self.strategy).method != "mean":
+            problems.append("DP noise is calibrated to the mean of clipped updates: use --strategy fedavg, "
+                            "fedprox or fedadam with DP")
         if self.secagg and self.dp_clip is not None:
             problems.append("SecAgg+ (legacy API) and the DP mods (Message API) cannot be combined")
         if self.secagg and self.strategy in STRATEGIES and not STRATEGIES.get(self.strategy).sums_only:
@@ -135,12 +164,38 @@ class FederatedConfig:
             problems.append(f"partners folder {self.partners_dir} does not exist")
         if self.min_partners is not None and self.min_partners < 1:
             problems.append("min partners must be >= 1")
+        if not 0 < self.quorum <= 1:
+            problems.append("quorum must be a share of the partners in (0, 1]")
+        if self.scaling not in SCALING_MODES:
+            problems.append(f"scaling {self.scaling!r} is not one of {SCALING_MODES}")
+        if self.scaling == "moments" and (self.secagg or self.dp_clip is not None):
+            problems.append("--scaling moments sends every partner's feature / label sums unmasked: "
+                            "not with SecAgg+ or DP (use the default public scaling)")
+        if self.secagg and self.n_partners < SECAGG_MIN_PARTNERS and not self.secagg_allow_two:
+            problems.append(f"SecAgg+ needs >= {SECAGG_MIN_PARTNERS} partners: with 2, each partner can subtract "
+                            "its own update from the unmasked sum and recover the other's (override: "
+                            "--secagg-allow-two, which warns)")
+        if not 0 < self.dp_delta < 1:
+            problems.append("--dp-delta must be in (0, 1)")
+        if self.dp_epsilon_max is not None and (self.dp_epsilon_max <= 0 or self.dp_clip is None):
+            problems.append("--dp-epsilon-max needs DP on (--dp-clip / --dp-noise) and a value > 0")
+        if self.dp_epsilon_max is not None and self.dp_noise is not None and self.dp_noise <= 0:
+            problems.append("--dp-epsilon-max needs --dp-noise > 0 (no noise: epsilon is infinite)")
+        if self.robust_f < 0:
+            problems.append("robust f must be >= 0")
         if problems:
             raise InputError("invalid federated config: " + "; ".join(problems))
 
     @property
     def dp(self) -> bool:
         return self.dp_clip is not None
+
+    @property
+    def minimum_partners(self) -> int:
+        """Partners the run and each round need: ``min_partners``, else ``ceil(quorum * n_partners)`` (>= 2)."""
+        if self.min_partners is not None:
+            return self.min_partners
+        return max(2, min(self.n_partners, math.ceil(self.quorum * self.n_partners - 1e-9)))
 
     def to_dict(self) -> dict:
         out = {}

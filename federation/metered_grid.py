@@ -6,15 +6,27 @@ the size of Flower's protobuf serialization of that message (``flwr.common.serde
 metadata, every record, every array). Transport framing (gRPC, TLS) is not counted. The server
 reads the totals after each round, so the report's bytes per round are measured, not computed from
 the model size.
+
+It also keeps rounds from stalling on an absent partner (``quorum``): once ``quorum`` replies are
+in, it waits for the rest at most ``grace`` seconds, or as long again as the quorum took, whichever
+is longer (on a loaded simulation every partner is slow, and an honest late partner should not be
+cut), then returns what arrived; ``missing`` lists the nodes of the last call that did not answer.
+The in-process fallback delivers synchronously, so there the inner grid's own call runs.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
 
 from flwr.app import Message
 from flwr.common.serde import message_to_proto
 from flwr.serverapp import Grid
+
+log = logging.getLogger(__name__)
+
+PULL_INTERVAL_S = 0.2
 
 
 def message_bytes(message: Message) -> int:
@@ -25,10 +37,13 @@ def message_bytes(message: Message) -> int:
 class MeteredGrid(Grid):
     """Delegates to ``inner``; ``bytes_down`` / ``bytes_up`` grow with every message sent / received."""
 
-    def __init__(self, inner: Grid) -> None:
+    def __init__(self, inner: Grid, quorum: int | None = None, grace: float = 60.0) -> None:
         self.inner = inner
         self.bytes_down = 0
         self.bytes_up = 0
+        self.quorum = quorum
+        self.grace = grace
+        self.missing: list[int] = []
 
     def totals(self) -> tuple[int, int]:
         return self.bytes_down, self.bytes_up
@@ -58,7 +73,44 @@ class MeteredGrid(Grid):
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         messages = list(messages)
+        self.missing = []
+        try:
+            ids = {mid: m.metadata.dst_node_id for mid, m in zip(self.inner.push_messages(messages), messages)}
+        except NotImplementedError:  # synchronous transport (federation.inprocess)
+            ids = None
+        if ids is None:
+            return self._delegate(messages, timeout)
+        self.bytes_down += sum(message_bytes(m) for m in messages)
+        return self._pull_until_quorum(ids, timeout)
+
+    def _delegate(self, messages: list[Message], timeout: float | None) -> list[Message]:
         self.bytes_down += sum(message_bytes(m) for m in messages)
         replies = list(self.inner.send_and_receive(messages, timeout=timeout))
         self.bytes_up += sum(message_bytes(m) for m in replies)
+        answered = {r.metadata.src_node_id for r in replies}
+        self.missing = [m.metadata.dst_node_id for m in messages if m.metadata.dst_node_id not in answered]
+        return replies
+
+    def _pull_until_quorum(self, ids: dict[str, int], timeout: float | None) -> list[Message]:
+        start = time.monotonic()
+        need = len(ids) if self.quorum is None else min(len(ids), self.quorum)
+        pending = {mid for mid in ids if mid}
+        replies: list[Message] = []
+        quorum_at = None
+        while pending:
+            got = self.pull_messages(pending)
+            replies.extend(got)
+            pending -= {r.metadata.reply_to_message_id for r in got}
+            now = time.monotonic()
+            if not pending or (timeout is not None and now - start >= timeout):
+                break
+            if len(replies) >= need:
+                quorum_at = quorum_at if quorum_at is not None else now
+                if now - quorum_at >= max(self.grace, quorum_at - start):
+                    break
+            time.sleep(PULL_INTERVAL_S)
+        self.missing = sorted(ids[mid] for mid in pending)
+        if self.missing:
+            log.warning("%d of %d node(s) did not answer in time; going on with %d replies",
+                        len(self.missing), len(ids), len(replies))
         return replies

@@ -1,4 +1,10 @@
-"""Client-side Flower mods: an audit log of what leaves a partner, and a poisoning adversary.
+"""Client-side Flower mods: error replies without local detail, an audit log of what leaves a
+partner, and a poisoning adversary.
+
+``error_reply_mod`` turns an exception in a handler into Flower's error reply with a reason of the
+form ``[partner] ExceptionType: message`` in which every path-like token is replaced by ``<path>``
+(the full exception stays in the node's own log); it sits inside ``audit_mod``, so error replies are
+audited like every other reply.
 
 ``audit_mod`` writes one JSON line per outgoing message (run id, record names, array keys / shapes /
 dtypes, metric names and value types, config keys; for a SecAgg+ masked upload the masked vectors'
@@ -13,15 +19,40 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message
+from flwr.app import Array, ArrayRecord, Context, Error, Message
 from flwr.common import bytes_to_ndarray
+from flwr.common.constant import ErrorCode
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 
 from federation.node import resolve_node
 
 log = logging.getLogger(__name__)
+
+
+#: A token with a path separator (``/data/site/x.csv``, ``C:\\x``, ``./x``) or a home-relative path.
+_PATH_TOKEN = re.compile(r"(?:[A-Za-z]:)?(?:~|\.{1,2})?[\\/]?[^\s'\"]*[\\/][^\s'\",;:)]*")
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every path-like token replaced by ``<path>``."""
+    return _PATH_TOKEN.sub("<path>", str(text))
+
+
+def error_reply_mod(msg: Message, context: Context, call_next) -> Message:
+    """An exception in a handler becomes an error reply naming the partner, with no local paths."""
+    try:
+        return call_next(msg, context)
+    except Exception as exc:  # noqa: BLE001 - every failure must become an audited reply
+        try:
+            partner = resolve_node(context).partner
+        except Exception:  # noqa: BLE001 - the node's identity itself may be what failed
+            partner = "unknown partner"
+        log.exception("%s: %s handler failed", partner, msg.metadata.message_type)
+        reason = f"[{scrub_paths(partner)}] {type(exc).__name__}: {scrub_paths(exc)}"
+        return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason[:500]), reply_to=msg)
 
 
 def describe_message(msg: Message) -> dict:

@@ -76,7 +76,12 @@ def build_report(outcome: dict, local: dict[str, dict] | None = None, pooled: di
         "round_log": rounds,
         "privacy": {"secure_aggregation": bool(outcome.get("secagg")),
                     "differential_privacy": outcome.get("dp"),
-                    "heads_private": outcome.get("heads") == "private"},
+                    "heads_private": outcome.get("heads") == "private",
+                    "scaling": outcome.get("scaling_mode", "moments"),
+                    "secagg_two_partner_override": bool(outcome.get("secagg_two_partner_override")),
+                    "what_leaves_a_node": "docs/PRIVACY.md"},
+        "quorum": outcome.get("quorum"),
+        "missing_by_round": {str(r["round"]): r.get("failed", []) for r in rounds if r.get("failed")},
         "timing": {**(timing or {}), "federated_train_seconds": outcome.get("train_seconds"),
                    "round_seconds": outcome.get("round_seconds")},
         "resumed_from": outcome.get("resumed_from", 0),
@@ -136,6 +141,22 @@ def markdown(report: dict) -> str:
         lines += [f"- round {r['round']}: **{r['partner']}**: {r['reason']}" for r in report["rejections"]]
     if report["failed_partners"]:
         lines += ["", f"Partners missing from at least one round: {', '.join(report['failed_partners'])}"]
+        lines += [f"- round {r}: {', '.join(names)}" for r, names in report.get("missing_by_round", {}).items()]
+    quorum = report.get("quorum")
+    if quorum:
+        lines += ["", f"Quorum: {quorum['needed']} of {quorum['registered']} registered partners; "
+                  f"{quorum['answered_stats']} answered the statistics stage."]
+    dp = report["privacy"].get("differential_privacy")
+    if dp and dp.get("epsilon") is not None:
+        lines += ["", "## Differential privacy", "",
+                  f"Clipping norm {dp['clipping_norm']}, noise multiplier {dp['noise_multiplier']}; accounting: "
+                  f"{dp.get('accounting')}. Epsilon is cumulative, at delta {dp.get('delta')}.", "",
+                  "| round | epsilon | delta |", "|---|---|---|"]
+        lines += [f"| {r['round']} | {_fmt(r.get('epsilon'))} | {r.get('delta')} |" for r in report["round_log"]]
+        if dp.get("stopped_by_budget"):
+            stop = dp["stopped_by_budget"]
+            lines += ["", f"Stopped before round {stop['before_round']}: it could take epsilon above "
+                      f"{stop['epsilon_max']} (spent: {_fmt(stop['epsilon'])})."]
     lines += ["", "## Per endpoint", "", "| partner | endpoint | metric | local | federated | pooled | to perfect |",
               "|---|---|---|---|---|---|---|"]
     for p in report["partners"]:

@@ -63,6 +63,8 @@ class PartnerClient(NumPyClient):
         where = node.resolve_node(self.context)
         data = node.load_data(where, setup)
         scaling = task.ConsortiumScaling.from_config(setup)
+        if str(setup.get("target-scaling", "consortium")) == "partner":
+            scaling = task.partner_targets(scaling, data)
         model = task.build_model(scaling.n_features, scaling.tasks, tuple(int(h) for h in setup["hidden"]),
                                  float(setup["dropout"]), int(setup["seed"]))
         modelio.load_arrays(model, dict(zip(modelio.trunk_keys(model), parameters)))
@@ -111,19 +113,30 @@ class CheckpointingFedAvg(LegacyFedAvg):
         self.bytes_seen = (down, up)
         log_entry = RoundLog(round=rnd, bytes_down=down - down0, bytes_up=up - up0,
                              n_replies=len(results), accepted=["<aggregate only>"] if results else [],
-                             failed=[str(f) for f in failures])
+                             failed=[_failure_name(f, self.setup.partner_of) for f in failures])
         losses = [r.metrics.get("train-loss") for _, r in results if r.metrics]
         log_entry.train_loss = float(np.mean(losses)) if losses else float("nan")
         self.rounds.append(log_entry)
         if params is not None:
             arrays = dict(zip(self.keys, parameters_to_ndarrays(params)))
             self.setup.checkpointer.save(rnd, arrays, {"strategy": self.cfg.strategy, "secagg": True,
-                                                       "run-token": self.setup.round_config["run-token"]})
+                                                       "run-token": self.setup.round_config["run-token"],
+                                                       "round_log": [*self.setup.history,
+                                                                     *(r.to_dict() for r in self.rounds)]})
         self.round_seconds.append(time.perf_counter() - self.t_last)
         self.t_last = time.perf_counter()
         if self.progress is not None:
             self.progress("federated rounds (SecAgg+)", rnd, self.cfg.rounds)
         return params, metrics
+
+
+def _failure_name(failure, partner_of: dict[int, str]) -> str:
+    """A legacy failure (a (proxy, result) pair or an exception) as a partner id where one is known."""
+    proxy = failure[0] if isinstance(failure, tuple) else None
+    node_id = getattr(proxy, "node_id", None)
+    if node_id is not None and int(node_id) in partner_of:
+        return partner_of[int(node_id)]
+    return f"unidentified partner ({type(failure).__name__})"
 
 
 def secagg_parameters(n: int) -> tuple[int, int]:

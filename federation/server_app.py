@@ -6,7 +6,8 @@ Read after ``task.py`` -> ``node.py`` -> ``client_app.py``; then ``stages.py`` (
 ``app`` parses the run config once (``FederatedConfig.from_run_config``) and runs one of two modes:
 - default: ``run_server``. Stage ``stats`` (consortium scaling), then the training rounds via
   ``FederatedStrategy.start`` on Flower's Message API (wrapped in Flower's client-side fixed-clipping
-  DP strategy when DP is on), a checkpoint after every round, then stage ``report``;
+  DP strategy with Flower's RDP accountant when DP is on, ``federation.dp``), a checkpoint after every
+  round (arrays, round log, rejections, the accountant's state), then stage ``report``;
 - ``secagg = true``: ``secagg.run_secagg_server``. Same stages, but training rounds run Flower's
   SecAgg+ protocol, which flwr 1.42 only has on its legacy API (``DefaultWorkflow`` +
   ``SecAggPlusWorkflow``); the Message-API strategy cannot sit behind it. It is a mode of this app
@@ -29,9 +30,10 @@ from pathlib import Path
 
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
+from flwr.serverapp.exception import PrivacyBudgetExhausted
 
 from federation.config import FederatedConfig
+from federation.dp import ACCOUNTING, AccountedClientSideDP
 from federation.metered_grid import MeteredGrid
 from federation.stages import RESULT_FILE, finish_run, setup_run
 from federation.strategy import make_strategy, numpy_to_record, record_to_numpy
@@ -56,23 +58,28 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress: Progress | None = Non
                              round_offset=offset, min_nodes=setup.minimum, on_evaluate=on_evaluate)
     runner = strategy
     if cfg.dp:
-        runner = DifferentialPrivacyClientSideFixedClipping(strategy, noise_multiplier=float(cfg.dp_noise),
-                                                            clipping_norm=float(cfg.dp_clip),
-                                                            num_sampled_clients=len(setup.partner_of))
+        runner = AccountedClientSideDP(strategy, noise_multiplier=float(cfg.dp_noise), clipping_norm=float(cfg.dp_clip),
+                                       num_sampled_clients=len(setup.partner_of), delta=cfg.dp_delta,
+                                       epsilon_max=cfg.dp_epsilon_max, accountant_state=setup.accountant_state)
     round_times: list[float] = []
     last = [time.perf_counter()]
     seen = [grid.totals()]
+    latest = [numpy_to_record(setup.arrays)]
 
     def after_round(server_round: int, record: ArrayRecord):
         """Runs after each round's train and evaluate phases (and once before round 1)."""
         (down, up), (down0, up0) = grid.totals(), seen[0]
         seen[0] = (down, up)
+        latest[0] = record
         if server_round > 0:
             if strategy.rounds:
                 strategy.rounds[-1].bytes_down, strategy.rounds[-1].bytes_up = down - down0, up - up0
-            setup.checkpointer.save(offset + server_round, record_to_numpy(record),
-                                    {"strategy": cfg.strategy, "heads": cfg.heads,
-                                     "run-token": setup.round_config["run-token"]})
+            meta = {"strategy": cfg.strategy, "heads": cfg.heads, "run-token": setup.round_config["run-token"],
+                    "round_log": [*setup.history, *(r.to_dict() for r in strategy.rounds)],
+                    "rejections": [*setup.history_rejections, *(r.to_dict() for r in strategy.rejections)]}
+            if isinstance(runner, AccountedClientSideDP):
+                meta["dp_accountant"] = runner.state()
+            setup.checkpointer.save(offset + server_round, record_to_numpy(record), meta)
             round_times.append(time.perf_counter() - last[0])
             if progress is not None:
                 answered = strategy.rounds[-1].n_replies if strategy.rounds else 0
@@ -83,16 +90,29 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress: Progress | None = Non
 
     final = numpy_to_record(setup.arrays)
     t_train = time.perf_counter()
+    stopped = None
     if remaining > 0:
-        result = runner.start(grid=grid, initial_arrays=numpy_to_record(setup.arrays), num_rounds=remaining,
-                              timeout=cfg.round_timeout, train_config=ConfigRecord(),
-                              evaluate_config=ConfigRecord(), evaluate_fn=after_round)
-        if result.arrays is not None and len(result.arrays) > 0:
-            final = result.arrays
+        try:
+            result = runner.start(grid=grid, initial_arrays=numpy_to_record(setup.arrays), num_rounds=remaining,
+                                  timeout=cfg.round_timeout, train_config=ConfigRecord(),
+                                  evaluate_config=ConfigRecord(), evaluate_fn=after_round)
+            if result.arrays is not None and len(result.arrays) > 0:
+                final = result.arrays
+        except PrivacyBudgetExhausted as exc:  # --dp-epsilon-max: the last model within the budget
+            log.warning("DP budget: %s", exc)
+            final = latest[0]
+            stopped = {**runner.stopped, "before_round": offset + runner.stopped["before_round"]}
     train_seconds = time.perf_counter() - t_train
     timing = {"train_seconds": train_seconds, "round_seconds": round_times}
     outcome = finish_run(grid, cfg, setup, record_to_numpy(final), [r.to_dict() for r in strategy.rounds],
-                         [r.to_dict() for r in strategy.rejections], timing)
+                         [*setup.history_rejections, *(r.to_dict() for r in strategy.rejections)], timing)
+    if cfg.dp:
+        epsilon, delta = runner.spent()
+        outcome["dp"].update({"delta": delta, "epsilon": epsilon, "epsilon_max": cfg.dp_epsilon_max,
+                              "accounting": ACCOUNTING, "stopped_by_budget": stopped,
+                              "rounds_released": runner.privacy.num_releases if runner.privacy else 0,
+                              "norm_check": "off under DP (clipping bounds every update)"})
+        (Path(cfg.out_dir) / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
     outcome["server_seconds"] = time.perf_counter() - t0
     (Path(cfg.out_dir) / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
     log.info("federated run finished: %d rounds in %.1fs", remaining, train_seconds)

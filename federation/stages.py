@@ -27,8 +27,9 @@ from flwr.serverapp import Grid
 
 from federation import modelio, task
 from federation.checkpoint import Checkpointer
-from federation.config import FederatedConfig
-from federation.strategy import numpy_to_record, record_to_numpy
+from federation.config import SECAGG_MIN_PARTNERS, FederatedConfig
+from federation.metered_grid import MeteredGrid
+from federation.strategy import numpy_to_record, partner_in_error, record_to_numpy
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -55,19 +56,54 @@ def base_config(cfg: FederatedConfig) -> dict:
     return {"featurizer": cfg.featurizer, "seed": int(cfg.seed), "local-epochs": int(cfg.local_epochs),
             "lr": float(cfg.lr), "batch-size": int(cfg.batch_size), "weight-decay": float(cfg.weight_decay),
             "hidden": [int(h) for h in cfg.hidden], "dropout": float(cfg.dropout), "heads": cfg.heads,
-            "head-finetune-epochs": int(cfg.head_finetune_epochs)}
+            "head-finetune-epochs": int(cfg.head_finetune_epochs), "scaling": cfg.scaling,
+            "target-scaling": target_scaling(cfg)}
 
 
-def wait_for_nodes(grid: Grid, minimum: int, timeout: float = NODE_WAIT_S) -> list[int]:
-    deadline = time.monotonic() + timeout
+def target_scaling(cfg: FederatedConfig) -> str:
+    """``partner``: each partner scales its own targets (public scaling, private heads); else ``consortium``."""
+    return "partner" if cfg.scaling == "public" and cfg.heads == "private" else "consortium"
+
+
+def catalog_units() -> dict[str, str]:
+    """Canonical unit per endpoint of the consortium catalog (the server's; nodes send no unit strings)."""
+    from pipelines.catalog import load_catalog
+
+    try:
+        catalog = load_catalog()
+    except InputError:
+        return {}
+    return dict(zip(catalog["endpoint"].astype(str), catalog["unit"].astype(str)))
+
+
+def wait_for_nodes(grid: Grid, expected: int, minimum: int, timeout: float = NODE_WAIT_S,
+                   grace: float = 60.0) -> list[int]:
+    """The connected nodes: all ``expected`` of them, or, once ``minimum`` (the quorum) are connected,
+    whoever connected within ``grace`` more seconds (at most ``timeout`` in all)."""
+    start = time.monotonic()
+    quorum_at = None
     while True:
         nodes = sorted(grid.get_node_ids())
-        if len(nodes) >= minimum or time.monotonic() > deadline:
+        now = time.monotonic()
+        if len(nodes) >= expected or now - start > timeout:
             break
+        if len(nodes) >= minimum:
+            quorum_at = quorum_at if quorum_at is not None else now
+            if now - quorum_at >= grace:
+                break
         time.sleep(0.5)
     if len(nodes) < minimum:
-        raise InputError(f"only {len(nodes)} partner node(s) connected; the run needs {minimum}")
+        raise InputError(f"only {len(nodes)} of {expected} registered partner node(s) connected; "
+                         f"the run needs {minimum}")
+    if len(nodes) < expected:
+        log.warning("%d of %d registered partner(s) connected; going on with the quorum (%d needed)",
+                    len(nodes), expected, minimum)
     return nodes
+
+
+def unnamed(node_id: int) -> str:
+    """How a node that never told its partner id is listed (the report never shows bare node ids)."""
+    return f"unidentified partner (node id {node_id})"
 
 
 def query_all(grid: Grid, nodes: list[int], stage: Stage, config: dict, arrays: ArrayRecord | None = None,
@@ -88,25 +124,35 @@ def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
     partner_of: dict[int, str] = {}
     contributions, per_partner_tasks, n_train = [], [], {}
     failed = []
+    units_of = catalog_units() if cfg.scaling != "moments" else {}
+    answered = {msg.metadata.src_node_id for msg in replies}
+    failed.extend(unnamed(n) for n in nodes if n not in answered)
     for msg in replies:
         if msg.has_error():
-            failed.append(f"node-{msg.metadata.src_node_id}")
-            log.warning("stats: node %s failed: %s", msg.metadata.src_node_id, msg.error.reason)
+            failed.append(partner_in_error(msg.error.reason) or unnamed(msg.metadata.src_node_id))
+            log.warning("stats: %s failed: %s", failed[-1], msg.error.reason)
             continue
         info = msg.content["partner"]
         partner = str(info["partner-id"])
         partner_of[msg.metadata.src_node_id] = partner
-        tasks = [task.TaskSpec(n, t, u) for n, t, u in zip(info["task-names"], info["task-types"], info["task-units"])]
+        sent_units = list(info["task-units"]) if "task-units" in info else None
+        units = sent_units or [units_of.get(str(n), "") for n in info["task-names"]]
+        tasks = [task.TaskSpec(n, t, u) for n, t, u in zip(info["task-names"], info["task-types"], units)]
         per_partner_tasks.append(tasks)
-        moments = record_to_numpy(msg.content["moments"])
+        moments = record_to_numpy(msg.content["moments"]) if "moments" in msg.content.array_records else {}
         contributions.append(([t.name for t in tasks], moments))
         n_train[partner] = int(msg.content["metrics"]["num-examples"])
     if len(contributions) < 2:
         raise InputError(f"federated statistics need at least 2 partners; got {len(contributions)} (failed: {failed})")
     tasks = task.union_tasks(per_partner_tasks)
-    n_features = len(contributions[0][1]["feature-sum"])
-    scaling = task.consortium_scaling(n_features, tasks, contributions)
-    log.info("stats: %d partners, %d endpoints, %d features", len(partner_of), len(tasks), n_features)
+    if cfg.scaling == "moments":
+        n_features = len(contributions[0][1]["feature-sum"])
+        scaling = task.consortium_scaling(n_features, tasks, contributions)
+    else:
+        scaler = task.public_feature_scaler(cfg.featurizer, cfg.cache_dir)
+        scaling = task.public_scaling(scaler, tasks, contributions if cfg.heads == "shared" else None)
+    log.info("stats: %d partners, %d endpoints, %d features (%s scaling)", len(partner_of), len(tasks),
+             scaling.n_features, cfg.scaling)
     return partner_of, scaling, n_train, failed
 
 
@@ -125,15 +171,33 @@ class RunSetup:
     minimum: int
     checkpointer: Checkpointer
     round_config: dict
+    history: list[dict]
+    """Round log of the rounds done before a resume (from the checkpoint), so the report keeps them."""
+    history_rejections: list[dict]
+    """Rejections of those rounds."""
+    accountant_state: dict | None = None
+    """DP: the privacy accountant's state at the checkpoint (a resumed run keeps spending from it)."""
 
 
 def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
     """Wait for partners, run the statistics stage, build (or resume) the global model."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    minimum = cfg.min_partners or cfg.n_partners
-    nodes = wait_for_nodes(grid, minimum)
+    minimum = cfg.minimum_partners
+    if isinstance(grid, MeteredGrid):
+        grid.quorum, grid.grace = minimum, cfg.quorum_grace
+    nodes = wait_for_nodes(grid, cfg.n_partners, minimum, grace=cfg.quorum_grace)
     partner_of, scaling, n_train, stats_failed = collect_stats(grid, nodes, cfg)
+    if len(partner_of) < minimum:
+        raise InputError(f"only {len(partner_of)} partner(s) answered the statistics stage; the run needs "
+                         f"{minimum} (missing: {', '.join(stats_failed) or 'none named'})")
+    if cfg.secagg and len(partner_of) < SECAGG_MIN_PARTNERS:
+        if not cfg.secagg_allow_two:
+            raise InputError(f"SecAgg+ with {len(partner_of)} partners: each could subtract its own update from "
+                             f"the sum and recover the other's; refused (needs >= {SECAGG_MIN_PARTNERS}; "
+                             "override: --secagg-allow-two)")
+        log.warning("SECAGG+ WITH %d PARTNERS (operator override): the sum reveals each partner's update to the "
+                    "other; secure aggregation protects nothing here", len(partner_of))
     model = task.build_model(scaling.n_features, scaling.tasks, cfg.hidden, cfg.dropout, cfg.seed)
     arrays = modelio.model_arrays(model, include_heads=cfg.heads == "shared")
     checkpointer = Checkpointer(out / "checkpoints")
@@ -141,6 +205,9 @@ def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
     # Private heads saved by the nodes carry this token: a fresh run never starts from another
     # run's heads left in a node folder; a resumed run keeps the token of the run it continues.
     run_token = uuid.uuid4().hex
+    history: list[dict] = []
+    history_rejections: list[dict] = []
+    accountant_state = None
     if cfg.resume:
         ckpt = checkpointer.latest()
         if ckpt is not None:
@@ -148,9 +215,13 @@ def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
                 raise InputError("checkpoint does not match this run's model (different tasks or architecture)")
             arrays, offset = ckpt.arrays, ckpt.round
             run_token = str(ckpt.meta.get("run-token", run_token))
+            history = [r for r in ckpt.meta.get("round_log", []) if int(r.get("round", 0)) <= offset]
+            history_rejections = [r for r in ckpt.meta.get("rejections", []) if int(r.get("round", 0)) <= offset]
+            accountant_state = ckpt.meta.get("dp_accountant")
             log.info("resuming from checkpoint round %d", offset)
     return RunSetup(partner_of, scaling, n_train, stats_failed, arrays, offset, min(minimum, len(partner_of)),
-                    checkpointer, {**base_config(cfg), **scaling.to_config(), "run-token": run_token})
+                    checkpointer, {**base_config(cfg), **scaling.to_config(), "run-token": run_token},
+                    history, history_rejections, accountant_state)
 
 
 def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: dict[str, np.ndarray],
@@ -166,7 +237,7 @@ def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: 
                             arrays=numpy_to_record(final_arrays), timeout=cfg.round_timeout)
     partners = {}
     for msg in replies:
-        name = setup.partner_of.get(msg.metadata.src_node_id, f"node-{msg.metadata.src_node_id}")
+        name = setup.partner_of.get(msg.metadata.src_node_id, unnamed(msg.metadata.src_node_id))
         if msg.has_error():
             log.warning("report: %s failed: %s", name, msg.error.reason)
             continue
@@ -177,11 +248,13 @@ def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: 
         "strategy": cfg.strategy, "heads": cfg.heads, "rounds": cfg.rounds, "resumed_from": setup.offset,
         "tasks": [t.to_dict() for t in setup.scaling.tasks], "partners": partners, "n_train": setup.n_train,
         "partner_of_node": {str(k): v for k, v in setup.partner_of.items()},
-        "stats_failed": setup.stats_failed, "round_log": round_log, "rejections": rejections,
+        "stats_failed": setup.stats_failed, "round_log": [*setup.history, *round_log], "rejections": rejections,
         "model_bytes": int(sum(np.asarray(v).nbytes for v in final_arrays.values())),
         "n_parameters_sent": int(sum(np.asarray(v).size for v in final_arrays.values())),
         "dp": {"clipping_norm": cfg.dp_clip, "noise_multiplier": cfg.dp_noise} if cfg.dp else None,
-        "secagg": secagg, **timing, "scaling": setup.scaling.to_config(),
+        "secagg": secagg, **timing, "scaling": setup.scaling.to_config(), "scaling_mode": cfg.scaling,
+        "quorum": {"registered": cfg.n_partners, "needed": setup.minimum, "answered_stats": len(setup.partner_of)},
+        "secagg_two_partner_override": bool(secagg and len(setup.partner_of) < SECAGG_MIN_PARTNERS),
     }
     (out / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
     if cfg.heads == "shared":

@@ -22,18 +22,28 @@ so it stores what the round finally produced (after DP noise, when on).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy import Bulyan, FedAvg, FedMedian, FedTrimmedAvg, Krum, MultiKrum
 
 from federation.aggregation import AdamServerOptimizer, Rejection, aggregate, validate_updates
 from pipelines.registry import Registry
 
 log = logging.getLogger(__name__)
+
+_ERROR_PARTNER = re.compile(r"^\[([^\]]+)\]")
+
+
+def partner_in_error(reason: str) -> str | None:
+    """The partner id a node put in its error reply (``[partner] ...``, ``federation.mods.error_reply_mod``)."""
+    match = _ERROR_PARTNER.match(reason or "")
+    return match.group(1) if match else None
+
 
 NUM_EXAMPLES = "num-examples"
 TASK_COUNT_PREFIX = "n."
@@ -52,6 +62,11 @@ class AggregationRule:
     """The aggregate is a pseudo-gradient for a server-side Adam step (FedAdam)."""
     sums_only: bool = True
     """The rule needs only the (weighted) sum of updates, so it can run under SecAgg+."""
+
+    def flower(self, n_updates: int, trim_fraction: float, robust_f: int):
+        """Flower's own strategy whose ``aggregate_train`` combines the accepted replies (robust rules);
+        ``None``: our ``federation.aggregation.aggregate`` (``method``)."""
+        return None
 
 
 STRATEGIES: Registry[AggregationRule] = Registry("strategy")
@@ -79,18 +94,59 @@ class FedAdamRule(AggregationRule):
 
 @STRATEGIES.register("fedmedian")
 class FedMedianRule(AggregationRule):
-    """Coordinate-wise median of the updates (robust to a minority of outliers)."""
+    """Coordinate-wise median of the updates: Flower's ``FedMedian``."""
 
     method = "median"
     sums_only = False
 
+    def flower(self, n_updates, trim_fraction, robust_f):
+        return FedMedian()
+
 
 @STRATEGIES.register("trimmed")
 class TrimmedMeanRule(AggregationRule):
-    """Coordinate-wise mean after dropping the ``trim_fraction`` largest and smallest values."""
+    """Coordinate-wise mean after dropping the ``trim_fraction`` largest and smallest values: Flower's
+    ``FedTrimmedAvg`` (``beta = trim_fraction``)."""
 
     method = "trimmed"
     sums_only = False
+
+    def flower(self, n_updates, trim_fraction, robust_f):
+        return FedTrimmedAvg(beta=trim_fraction)
+
+
+@STRATEGIES.register("krum")
+class KrumRule(AggregationRule):
+    """Krum (Blanchard et al. 2017): the one update closest to its ``n - f - 2`` nearest; Flower's ``Krum``."""
+
+    method = "krum"
+    sums_only = False
+
+    def flower(self, n_updates, trim_fraction, robust_f):
+        return Krum(num_malicious_nodes=robust_f)
+
+
+@STRATEGIES.register("multikrum")
+class MultiKrumRule(AggregationRule):
+    """MultiKrum: the weighted mean of the ``n - f`` best Krum-scored updates; Flower's ``MultiKrum``."""
+
+    method = "multikrum"
+    sums_only = False
+
+    def flower(self, n_updates, trim_fraction, robust_f):
+        return MultiKrum(num_malicious_nodes=robust_f, num_nodes_to_select=max(1, n_updates - robust_f))
+
+
+@STRATEGIES.register("bulyan")
+class BulyanRule(AggregationRule):
+    """Bulyan (El Mhamdi et al. 2018): Krum selection then a coordinate-wise trimmed mean around the
+    median; Flower's ``Bulyan``. Needs ``>= 4 f + 3`` accepted updates, else the round keeps the model."""
+
+    method = "bulyan"
+    sums_only = False
+
+    def flower(self, n_updates, trim_fraction, robust_f):
+        return Bulyan(num_malicious_nodes=robust_f)
 
 
 @dataclass(slots=True)
@@ -106,12 +162,17 @@ class RoundLog:
     failed: list[str] = field(default_factory=list)
     norms: dict[str, float] = field(default_factory=dict)
     train_loss: float = float("nan")
+    valid_loss: float = float("nan")
+    epsilon: float | None = None
+    """DP: cumulative epsilon after this round (Flower's RDP accountant); ``None`` without DP."""
+    delta: float | None = None
 
     def to_dict(self) -> dict:
         return {"round": self.round, "bytes_down": self.bytes_down, "bytes_up": self.bytes_up,
                 "bytes": self.bytes_down + self.bytes_up, "n_replies": self.n_replies,
                 "accepted": self.accepted, "rejected": self.rejected, "failed": self.failed,
-                "norms": self.norms, "train_loss": self.train_loss}
+                "norms": self.norms, "train_loss": self.train_loss, "valid_loss": self.valid_loss,
+                "epsilon": self.epsilon, "delta": self.delta}
 
 
 def record_to_numpy(record: ArrayRecord) -> dict[str, np.ndarray]:
@@ -139,13 +200,16 @@ class FederatedStrategy(FedAvg):
         uniform_weights: bool = False,
         round_offset: int = 0,
         min_nodes: int = 2,
+        robust_f: int = 1,
         on_evaluate=None,
     ) -> None:
         rule = STRATEGIES.get(strategy)
         super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=min_nodes,
                          min_evaluate_nodes=min_nodes, min_available_nodes=min_nodes)
         self.name = strategy
+        self.rule = rule()
         self.method = rule.method
+        self.robust_f = robust_f
         self.server_opt = AdamServerOptimizer(eta=server_lr) if rule.server_adam else None
         self.partner_of = dict(partner_of or {})
         self.round_config = dict(round_config or {})
@@ -166,7 +230,8 @@ class FederatedStrategy(FedAvg):
                  self.validate_norms, self.norm_z_threshold)
 
     def partner(self, node_id: int) -> str:
-        return self.partner_of.get(node_id, f"node-{node_id}")
+        """The partner id of a node (from the statistics stage)."""
+        return self.partner_of.get(node_id, f"unidentified partner (node id {node_id})")
 
     # -- sending --------------------------------------------------------------------------------
     def _with_round_config(self, server_round: int, config: ConfigRecord) -> ConfigRecord:
@@ -199,9 +264,11 @@ class FederatedStrategy(FedAvg):
         rlog.n_replies = len(replies)
         updates: list[tuple[str, dict[str, np.ndarray]]] = []
         metrics: list[MetricRecord] = []
+        messages: list[Message] = []
         for msg in replies:
             partner = self.partner(msg.metadata.src_node_id)
             if msg.has_error():
+                partner = partner_in_error(msg.error.reason) or partner
                 rlog.failed.append(partner)
                 log.warning("round %d: %s failed: %s", global_round, partner, msg.error.reason)
                 continue
@@ -215,6 +282,7 @@ class FederatedStrategy(FedAvg):
             record = next(iter(content.array_records.values()))
             updates.append((partner, record_to_numpy(record)))
             metrics.append(next(iter(content.metric_records.values())))
+            messages.append(msg)
         replied = {msg.metadata.src_node_id for msg in replies}
         for node in getattr(self, "_sent_to", []):
             if node not in replied:
@@ -236,8 +304,17 @@ class FederatedStrategy(FedAvg):
         kept_metrics = [metrics[i] for i in kept]
         weights = [1.0 if self.uniform_weights else float(m.get(NUM_EXAMPLES, 1.0)) for m in kept_metrics]
         key_weights = None if self.uniform_weights else self._head_weights(arrays[0], kept_metrics)
-        result = aggregate(arrays, weights, method=self.method, trim_fraction=self.trim_fraction,
-                           key_weights=key_weights)
+        robust = self.rule.flower(len(kept), self.trim_fraction, self.robust_f)
+        if robust is not None:  # Flower's own rule on the replies that passed our checks
+            record, _ = robust.aggregate_train(server_round, [messages[i] for i in kept])
+            if record is None:
+                log.warning("round %d: %s could not aggregate %d update(s); the global model stays as it was",
+                            global_round, self.name, len(kept))
+                return None, None
+            result = record_to_numpy(record)
+        else:
+            result = aggregate(arrays, weights, method=self.method, trim_fraction=self.trim_fraction,
+                               key_weights=key_weights)
         if self.server_opt is not None:
             result = self.server_opt.step(self.current, result)
         losses = [float(m.get("train-loss", np.nan)) for m in kept_metrics]
@@ -267,6 +344,8 @@ class FederatedStrategy(FedAvg):
         values = np.array([float(r.get("valid-loss", np.nan)) for r in records])
         ok = np.isfinite(values) & (weights > 0)
         loss = float(np.average(values[ok], weights=weights[ok])) if ok.any() else float("nan")
+        if self.rounds:
+            self.rounds[-1].valid_loss = loss
         if self.on_evaluate is not None:
             self.on_evaluate(self.round_offset + server_round, loss)
         return MetricRecord({"valid-loss": loss, NUM_EXAMPLES: float(weights.sum())})
@@ -277,6 +356,7 @@ def make_strategy(cfg, *, partner_of: dict[int, str], round_config: dict, round_
     """The run's strategy from its ``FederatedConfig``."""
     return FederatedStrategy(strategy=cfg.strategy, partner_of=partner_of, round_config=round_config,
                              proximal_mu=cfg.proximal_mu, trim_fraction=cfg.trim_fraction,
-                             server_lr=cfg.server_lr, validate_norms=cfg.validate_norms,
+                             server_lr=cfg.server_lr, validate_norms=cfg.validate_norms and not cfg.dp,
                              norm_z_threshold=cfg.norm_z_threshold, uniform_weights=cfg.dp,
-                             round_offset=round_offset, min_nodes=min_nodes, on_evaluate=on_evaluate)
+                             round_offset=round_offset, min_nodes=min_nodes, robust_f=cfg.robust_f,
+                             on_evaluate=on_evaluate)

@@ -6,8 +6,10 @@ Read ``federation/`` in this order: ``task.py`` (this) -> ``node.py`` -> ``clien
 A partner folder holds ``data.csv`` (the K-MELLODDY-style long table). ``load_partner`` turns it into
 a feature matrix and a label matrix for the partner's own endpoints, split by scaffold into
 train / valid / test, and caches the arrays in the partner's node-local work folder.
-``local_moments`` gives the sums, sums of squares and counts the server combines into the
-consortium's feature and target scaling (``ConsortiumScaling``); rows never leave the partner.
+Scaling (``ConsortiumScaling``): by default features are scaled by ``public_feature_scaler`` (fit on
+public molecules, nothing from a partner) and, with private heads, each partner scales its own targets
+(``partner_targets``); ``local_moments`` gives the sums, sums of squares and counts of the older
+``moments`` mode (and the label sums of shared heads). Rows never leave the partner.
 """
 
 from __future__ import annotations
@@ -132,12 +134,36 @@ def split_partner(smiles: list[str], seed: int) -> np.ndarray:
     return np.asarray(scaffold_split(list(smiles), fractions=SPLIT_FRACTIONS, seed=seed), dtype=object)
 
 
+def prepare_partner(data_dir: Path, partner: str, work_dir: Path | None,
+                    settings=None):
+    """The partner's table prepared as every node prepares it (``pipelines.partner_data.prepare_node_data``:
+    validate against the consortium catalog, convert units, aggregate replicates, keyed scaffold folds),
+    cached under ``work_dir/prepared``. In a simulation the catalog is the partition's ``catalog.json``
+    (next to the partner folders) when there is one."""
+    from pipelines.partner_data import CONSORTIUM_CATALOG, NodeDataSettings, prepare_node_data
+
+    if settings is None:
+        folder = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
+        published = folder.parent / CONSORTIUM_CATALOG
+        settings = NodeDataSettings(catalog_path=published if published.is_file() else None)
+    out = Path(work_dir) / "prepared" if work_dir else Path(data_dir if Path(data_dir).is_dir()
+                                                             else Path(data_dir).parent) / ".fedadmet_prepared"
+    prep = prepare_node_data(data_dir, out, settings)
+    if not prep.usable:
+        raise InputError(f"{partner}: no usable rows after preparation "
+                         f"(rejected: {prep.summary.get('rejected_by_reason', {})})")
+    return prep
+
+
 def load_partner(data_dir: Path, partner: str, featurizer: str, cache_dir: Path | None,
-                 work_dir: Path | None = None, seed: int = 0) -> PartnerData:
-    """Featurized, split data of one partner; arrays cached in ``work_dir`` keyed by content hash."""
-    table = read_partner_table(data_dir)
+                 work_dir: Path | None = None, seed: int = 0, settings=None) -> PartnerData:
+    """Featurized data of one partner, prepared (:func:`prepare_partner`) and split by the keyed
+    scaffold folds; arrays cached in ``work_dir`` keyed by the prepared table's content hash.
+    ``seed`` is kept for the cache key (the folds do not depend on it)."""
+    prep = prepare_partner(data_dir, partner, work_dir, settings)
+    table = prep.prepared
     digest = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).values.tobytes())
-    digest.update(f"{featurizer}|{seed}|{SPLIT_FRACTIONS}".encode())
+    digest.update(f"{featurizer}|{seed}|keyed-folds".encode())
     key = digest.hexdigest()[:16]
     cache = Path(work_dir) / f"partner_arrays_{key}.npz" if work_dir else None
     if cache is not None and cache.exists():
@@ -146,7 +172,11 @@ def load_partner(data_dir: Path, partner: str, featurizer: str, cache_dir: Path 
             return PartnerData(partner, z["X"], z["Y"], z["censor"],
                                [TaskSpec.from_dict(t) for t in meta["tasks"]],
                                z["split"].astype(object), meta["n_invalid"], z["smiles"].astype(object))
-    td = task_data_from_long(table)
+    types = {str(k): str(v) for k, v in prep.summary.get("task_types", {}).items()}
+    units = dict(zip(table["endpoint"].astype(str), table["unit"].astype(str), strict=True))
+    td = task_data_from_long(table, task_types=types, units=units)
+    fold_of = dict(zip(table["inchikey"].astype(str), table["fold"].astype(str)))
+    td.split = np.asarray([fold_of[k] for k in td.inchikeys], dtype=object)
     X, valid = featurize(td.smiles, featurizer, cache_dir)
     n_invalid = int((~valid).sum())
     if n_invalid:
@@ -155,7 +185,10 @@ def load_partner(data_dir: Path, partner: str, featurizer: str, cache_dir: Path 
     X = X[valid]
     if len(td) < 10:
         raise InputError(f"{partner}: only {len(td)} usable molecules; a partner needs at least 10")
-    split = split_partner(td.smiles, seed)
+    split = np.asarray(td.split, dtype=object)
+    empty = [f for f in ("train", "valid", "test") if not (split == f).any()]
+    if empty:
+        log.warning("%s: the consortium's keyed folds leave no %s rows here", partner, " / ".join(empty))
     data = PartnerData(partner, X, td.Y, td.censor, list(td.tasks), split, n_invalid,
                        np.asarray(td.smiles, dtype=object))
     if cache is not None:
@@ -198,6 +231,59 @@ def consortium_scaling(n_features: int, tasks: list[TaskSpec],
     is_cls = [t.is_classification for t in tasks]
     return ConsortiumScaling(FeatureScaler.from_moments(fs, fss, fc, clip=FEATURE_CLIP), list(tasks),
                              TargetScaler.from_moments(ts, tss, tc, is_cls))
+
+
+#: Molecules of the public reference set (MOSES, shipped with the package) the feature scaling is fit on.
+PUBLIC_REFERENCE_SIZE = 1000
+
+
+def public_reference_smiles(n: int = PUBLIC_REFERENCE_SIZE) -> list[str]:
+    """The first ``n`` molecules of the bundled MOSES sample (public, MIT): no partner's structures."""
+    import gzip
+
+    from pipelines.catalog import screening_library_path
+
+    with gzip.open(screening_library_path(), "rt", encoding="utf-8") as handle:
+        lines = (line.split()[0] for line in handle if line.strip())
+        return [next(lines) for _ in range(n)]
+
+
+def public_feature_scaler(featurizer: str, cache_dir: Path | None) -> FeatureScaler:
+    """Robust feature scaling (median / IQR, clipped) fit on the public reference set only.
+
+    What the consortium needs to scale inputs, with nothing from any partner: every node applies the
+    same fixed transform, which the server sends in the round config."""
+    X, ok = featurize(public_reference_smiles(), featurizer, cache_dir)
+    return FeatureScaler.fit(X[ok], clip=FEATURE_CLIP)
+
+
+def public_scaling(scaler: FeatureScaler, tasks: list[TaskSpec],
+                   target_moments: list[tuple[list[str], dict[str, np.ndarray]]] | None = None) -> ConsortiumScaling:
+    """Scaling from the public feature scaler; targets from summed label moments (shared heads) or
+    identity placeholders that each partner replaces with its own (private heads, ``partner_targets``)."""
+    names = [t.name for t in tasks]
+    ts, tss, tc = np.zeros(len(tasks)), np.zeros(len(tasks)), np.zeros(len(tasks))
+    for own, m in target_moments or []:
+        cols = [names.index(n) for n in own]
+        ts[cols] += m["target-sum"]
+        tss[cols] += m["target-sumsq"]
+        tc[cols] += m["target-count"]
+    return ConsortiumScaling(scaler, list(tasks), TargetScaler.from_moments(ts, tss, tc,
+                                                                            [t.is_classification for t in tasks]))
+
+
+def target_moments(data: PartnerData) -> dict[str, np.ndarray]:
+    """Per-endpoint label sums / sums of squares / counts of the training rows (shared heads only)."""
+    m = local_moments(data)
+    return {k: v for k, v in m.items() if k.startswith("target-")}
+
+
+def partner_targets(scaling: ConsortiumScaling, data: PartnerData) -> ConsortiumScaling:
+    """The scaling with this partner's own target scaler (its training labels, its own endpoints;
+    others identity): private heads are the partner's, so their scale never needs to leave it."""
+    Y, _ = align(data, scaling.tasks, strict=False)
+    own = TargetScaler.fit(Y[data.rows("train")], [t.is_classification for t in scaling.tasks])
+    return ConsortiumScaling(scaling.features, scaling.tasks, own)
 
 
 def union_tasks(per_partner: list[list[TaskSpec]]) -> list[TaskSpec]:

@@ -201,7 +201,9 @@ def test_dp_noise_is_added_to_the_aggregate_with_the_expected_std(consortium):
         assert abs(residual.mean()) < 0.05 * expected_std
         assert residual.std() == pytest.approx(expected_std, rel=0.05), (rnd, residual.std(), expected_std)
     rep = report_mod.build_report(outcome)
-    assert rep["privacy"]["differential_privacy"] == {"clipping_norm": clip, "noise_multiplier": noise}
+    dp = rep["privacy"]["differential_privacy"]
+    assert (dp["clipping_norm"], dp["noise_multiplier"], dp["rounds_released"]) == (clip, noise, 2)
+    assert [r["epsilon"] for r in rep["round_log"]] == sorted(r["epsilon"] for r in rep["round_log"])
 
 
 def test_bytes_per_round_are_measured_from_the_serialized_messages(consortium):

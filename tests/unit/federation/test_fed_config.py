@@ -15,7 +15,7 @@ from pipelines.errors import InputError
 
 def test_run_config_round_trip_keeps_every_field(tmp_path):
     cfg = FederatedConfig(out_dir=tmp_path, hidden=(64, 32), endpoints=("solubility", "bbb"), dp_clip=0.5,
-                          dp_noise=0.1, min_partners=3, poison_partners=("partner_01",), strategy="trimmed",
+                          dp_noise=0.1, min_partners=3, poison_partners=("partner_01",), strategy="fedprox",
                           validate_norms=False, max_rows=100)
     rc = cfg.to_run_config()
     assert all(isinstance(v, (str, int, float, bool)) for v in rc.values())
@@ -41,4 +41,4 @@ def test_bad_run_config_fails_once_with_a_clear_error():
     with pytest.raises(InputError, match="rounds"):
         FederatedConfig.from_run_config({"out-dir": "x", "rounds": "three"})
     with pytest.raises(InputError, match="strategy"):
-        FederatedConfig.from_run_config({"out-dir": "x", "strategy": "krum"})
+        FederatedConfig.from_run_config({"out-dir": "x", "strategy": "byzantine"})
