@@ -4,7 +4,8 @@ Read after ``task.py``. A ClientApp learns everything from Flower's ``Context``:
 - ``context.run_config``: the run's ``FederatedConfig`` (one schema, ``federation.config``);
 - ``context.node_config``: on the Deployment Engine a SuperNode names its own ``data-path`` (a
   partner folder or its ``data.csv``), optional ``partner-id``, ``work-dir`` (node-local state:
-  private heads file, the partner's bundle), ``cache-dir`` and ``audit-dir``. Paths in the run
+  private heads file, the partner's bundle), ``cache-dir``, ``audit-dir`` and how it prepares its
+  table (``catalog``, ``endpoint-map``, ``fold-secret-file``: ``fedadmet node start`` sets them). Paths in the run
   config (which are the operator's) are then ignored. In simulation Flower gives ``partition-id``,
   which picks ``partner_XX`` under the run config's ``partners-dir``, and the node's folders are
   ``<out-dir>/nodes/<partner>``, ``<cache-dir>`` and ``<out-dir>/audit``.
@@ -24,6 +25,7 @@ from admet.train import TrainConfig
 from federation import modelio, task
 from federation.config import FederatedConfig
 from pipelines.errors import InputError
+from pipelines.partner_data import NodeDataSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,9 @@ class Node:
     audit_dir: Path | None
     """Where a description of every reply is appended (``None``: no audit log)."""
     config: FederatedConfig
+    data_settings: NodeDataSettings | None = None
+    """How this node prepares its table (consortium catalog, mapping file, fold secret); None: a
+    simulated partner (the partition's ``catalog.json``, the public simulation fold key)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -68,7 +73,12 @@ def resolve_node(context: Context) -> Node:
         work = Path(str(nc.get("work-dir", folder / ".fedadmet_node")))
         cache = Path(str(nc.get("cache-dir", work / "feature_cache")))
         audit = Path(str(nc["audit-dir"])) if nc.get("audit-dir") else None
-        return Node(partner, data_path, work, cache, audit, cfg)
+        settings = NodeDataSettings(
+            catalog_path=Path(str(nc["catalog"])) if nc.get("catalog") else None,
+            endpoint_map_path=Path(str(nc["endpoint-map"])) if nc.get("endpoint-map") else None,
+            fold_secret_path=Path(str(nc["fold-secret-file"])) if nc.get("fold-secret-file") else None,
+        )
+        return Node(partner, data_path, work, cache, audit, cfg, settings)
     if cfg.partners_dir is None:
         raise InputError("no partner data: set node config data-path (or partners-dir in the run config)")
     folders = sorted(p for p in cfg.partners_dir.iterdir() if (p / task.DATA_FILE).exists())
@@ -84,7 +94,7 @@ def load_data(node: Node, cfg: ConfigRecord) -> task.PartnerData:
     """The partner's featurized data (cached in its work folder)."""
     torch.set_num_threads(TORCH_THREADS)
     return task.load_partner(node.data_path, node.partner, str(cfg["featurizer"]), node.cache_dir,
-                             node.work_dir, seed=int(cfg["seed"]))
+                             node.work_dir, seed=int(cfg["seed"]), settings=node.data_settings)
 
 
 def consortium_model(msg: Message, context: Context, cfg: ConfigRecord, node: Node):

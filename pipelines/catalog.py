@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -113,3 +116,115 @@ def load_embedded(endpoints: list[str] | None = None) -> pd.DataFrame:
 def screening_library_path() -> Path:
     """A bundled drug-like library (10,000 MOSES molecules, MIT) for demos and screening."""
     return datasets_dir() / "moses_sample" / "moses_10k.smi.gz"
+
+
+# ----------------------------------------------------------------------------- consortium catalog
+@dataclass(frozen=True, slots=True)
+class CatalogEndpoint:
+    """One endpoint of a consortium catalog: what every partner's values are converted to."""
+
+    name: str
+    task_type: str
+    """``regression`` or ``classification``."""
+    unit: str
+    """Canonical unit; a partner's rows in another unit are converted (``pipelines.measurements``)."""
+    transform: str = "none"
+    """Transform the model learns on (``none`` / ``log10``)."""
+    better: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointCatalog:
+    """The endpoints a consortium trains on (names, canonical units, task type, transform) and the
+    other names (aliases) each is known by, e.g. the K-MELLODDY gist names (``PPBR`` -> ``PPBR_AZ``).
+
+    The operator publishes it (``fedadmet consortium catalog``); a node prepares its table against
+    it (``fedadmet node check``). ``sha256`` identifies the exact catalog a node prepared with."""
+
+    endpoints: dict[str, CatalogEndpoint]
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_frame(cls, catalog: pd.DataFrame) -> "EndpointCatalog":
+        endpoints = {
+            str(r["endpoint"]): CatalogEndpoint(str(r["endpoint"]), str(r["task_type"]), str(r["unit"]),
+                                                str(r.get("transform") or "none"), str(r.get("better") or ""))
+            for r in catalog.to_dict("records")
+        }
+        return cls(endpoints, endpoint_aliases(catalog))
+
+    @classmethod
+    def embedded(cls) -> "EndpointCatalog":
+        return cls.from_frame(load_catalog())
+
+    def to_json(self) -> dict:
+        return {"format": "fedadmet-endpoint-catalog/1",
+                "endpoints": [asdict(e) for e in self.endpoints.values()],
+                "aliases": dict(sorted(self.aliases.items()))}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "EndpointCatalog":
+        try:
+            endpoints = {str(e["name"]): CatalogEndpoint(**{k: str(v) for k, v in e.items()})
+                         for e in doc["endpoints"]}
+            aliases = {str(k): str(v) for k, v in doc.get("aliases", {}).items()}
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"not an endpoint catalog (expected 'endpoints' with name, task_type, unit): {exc}"
+                             ) from exc
+        bad = sorted(a for a, e in aliases.items() if e not in endpoints)
+        if bad:
+            raise InputError(f"catalog aliases point to unknown endpoints: {bad}")
+        return cls(endpoints, aliases)
+
+    @classmethod
+    def read(cls, path: str | Path) -> "EndpointCatalog":
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"endpoint catalog not found: {path}")
+        try:
+            doc = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not a JSON endpoint catalog ({exc})") from exc
+        return cls.from_json(doc)
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        return path
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
+
+    def resolve(self, name: str, mapping: dict[str, str] | None = None) -> str | None:
+        """The catalog endpoint a partner's endpoint name stands for (mapping file first, then the
+        catalog's own names and aliases); ``None`` when unmapped."""
+        name = str(name).strip()
+        target = (mapping or {}).get(name, name)
+        if target in self.endpoints:
+            return target
+        return self.aliases.get(target)
+
+
+def read_endpoint_map(path: str | Path, catalog: EndpointCatalog) -> dict[str, str]:
+    """A partner's mapping file: CSV/TSV with columns ``partner_endpoint,catalog_endpoint`` (the
+    partner's endpoint name as ``fedadmet data validate`` writes it, e.g. ``PPB|Human``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"endpoint mapping file not found: {path}")
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: unreadable endpoint mapping ({exc})") from exc
+    missing = {"partner_endpoint", "catalog_endpoint"} - set(table.columns)
+    if missing:
+        raise InputError(f"{path}: endpoint mapping needs columns partner_endpoint,catalog_endpoint "
+                         f"(missing {sorted(missing)})")
+    mapping = {str(a).strip(): str(b).strip() for a, b in zip(table["partner_endpoint"], table["catalog_endpoint"],
+                                                              strict=True) if str(a).strip()}
+    unknown = sorted({b for b in mapping.values() if catalog.resolve(b) is None})
+    if unknown:
+        raise InputError(f"{path}: mapped to endpoint(s) not in the consortium catalog: {unknown}")
+    return {a: catalog.resolve(b) or b for a, b in mapping.items()}

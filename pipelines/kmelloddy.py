@@ -61,6 +61,13 @@ TEST_CATEGORY: dict[str, str] = {
     **{f"{cyp}_Substrate_CarbonMangels": "CYP_Substrate" for cyp in ("CYP2C9", "CYP2D6", "CYP3A4")},
     **{a: "Toxicity" for a in ("NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER", "NR-ER-LBD",
                                "NR-PPAR-gamma", "SR-ARE", "SR-ATAD5", "SR-HSE", "SR-MMP", "SR-p53")},
+    # K-MELLODDY gist endpoint names that the catalog lists as aliases (``catalog.csv``)
+    "Caco2": "Permeability", "pgp_inhibitor": "Efflux_transporter", "HIA": "Absorption", "F20": "In_vivo_PK",
+    "Lipophilicity": "Lipophilicity", "Solubility": "Solubility", "BBB_logbb(cls)": "Brain_penetration",
+    "PPBR": "Plasma_protein_binding", "VDss": "In_vivo_PK", "t1/2(reg)": "In_vivo_PK", "LD50": "Toxicity",
+    "Skin Reaction": "Toxicity", "Carcinogen": "Toxicity",
+    **{f"{cyp}_Inhibitor": "CYP_Inhibition" for cyp in ("CYP1A2", "CYP2C9", "CYP2C19", "CYP2D6", "CYP3A4")},
+    **{f"{cyp}_Substrate": "CYP_Substrate" for cyp in ("CYP2C9", "CYP2D6", "CYP3A4")},
 }
 
 

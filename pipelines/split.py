@@ -11,6 +11,8 @@ in a seeded random order; each group goes to train while it fits, else valid, el
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import logging
 from collections.abc import Sequence
 
@@ -208,3 +210,39 @@ def temporal_split(dates: Sequence[object], fractions: Sequence[float] = (0.8, 0
 def split_by_key(keys: Sequence[str], fold_of_key: dict[str, str], default: str = "train") -> np.ndarray:
     """Fold of each row from a key -> fold mapping (unknown keys get ``default``)."""
     return np.asarray([fold_of_key.get(str(k), default) for k in keys], dtype=str)
+
+
+#: The key of simulated consortia's folds. Public on purpose: a simulation has every partner's rows in
+#: one place anyway. A real consortium's operator hands every partner its own secret (``--fold-secret``).
+SIMULATION_FOLD_SECRET = b"fedadmet-simulation-fold-key"
+
+
+def keyed_fold(key: str, secret: bytes, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> str:
+    """``train`` / ``valid`` / ``test`` from HMAC-SHA256(secret, key): the first 8 bytes as a number in
+    [0, 1) against the cumulative fractions. The same key and secret give the same fold anywhere."""
+    fr = _check_fractions(fractions)
+    digest = hmac.new(secret, key.encode("utf-8"), hashlib.sha256).digest()
+    u = int.from_bytes(digest[:8], "big") / 2.0**64
+    return FOLDS[0] if u < fr[0] else FOLDS[1] if u < fr[0] + fr[1] else FOLDS[2]
+
+
+def keyed_scaffold_folds(smiles: Sequence[str], secret: bytes, fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                         n_jobs: int | None = 1) -> np.ndarray:
+    """Consortium-consistent folds, as MELLODDY assigned them: the fold of a molecule is the keyed hash
+    (:func:`keyed_fold`) of its Bemis-Murcko scaffold, so one scaffold lands in the same fold at
+    every partner holding the secret, and no partner shares a structure to agree on it. Acyclic
+    molecules (empty scaffold) are keyed by their own (standardized) SMILES.
+
+    Unlike :func:`scaffold_split`, fold sizes are only expected to match ``fractions``: a small
+    partner can end up with few or no valid / test rows."""
+    if not secret:
+        raise InputError("the fold secret is empty")
+    scaffolds = scaffolds_of(smiles, n_jobs=n_jobs)
+    keys = [f"scaffold:{s}" if s else f"acyclic:{m}" for s, m in zip(scaffolds, smiles, strict=True)]
+    return np.asarray([keyed_fold(k, secret, fractions) for k in keys], dtype=object)
+
+
+def fold_secret_fingerprint(secret: bytes) -> str:
+    """A short public check value of a fold secret (partners compare it to see they hold the same
+    secret without revealing it)."""
+    return hmac.new(secret, b"fedadmet fold secret check", hashlib.sha256).hexdigest()[:16]

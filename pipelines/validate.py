@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipelines.catalog import LONG_COLUMNS, catalog_column, load_catalog
+from pipelines.catalog import LONG_COLUMNS, EndpointCatalog, catalog_column, load_catalog
 from pipelines.errors import InputError
-from pipelines.measurements import check_units, parse_measurement
+from pipelines.measurements import check_units, convert_value, parse_measurement
 from pipelines.standardize import DEFAULT_MAX_HEAVY_ATOMS, RejectReason, standardize_unique
 
 log = logging.getLogger(__name__)
 
 REJECTED_COLUMNS: tuple[str, ...] = ("row", "input", "reason")
+#: Reject reason of a row whose endpoint the consortium catalog (and the partner's mapping file)
+#: does not know: reported and skipped, never trained on under a guessed name.
+UNMAPPED_ENDPOINT = "unmapped_endpoint"
 _KNOWN_REASONS = frozenset(r.value for r in RejectReason)
 
 
@@ -96,7 +99,8 @@ def _catalog_units() -> dict[str, str]:
 
 def validate_long_table(long_df: pd.DataFrame, expected_units: dict[str, str] | None = None,
                         tautomer: bool = False, max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS,
-                        progress=None, n_jobs: int | None = None) -> ValidationResult:
+                        progress=None, n_jobs: int | None = None, consortium: EndpointCatalog | None = None,
+                        endpoint_map: dict[str, str] | None = None) -> ValidationResult:
     """Validate a long table: molecules, endpoint names, relations, values and units.
 
     ``expected_units`` maps endpoint -> unit (default: the embedded catalog's units). Accepted rows:
@@ -104,6 +108,13 @@ def validate_long_table(long_df: pd.DataFrame, expected_units: dict[str, str] | 
     ``= < >``, ``value`` float, ``unit`` filled where it was empty and is known, and ``compound_id``
     filled with the InChIKey where it was empty. Rejected rows: ``row, input, reason, endpoint``.
     The first failing check gives the reason (molecule, then endpoint, relation/value, unit).
+
+    Values of a catalog endpoint in another unit are converted to the catalog unit where the rule is
+    known (``pipelines.measurements.convert_value``; a decreasing conversion flips ``<``/``>``), else
+    rejected ``unknown_unit``. With ``consortium`` (a node preparing its table for a consortium),
+    endpoint names are resolved to the consortium catalog's (``endpoint_map`` first, then the catalog's
+    names and aliases), an endpoint it does not know is rejected ``unmapped_endpoint``, only the
+    catalog's units apply, and a classification value other than 0/1 is ``bad_value``.
     """
     missing = [c for c in ("smiles", "endpoint", "value") if c not in long_df.columns]
     if missing:
@@ -114,7 +125,12 @@ def validate_long_table(long_df: pd.DataFrame, expected_units: dict[str, str] | 
     for column in LONG_COLUMNS:
         if column not in table.columns:
             table[column] = ""
-    expected = _catalog_units() if expected_units is None else dict(expected_units)
+    if consortium is not None:
+        expected = {name: e.unit for name, e in consortium.endpoints.items()}
+        classification = {name for name, e in consortium.endpoints.items() if e.task_type == "classification"}
+    else:
+        expected = _catalog_units() if expected_units is None else dict(expected_units)
+        classification = set()
     results = standardize_unique(table["input"].tolist(), tautomer, max_heavy_atoms, n_jobs=n_jobs,
                                  progress=progress)
     n = len(table)
@@ -130,13 +146,29 @@ def validate_long_table(long_df: pd.DataFrame, expected_units: dict[str, str] | 
         if not endpoints[i]:
             reasons[i] = RejectReason.MISSING_ENDPOINT.value
             continue
+        if consortium is not None:
+            target = consortium.resolve(endpoints[i], endpoint_map)
+            if target is None:
+                reasons[i] = UNMAPPED_ENDPOINT
+                continue
+            endpoints[i] = target
         relation, number, unit_override, reason = parse_measurement(rel, value)
         if reason is not None:
             reasons[i] = reason.value
             continue
-        relations[i], values[i] = relation, number
         if unit_override is not None and not units[i]:
             units[i] = unit_override
+        canonical = expected.get(endpoints[i])
+        if canonical is not None and units[i] and units[i] != canonical:
+            converted_rel, converted, unit_reason = convert_value(relation, number, units[i], canonical)
+            if unit_reason is not None:
+                reasons[i] = unit_reason.value
+                continue
+            relation, number, units[i] = converted_rel, converted, canonical
+        if endpoints[i] in classification and number not in (0.0, 1.0):
+            reasons[i] = RejectReason.BAD_VALUE.value
+            continue
+        relations[i], values[i] = relation, number
     unit_reasons = check_units(pd.Series(endpoints), pd.Series(units), expected)
     for i, unit_reason in enumerate(unit_reasons):
         if not reasons[i] and unit_reason is not None:

@@ -59,8 +59,9 @@ def test_official_split_is_kept_verbatim(table, catalog):
 
 
 def test_hint_names_resolve_to_the_tdc_endpoint(catalog):
-    assert endpoint_aliases(catalog) == {"bioavailability": "Bioavailability_Ma", "bbb": "BBB_Martins",
-                                         "cyp2c19_inhib": "CYP2C19_Veith"}
+    aliases = endpoint_aliases(catalog)
+    hint_names = {"bioavailability": "Bioavailability_Ma", "bbb": "BBB_Martins", "cyp2c19_inhib": "CYP2C19_Veith"}
+    assert {k: aliases[k] for k in hint_names} == hint_names
     assert resolve_endpoints(["bbb", "BBB_Martins", "HLM_CLint"]) == ["BBB_Martins", "HLM_CLint"]
     rows = load_embedded(["bbb", "bioavailability"])
     assert set(rows["endpoint"]) == {"BBB_Martins", "Bioavailability_Ma"}
