@@ -163,10 +163,18 @@ def _compound_pk(compound: str, admet_model: Path | None, design):
     from clinical_sim.admet_link import compound_pk, load_admet
 
     predicted, values = None, {}
+    if admet_model is None and not design.pk.explicit():
+        # the shipped base model (admet.shipped) predicts the PK endpoints when no bundle is named
+        from admet.shipped import check_shipped, shipped_model_dir
+
+        try:
+            check_shipped(shipped_model_dir())
+        except InputError as exc:
+            raise InputError("give --admet-model, or explicit cl_l_h, v_l, ka_h and f in the design's [pk] "
+                             f"section (no usable shipped base model: {exc})") from None
+        admet_model = shipped_model_dir()
     if admet_model is not None:
         predicted, values = compound_pk(load_admet(admet_model), compound)
-    elif not design.pk.explicit():
-        raise InputError("give --admet-model, or explicit cl_l_h, v_l, ka_h and f in the design's [pk] section")
     return design.pk.typical(predicted), values
 
 
@@ -174,7 +182,8 @@ def _compound_pk(compound: str, admet_model: Path | None, design):
 def simulate_cmd(
     compound: str = typer.Option(..., "--compound", help="Compound SMILES."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
-    admet_model: Path | None = typer.Option(None, "--admet-model", help="ADMET bundle: PK typical values."),
+    admet_model: Path | None = typer.Option(None, "--admet-model", help="ADMET bundle: PK typical values (default: the shipped base model, unless the design's [pk] "
+                                      "gives cl_l_h, v_l, ka_h and f)."),
     design_path: Path | None = typer.Option(None, "--design", help="Design TOML (default: the shipped one)."),
     n_trials: int | None = typer.Option(None, "--n-trials", min=1, help="Override the number of virtual trials."),
     seed: int | None = typer.Option(None, "--seed", help="Override the design's seed."),
@@ -218,7 +227,8 @@ def optimize_cmd(
     compound: str = typer.Option(..., "--compound", help="Compound SMILES."),
     out: Path = typer.Option(..., "--out", help="Output folder (holds study.db; reruns resume it)."),
     trials: int = typer.Option(40, "--trials", min=1, help="Designs to evaluate in this run."),
-    admet_model: Path | None = typer.Option(None, "--admet-model", help="ADMET bundle: PK typical values."),
+    admet_model: Path | None = typer.Option(None, "--admet-model", help="ADMET bundle: PK typical values (default: the shipped base model, unless the design's [pk] "
+                                      "gives cl_l_h, v_l, ka_h and f)."),
     design_path: Path | None = typer.Option(None, "--design", help="Base design TOML with an [optimize] section."),
     seed: int = typer.Option(0, "--seed", help="Sampler seed."),
 ) -> None:

@@ -43,9 +43,11 @@ def test_simulate_writes_outputs(tmp_path):
         assert (out / name).stat().st_size > 0
 
 
-def test_simulate_without_pk_source_is_a_clear_error(tmp_path):
+def test_simulate_without_pk_source_is_a_clear_error(tmp_path, monkeypatch):
+    # no --admet-model, no explicit [pk], and no shipped base model to fall back on
+    monkeypatch.setenv("FEDADMET_BASE_MODEL", str(tmp_path / "no_shipped_model"))
     res = runner.invoke(app, ["trial", "simulate", "--compound", ASPIRIN, "--out", str(tmp_path / "x")])
-    assert res.exit_code == 2
+    assert res.exit_code == 2 and "shipped base model" in res.output
     bad = tmp_path / "bad.toml"
     bad.write_text("[trial]\nn_per_arm = -3\n")
     res = runner.invoke(app, ["trial", "simulate", "--compound", ASPIRIN, "--design", str(bad), "--out",
