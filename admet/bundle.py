@@ -7,7 +7,10 @@ Layout::
                          metrics summary, and a sha256 per file (written last)
     feature_scaler.npz   the training-data feature scaler
     ensemble/member_NN/  the k ensemble members (family-specific files)
-    domain.npz           applicability-domain reference fingerprints + threshold
+    domain.npz           applicability-domain reference fingerprints, similarity threshold,
+                         descriptor box (``admet.domain``)
+    split.npz            the fold of every training-table molecule (``SplitManifest``; bundles
+                         written before it existed have none)
     approved.npz         approved-drug prediction distributions per endpoint
     metrics.json         held-out metrics
     model_card.md        the human-readable card
@@ -33,7 +36,7 @@ import pandas as pd
 from admet.approved import ApprovedReference
 from admet.config import ModelConfig
 from admet.conformal import ConformalRegressor, ProbabilityCalibrator
-from admet.domain import ApplicabilityDomain
+from admet.domain import ApplicabilityDomain, DomainInputs
 from admet.ensemble import Ensemble
 from admet.features import FeatureScaler, FeatureSet, comparable_config, current_featurizer_config
 from admet.tasks import TaskSpec
@@ -45,12 +48,47 @@ log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = 1
 SUFFIXES = ("", "_std", "_lower", "_upper", "_in_domain", "_pct_approved")
+#: Molecule-level applicability-domain columns (``admet.domain``): status, nearest-neighbour
+#: similarity to the training set, and the ``;``-joined reasons a molecule is outside.
+DOMAIN_COLUMNS = ("ad_status", "ad_similarity", "ad_flags")
+DOMAIN_TEXT_COLUMNS = ("ad_status", "ad_flags")
 FEATURIZATION_FAILED = "featurization_failed"
 
 
 def output_columns(task_names: Sequence[str]) -> list[str]:
-    """Per-endpoint prediction columns, in their stable order."""
-    return [f"{name}{suffix}" for name in task_names for suffix in SUFFIXES]
+    """The domain columns, then the per-endpoint prediction columns, in their stable order."""
+    return list(DOMAIN_COLUMNS) + [f"{name}{suffix}" for name in task_names for suffix in SUFFIXES]
+
+
+class SplitManifest:
+    """Which fold (``train`` / ``valid`` / ``test``) each training-table molecule (by key) was in.
+
+    Stored as ``split.npz`` so ``fedadmet admet recalibrate`` finds the calibration rows exactly,
+    even when the data pipeline has changed since training (molecules whose key is not in the
+    manifest are left out of recalibration).
+    """
+
+    FOLDS = ("train", "valid", "test")
+
+    def __init__(self, keys: Sequence[str], split: Sequence[str]) -> None:
+        if len(keys) != len(split):
+            raise ValueError(f"{len(keys)} keys for {len(split)} split labels")
+        self.keys = [str(k) for k in keys]
+        self.split = np.asarray([str(v) for v in split], dtype=object)
+
+    def fold_of(self, keys: Sequence[str]) -> np.ndarray:
+        """The stored fold per key; ``""`` for a key not in the manifest."""
+        lookup = dict(zip(self.keys, self.split))
+        return np.array([lookup.get(str(k), "") for k in keys], dtype=object)
+
+    def save(self, path: Path) -> None:
+        codes = np.array([self.FOLDS.index(v) for v in self.split], dtype=np.uint8)
+        np.savez_compressed(path, keys=np.array(self.keys, dtype=str), fold=codes)
+
+    @classmethod
+    def load(cls, path: Path) -> "SplitManifest":
+        with np.load(path) as z:
+            return cls([str(k) for k in z["keys"]], [cls.FOLDS[int(c)] for c in z["fold"]])
 
 
 class ModelBundle:
@@ -61,7 +99,8 @@ class ModelBundle:
                  calibrators: dict[str, ProbabilityCalibrator], domain: ApplicabilityDomain | None,
                  approved: ApprovedReference | None, metrics: dict | None = None,
                  data_hash: str = "", featurizer_config: dict | None = None,
-                 versions: dict | None = None, info: dict | None = None) -> None:
+                 versions: dict | None = None, info: dict | None = None,
+                 split_manifest: SplitManifest | None = None) -> None:
         self.tasks = list(tasks)
         self.config = config
         self.features = features
@@ -75,6 +114,7 @@ class ModelBundle:
         self.featurizer_config = featurizer_config or {}
         self.versions = versions or library_versions(config.model)
         self.info = info or {}
+        self.split_manifest = split_manifest
 
     @property
     def task_names(self) -> list[str]:
@@ -87,13 +127,16 @@ class ModelBundle:
     # -- prediction ------------------------------------------------------------------------
     def predict_features(self, X_raw: np.ndarray, smiles: Sequence[str],
                          valid: np.ndarray | None = None,
-                         domain_bits: Sequence[list[int] | None] | None = None) -> pd.DataFrame:
+                         domain_bits: Sequence[list[int] | None] | DomainInputs | None = None) -> pd.DataFrame:
         """Per-endpoint prediction columns for raw (unscaled) feature rows aligned with ``smiles``.
 
         Values are in each task's ``unit``: a task trained on ``log10`` labels is transformed back (mean ->
         median on the unit's scale, bounds exactly, std by the delta method; ``admet.transforms``).
 
-        Rows with ``valid == False`` get NaN / NA in every column. ``domain_bits`` (Morgan on-bits
+        ``ad_status`` is ``inside`` / ``outside`` / ``unknown`` (no domain data in the bundle), with the
+        reasons in ``ad_flags`` (``admet.domain``); every ``E_in_domain`` is ``ad_status == inside``
+        (NA when unknown). Rows with ``valid == False`` get NaN / NA in every column. ``domain_bits``
+        (``admet.domain.domain_inputs`` of the rows, or only their Morgan on-bits
         per row, ``admet.domain.morgan_on_bits``) saves recomputing the domain fingerprints.
         """
         n = len(smiles)
@@ -101,30 +144,26 @@ class ModelBundle:
         if len(X_raw) != n or len(valid) != n:
             raise ValueError(f"{len(X_raw)} feature rows, {len(valid)} flags for {n} SMILES")
         T = len(self.tasks)
-        mean, std = np.full((n, T), np.nan), np.full((n, T), np.nan)
+        mean, std, lower, upper = (np.full((n, T), np.nan) for _ in range(4))
+        status, flags = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
         sim = np.full(n, np.nan)
         rows = np.flatnonzero(valid)
         if len(rows):
-            X = self.features.transform_matrix(np.asarray(X_raw)[rows])
-            mean[rows], std[rows] = self.ensemble.predict(X)
-            if self.domain is not None:
-                if domain_bits is not None:
-                    sim[rows] = self.domain.max_similarity_bits([domain_bits[i] for i in rows])
-                else:
-                    sim[rows] = self.domain.max_similarity([smiles[i] for i in rows])
-        cols: dict[str, object] = {}
-        in_domain = pd.array(np.where(np.isfinite(sim), sim >= self._threshold(), False),
-                             dtype="boolean")
-        in_domain[~np.isfinite(sim)] = pd.NA
-        for j, task in enumerate(self.tasks):
-            mu, sd = mean[:, j], std[:, j]
-            if task.is_classification:
-                cal = self.calibrators.get(task.name)
-                mu = cal.transform(mu) if cal is not None else mu
-                lo = hi = np.full(n, np.nan)
+            if domain_bits is None:
+                sub = None
+            elif isinstance(domain_bits, DomainInputs):
+                sub = domain_bits.take(rows)
             else:
-                conf = self.conformal.get(task.name)
-                lo, hi = conf.interval(mu, sd) if conf is not None else (np.full(n, np.nan),) * 2
+                sub = [domain_bits[i] for i in rows]
+            pred = self.predict_model_space(np.asarray(X_raw)[rows], [smiles[i] for i in rows], sub)
+            mean[rows], std[rows], lower[rows], upper[rows] = pred.mean, pred.std, pred.lower, pred.upper
+            status[rows], flags[rows], sim[rows] = pred.domain.status, pred.domain.flags, pred.domain.similarity
+        cols: dict[str, object] = {"ad_status": pd.Series(status, dtype=object),
+                                   "ad_similarity": sim, "ad_flags": pd.Series(flags, dtype=object)}
+        in_domain = pd.array([None if s not in ("inside", "outside") else s == "inside" for s in status],
+                             dtype="boolean")
+        for j, task in enumerate(self.tasks):
+            mu, sd, lo, hi = mean[:, j], std[:, j], lower[:, j], upper[:, j]
             pct = self.approved.percentile(task.name, mu) if self.approved else np.full(n, np.nan)
             if task.transform != "none":  # model scale -> the task's unit (admet.transforms)
                 mu, sd, lo, hi = (inverse(mu, task.transform), inverse_std(mu, sd, task.transform),
@@ -136,6 +175,16 @@ class ModelBundle:
             cols[f"{task.name}_in_domain"] = in_domain.copy()
             cols[f"{task.name}_pct_approved"] = pct
         return pd.DataFrame(cols, columns=output_columns(self.task_names))
+
+    def predict_model_space(self, X_raw: np.ndarray, smiles: Sequence[str],
+                            domain_bits: Sequence[list[int] | None] | None = None):
+        """:class:`admet.difficulty.CalibratedPrediction` for valid raw feature rows (model scale:
+        log10 for log-trained tasks; calibrated probabilities; intervals; domain)."""
+        from admet.difficulty import calibrated_predict
+
+        X = self.features.transform_matrix(np.asarray(X_raw))
+        return calibrated_predict(self.ensemble, self.tasks, self.conformal, self.calibrators, self.domain,
+                                  X, list(smiles), domain_bits)
 
     def _threshold(self) -> float:
         return self.domain.threshold if self.domain is not None else 0.0
@@ -183,6 +232,8 @@ class ModelBundle:
             self.domain.save(folder / "domain.npz")
         if self.approved is not None:
             self.approved.save(folder / "approved.npz")
+        if self.split_manifest is not None:
+            self.split_manifest.save(folder / "split.npz")
         (folder / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=_json_default))
         (folder / "config.json").write_text(json.dumps(self.config.to_json_dict(), indent=2))
         (folder / "model_card.md").write_text(render_model_card(self))
@@ -208,7 +259,9 @@ class ModelBundle:
             "calibrators": {k: v.to_dict() for k, v in self.calibrators.items()},
             "domain": None if self.domain is None else {
                 "threshold": self.domain.threshold, "percentile": self.domain.percentile,
-                "n_reference": int(len(self.domain.reference))},
+                "n_reference": int(len(self.domain.reference)),
+                "descriptor_box": self.domain.box_low is not None,
+                "calibration_inside": self.domain.calibration_inside},
             "info": self.info,
         }
 
@@ -273,6 +326,7 @@ def load_bundle(folder: str | Path, check_featurizer: bool = True) -> ModelBundl
         ensemble = Ensemble.load(folder / "ensemble", tasks, int(meta["n_members"]))
         domain = ApplicabilityDomain.load(folder / "domain.npz") if (folder / "domain.npz").exists() else None
         approved = ApprovedReference.load(folder / "approved.npz") if (folder / "approved.npz").exists() else None
+        manifest = SplitManifest.load(folder / "split.npz") if (folder / "split.npz").exists() else None
         metrics = json.loads((folder / "metrics.json").read_text())
     except InputError:
         raise
@@ -283,7 +337,8 @@ def load_bundle(folder: str | Path, check_featurizer: bool = True) -> ModelBundl
         conformal={k: ConformalRegressor.from_dict(v) for k, v in meta.get("conformal", {}).items()},
         calibrators={k: ProbabilityCalibrator.from_dict(v) for k, v in meta.get("calibrators", {}).items()},
         domain=domain, approved=approved, metrics=metrics, data_hash=meta.get("data_hash", ""),
-        featurizer_config=feat["config"], versions=meta.get("versions"), info=meta.get("info", {}))
+        featurizer_config=feat["config"], versions=meta.get("versions"), info=meta.get("info", {}),
+        split_manifest=manifest)
 
 
 def _canon(obj) -> str:

@@ -1,15 +1,31 @@
-"""Split-conformal regression intervals and calibrated class probabilities.
+"""Split-conformal regression intervals with a per-molecule difficulty, and calibrated probabilities.
 
 Both are fitted on a calibration fold the models never trained on.
 
-* :class:`ConformalRegressor`: nonconformity either ``|y - mu| / (std + eps)`` (normalized by
-  the ensemble spread) or ``|y - mu|`` (absolute); both are valid split-conformal scores and
-  the one giving the narrower mean interval on the calibration fold is kept. The quantile is
-  the ``ceil((n + 1) * coverage)``-th smallest score, which guarantees coverage >= the
-  requested level for exchangeable data.
-* :class:`ProbabilityCalibrator`: Platt scaling (logistic on the logit) for small calibration
-  folds, isotonic regression from ``ISOTONIC_MIN`` labels on; identity when the fold has
-  too few labels or a single class.
+:class:`ConformalRegressor` gives ``mu +/- q * sigma(x)``. The nonconformity score is
+``|y - mu| / sigma(x)`` and ``q`` its ``ceil((n + 1) * coverage)``-th smallest value on the
+calibration fold. Candidates for the difficulty ``sigma(x)``:
+
+* ``absolute``: ``sigma = 1`` (every molecule gets the same width);
+* ``spread``: ``sigma = s(x) + eps``, ``s`` the spread of the model's component predictions
+  (ensemble members, and the network and LightGBM parts of a ``blend`` member);
+* ``error_model``: ``sigma = exp(w . f(x))``, a linear model of ``log |y - mu|`` on
+  ``log(s + eps)``, ``1 - `` nearest-neighbour Tanimoto similarity to the training set and
+  ``1 -`` the mean similarity of the 5 nearest neighbours (the features the fold has).
+
+The candidate with the smallest mean interval width is kept (an adaptive one also when it is at
+most ``WIDTH_TOLERANCE`` = 2% wider than ``absolute``); widths are measured *cross-fitted*
+(5 folds of the calibration fold: the error model is fitted on four and scores the fifth), and the
+kept model's ``q`` is the conformal quantile of those cross-fitted scores. For ``absolute`` and
+``spread`` nothing is fitted, so their coverage guarantee is the exact split-conformal one; for
+``error_model`` the three-to-four weights are learnt on the same fold, so the guarantee is the
+approximate cross-conformal one (measured in ``bench/admet_uncertainty.py``). ``normalized`` is
+the name older bundles used for ``spread``; they still load and predict as before.
+
+:class:`ProbabilityCalibrator`: Platt scaling (a logistic regression on the raw logit). It is
+strictly increasing, so the ranking (AUROC) is unchanged and distinct scores stay distinct; a
+fitted slope <= 0 (no usable signal) falls back to the identity. Older bundles' ``isotonic``
+calibrators still load; ``fedadmet admet recalibrate`` replaces them.
 """
 
 from __future__ import annotations
@@ -22,8 +38,13 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-ISOTONIC_MIN = 500
 PLATT_MIN = 20
+ERROR_MODEL_MIN = 40
+CROSS_FOLDS = 5
+KNN = 5
+FEATURES = ("log_spread", "nn_distance", "knn_distance")
+#: An adaptive ``sigma`` is kept over ``absolute`` when its cross-fitted mean width is at most this much wider.
+WIDTH_TOLERANCE = 0.02
 
 
 def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
@@ -36,48 +57,53 @@ def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
     return float(scores[k - 1])
 
 
+def _as_array(v, n: int) -> np.ndarray:
+    return np.full(n, np.nan) if v is None else np.asarray(v, float).reshape(-1)
+
+
 @dataclass(slots=True)
 class ConformalRegressor:
-    """Interval ``mu +/- q * (std + eps)`` (normalized) or ``mu +/- q`` (absolute)."""
+    """Interval ``mu +/- q * sigma(x)``; ``sigma`` by ``method`` (see the module docstring)."""
 
     method: str = "absolute"
     q: float = math.inf
     eps: float = 0.0
     coverage: float = 0.9
     n_calibration: int = 0
+    features: list[str] = field(default_factory=list)
+    """Error-model inputs, a subset of ``FEATURES`` in that order."""
+    weights: list[float] = field(default_factory=list)
+    """Error model: intercept, then one weight per feature (on standardised features)."""
+    center: list[float] = field(default_factory=list)
+    scale: list[float] = field(default_factory=list)
+    log_sigma_range: list[float] = field(default_factory=list)
+    """Error model: ``log sigma`` clipped to the range it took on the calibration fold."""
+    selection: dict = field(default_factory=dict)
+    """Cross-fitted mean width and Spearman(sigma, |error|) per candidate on the calibration fold."""
 
-    @classmethod
-    def fit(cls, y: np.ndarray, mu: np.ndarray, std: np.ndarray | None, coverage: float = 0.9,
-            method: str = "auto") -> "ConformalRegressor":
-        y, mu = np.asarray(y, float), np.asarray(mu, float)
-        std = np.zeros_like(mu) if std is None else np.asarray(std, float)
-        ok = np.isfinite(y) & np.isfinite(mu) & np.isfinite(std)
-        y, mu, std = y[ok], mu[ok], std[ok]
-        n = len(y)
-        resid = np.abs(y - mu)
-        absolute = cls("absolute", conformal_quantile(resid, coverage), 0.0, coverage, n)
-        if method == "absolute" or n == 0 or not np.any(std > 0):
-            return absolute
-        eps = max(1e-6, 0.1 * float(np.median(std)))
-        q_norm = conformal_quantile(resid / (std + eps), coverage)
-        normalized = cls("normalized", q_norm, eps, coverage, n)
-        if method == "normalized":
-            return normalized
-        width_norm = float(np.mean(q_norm * (std + eps))) if math.isfinite(q_norm) else math.inf
-        chosen = normalized if width_norm < absolute.q else absolute
-        log.debug("conformal: absolute q=%.3f, normalized mean half-width=%.3f -> %s",
-                  absolute.q, width_norm, chosen.method)
-        return chosen
+    # -- difficulty ---------------------------------------------------------------------
+    def _feature_matrix(self, std, nn_sim, knn_sim) -> np.ndarray:
+        return _features(self.features, std, nn_sim, knn_sim, self.eps)
 
-    def half_width(self, std: np.ndarray) -> np.ndarray:
-        std = np.asarray(std, float)
-        if self.method == "normalized":
-            return self.q * (std + self.eps)
-        return np.full(std.shape, self.q)
+    def sigma(self, std, nn_sim=None, knn_sim=None) -> np.ndarray:
+        std = np.asarray(std, float).reshape(-1)
+        if self.method == "absolute":
+            return np.ones(std.shape)
+        if self.method in ("spread", "normalized"):
+            return std + self.eps
+        F = self._feature_matrix(std, _as_array(nn_sim, len(std)), _as_array(knn_sim, len(std)))
+        F = np.where(np.isfinite(F), F, np.asarray(self.center)[None, :])  # missing signal -> typical value
+        z = (F - np.asarray(self.center)) / np.asarray(self.scale)
+        w = np.asarray(self.weights)
+        log_sigma = np.clip(w[0] + z @ w[1:], *self.log_sigma_range)
+        return np.exp(log_sigma)
 
-    def interval(self, mu: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def half_width(self, std, nn_sim=None, knn_sim=None) -> np.ndarray:
+        return self.q * self.sigma(std, nn_sim, knn_sim)
+
+    def interval(self, mu, std, nn_sim=None, knn_sim=None) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper); NaN where the calibration fold was too small for this coverage."""
-        h = self.half_width(std)
+        h = self.half_width(std, nn_sim, knn_sim)
         h = np.where(np.isfinite(h), h, np.nan)
         return np.asarray(mu) - h, np.asarray(mu) + h
 
@@ -85,6 +111,84 @@ class ConformalRegressor:
     def calibrated(self) -> bool:
         return math.isfinite(self.q)
 
+    # -- fitting ------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, y, mu, std=None, coverage: float = 0.9, method: str = "auto",
+            nn_sim=None, knn_sim=None, seed: int = 0) -> "ConformalRegressor":
+        """Fit on calibration labels ``y`` with predictions ``mu``, spreads ``std`` and (optional)
+        nearest-neighbour / k-NN similarities; ``method`` ``auto`` picks the narrowest candidate."""
+        y, mu = np.asarray(y, float).reshape(-1), np.asarray(mu, float).reshape(-1)
+        n0 = len(y)
+        std = np.zeros(n0) if std is None else np.asarray(std, float).reshape(-1)
+        nn, knn = _as_array(nn_sim, n0), _as_array(knn_sim, n0)
+        ok = np.isfinite(y) & np.isfinite(mu) & np.isfinite(std)
+        y, mu, std, nn, knn = y[ok], mu[ok], std[ok], nn[ok], knn[ok]
+        n = len(y)
+        resid = np.abs(y - mu)
+        eps = max(1e-6, 0.1 * float(np.median(std))) if n else 1e-6
+        candidates = {"absolute": None}
+        if n and np.any(std > 0):
+            candidates["spread"] = None
+        feats = [f for f, v in zip(FEATURES, (std, nn, knn))
+                 if n and np.isfinite(v).all() and np.ptp(v) > 0 and (f != "log_spread" or np.any(v > 0))]
+        if feats and n >= ERROR_MODEL_MIN:
+            candidates["error_model"] = feats
+        if method in ("absolute", "spread", "error_model"):
+            if method not in candidates:
+                method = "absolute"
+            candidates = {method: candidates[method]}
+        elif method == "normalized":  # the older name
+            candidates = {"spread": None} if "spread" in candidates else {"absolute": None}
+        elif method != "auto":
+            raise ValueError(f"unknown conformal method {method!r}")
+        folds = np.random.default_rng(seed).permutation(n) % CROSS_FOLDS
+        selection, fitted = {}, {}
+        for name, fnames in candidates.items():
+            base = cls(name, math.inf, eps, coverage, n)
+            if name == "error_model":
+                scores, sig = np.empty(n), np.empty(n)
+                for k in range(CROSS_FOLDS):
+                    held = folds == k
+                    part = base._fit_error_model(fnames, resid[~held], std[~held], nn[~held], knn[~held])
+                    sig[held] = part.sigma(std[held], nn[held], knn[held])
+                    scores[held] = resid[held] / sig[held]
+                model = base._fit_error_model(fnames, resid, std, nn, knn)
+            else:
+                model = base
+                sig = model.sigma(std)
+                scores = resid / sig
+            model.q = conformal_quantile(scores, coverage)
+            width = float(np.mean(2 * model.q * sig)) if model.calibrated else math.inf
+            selection[name] = {"mean_width": width, "spearman_sigma_error": _spearman(sig, resid)}
+            fitted[name] = model
+        chosen = min(fitted, key=lambda k: (selection[k]["mean_width"], list(fitted).index(k)))
+        adaptive = [k for k in fitted if k != "absolute" and math.isfinite(selection[k]["mean_width"])]
+        if chosen == "absolute" and adaptive:  # a width that follows difficulty is worth a sliver of width
+            best = min(adaptive, key=lambda k: selection[k]["mean_width"])
+            if selection[best]["mean_width"] <= (1 + WIDTH_TOLERANCE) * selection["absolute"]["mean_width"]:
+                chosen = best
+        out = fitted[chosen]
+        out.selection = selection
+        log.debug("conformal: %s -> %s", selection, chosen)
+        return out
+
+    def _fit_error_model(self, fnames, resid, std, nn, knn) -> "ConformalRegressor":
+        F = _features(fnames, std, nn, knn, self.eps)
+        center, scale = F.mean(0), F.std(0)
+        scale = np.where(scale > 0, scale, 1.0)
+        Z = (F - center) / scale
+        delta = 0.05 * float(np.median(resid)) + 1e-9
+        target = np.log(resid + delta)
+        A = np.column_stack([np.ones(len(Z)), Z])
+        ridge = 1e-3 * len(Z) * np.eye(A.shape[1])
+        ridge[0, 0] = 0.0
+        w = np.linalg.solve(A.T @ A + ridge, A.T @ target)
+        fitted = A @ w
+        return ConformalRegressor("error_model", math.inf, self.eps, self.coverage, self.n_calibration,
+                                  list(fnames), [float(v) for v in w], [float(v) for v in center],
+                                  [float(v) for v in scale], [float(fitted.min()), float(fitted.max())])
+
+    # -- persistence --------------------------------------------------------------------
     def to_dict(self) -> dict:
         d = asdict(self)
         d["q"] = self.q if math.isfinite(self.q) else None
@@ -94,17 +198,50 @@ class ConformalRegressor:
     def from_dict(cls, d: dict) -> "ConformalRegressor":
         q = d.get("q")
         return cls(d["method"], math.inf if q is None else float(q), float(d["eps"]),
-                   float(d["coverage"]), int(d["n_calibration"]))
+                   float(d["coverage"]), int(d["n_calibration"]), list(d.get("features", [])),
+                   list(d.get("weights", [])), list(d.get("center", [])), list(d.get("scale", [])),
+                   list(d.get("log_sigma_range", [])), dict(d.get("selection", {})))
+
+
+def _features(fnames, std, nn, knn, eps) -> np.ndarray:
+    cols = {"log_spread": lambda: np.log(np.maximum(std, 0) + eps),
+            "nn_distance": lambda: 1.0 - nn, "knn_distance": lambda: 1.0 - knn}
+    return np.column_stack([cols[f]() for f in fnames]) if fnames else np.zeros((len(std), 0))
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(spearmanr(a, b).statistic)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
+    p = np.clip(np.asarray(p, float), 1e-15, 1 - 1e-15)  # distinct scores stay distinct
     return np.log(p / (1 - p))
+
+
+def expected_calibration_error(y, p, bins: int = 10) -> float:
+    """ECE: label-weighted mean |observed rate - mean probability| over ``bins`` equal-width bins."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    ok = np.isfinite(y) & np.isfinite(p)
+    y, p = y[ok], p[ok]
+    if len(y) == 0:
+        return math.nan
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.sum() * abs(y[m].mean() - p[m].mean())
+    return float(total / len(y))
 
 
 @dataclass(slots=True)
 class ProbabilityCalibrator:
-    """Maps raw P(class 1) to calibrated probabilities (``identity``, ``platt`` or ``isotonic``)."""
+    """Maps raw P(class 1) to calibrated probabilities (``identity`` or ``platt``; ``isotonic``
+    only in bundles written before Platt became the only fitted method)."""
 
     method: str = "identity"
     a: float = 1.0
@@ -119,18 +256,19 @@ class ProbabilityCalibrator:
         ok = np.isfinite(y) & np.isfinite(p)
         y, p = y[ok], p[ok]
         n = len(y)
-        if n < PLATT_MIN or len(np.unique(y)) < 2:
+        if method not in ("auto", "platt", "identity"):
+            raise ValueError(f"unknown calibration method {method!r} (platt keeps the ranking; isotonic is "
+                             "no longer fitted because it merges distinct scores)")
+        if method == "identity" or n < PLATT_MIN or len(np.unique(y)) < 2:
             return cls("identity", n_calibration=n)
-        if method == "isotonic" or (method == "auto" and n >= ISOTONIC_MIN):
-            from sklearn.isotonic import IsotonicRegression
-
-            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
-            return cls("isotonic", x=[float(v) for v in iso.X_thresholds_],
-                       y=[float(v) for v in iso.y_thresholds_], n_calibration=n)
         from sklearn.linear_model import LogisticRegression
 
         lr = LogisticRegression(C=1e4).fit(_logit(p).reshape(-1, 1), y)
-        return cls("platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]), n_calibration=n)
+        a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        if not a > 0:  # a flat or inverted fit would destroy the ranking
+            log.warning("Platt slope %.3g <= 0 on %d calibration labels: probabilities left uncalibrated", a, n)
+            return cls("identity", n_calibration=n)
+        return cls("platt", a=a, b=b, n_calibration=n)
 
     def transform(self, p: np.ndarray) -> np.ndarray:
         p = np.asarray(p, float)

@@ -10,10 +10,11 @@ are joined into ``OUT`` (CSV or Parquet by extension) and the parts folder is re
 Output: one row per input record, in order: ``row, input, smiles, status, reason``, the input's
 other columns as text (IDs, names, SDF properties; a name that clashes with an output column gets
 ``_input`` appended), ``inchikey`` and ``duplicate_of`` (the row of the first earlier input with the
-same InChIKey), the physicochemical columns of ``pipelines.physchem`` and per endpoint ``E, E_std,
-E_lower, E_upper, E_in_domain, E_pct_approved``. Next to ``OUT`` a ``OUT.columns.json`` sidecar
-(and, for Parquet, the schema metadata key ``fedadmet.columns``) gives each column's unit, meaning
-and direction (``admet.columns``; docs/OUTPUTS.md).
+same InChIKey), the physicochemical columns of ``pipelines.physchem``, the domain
+columns ``ad_status, ad_similarity, ad_flags`` and per endpoint ``E, E_std, E_lower, E_upper,
+E_in_domain, E_pct_approved``. Next to ``OUT`` a ``OUT.columns.json`` sidecar (and, for Parquet,
+the schema metadata key ``fedadmet.columns``) gives each column's unit, meaning and direction
+(``admet.columns``; docs/OUTPUTS.md).
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from admet.bundle import FEATURIZATION_FAILED, ModelBundle, load_bundle, output_columns
+from admet.bundle import DOMAIN_TEXT_COLUMNS, FEATURIZATION_FAILED, ModelBundle, load_bundle, output_columns
 from admet.columns import parquet_metadata, write_sidecar
-from admet.domain import morgan_on_bits
+from admet.domain import domain_inputs
 from pipelines.errors import InputError
 from pipelines.library_stream import iter_library
 from pipelines.physchem import PHYSCHEM_COLUMNS, physchem_frame
@@ -103,7 +104,7 @@ def _prepare_chunk(inputs: list, forced: list | None, spec: str) -> tuple:
         X, valid = fm.X, fm.valid
     else:
         X, valid = None, np.zeros(0, bool)
-    bits = morgan_on_bits(ok_smiles)
+    bits = domain_inputs(ok_smiles)  # fingerprints, descriptor box and rule flags, here in the worker
     phys = physchem_frame(ok_smiles).to_numpy(float)
     return smiles, reasons, np.asarray(ok, dtype=np.int64), X, valid, bits, keys, phys
 
@@ -182,7 +183,8 @@ def _schema(task_names: list[str], id_columns: list[str] | tuple[str, ...] = ())
     fields += [pa.field("inchikey", pa.string()), pa.field("duplicate_of", pa.int64())]
     fields += [pa.field(c, pa.float64()) for c in PHYSCHEM_COLUMNS]
     for col in output_columns(task_names):
-        fields.append(pa.field(col, pa.bool_() if col.endswith("_in_domain") else pa.float64()))
+        kind = pa.string() if col in DOMAIN_TEXT_COLUMNS else pa.bool_() if col.endswith("_in_domain") else pa.float64()
+        fields.append(pa.field(col, kind))
     return pa.schema(fields)
 
 

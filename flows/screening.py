@@ -201,6 +201,9 @@ def summary_markdown(cfg: steps.ScreeningConfig, result: steps.ScreeningResult) 
         counts = steps.domain_counts(result.ranked)
         lines.append(f"- inside every endpoint's applicability domain: {counts['inside']}; outside at least one: "
                      f"{counts['outside']}; unknown (no domain data in the model): {counts['unknown']}")
+        reasons = steps.domain_reason_counts(result.ranked)
+        if reasons:
+            lines.append("- why outside (molecules per reason): " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
     lines += ["", f"## Top {min(cfg.top_n, len(result.ranked))} compounds", "",
               artifacts.frame_to_markdown(top_table(result, min(cfg.top_n, 10)))]
     if len(result.rejects):

@@ -186,6 +186,16 @@ def with_duplicates(accepted: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def domain_reason_counts(ranked: pd.DataFrame) -> dict[str, int]:
+    """Molecules per applicability-domain reason (``ad_flags``: ``low_similarity``, ``range:<descriptor>``,
+    ``peptide``, ...), most frequent first; empty without the column."""
+    if "ad_flags" not in ranked:
+        return {}
+    tokens = ranked["ad_flags"].dropna().astype(str).str.split(";").explode()
+    tokens = tokens[tokens != ""]
+    return {str(k): int(v) for k, v in tokens.value_counts().items()}
+
+
 def rank_predictions(accepted: pd.DataFrame, predictions: pd.DataFrame, valid: np.ndarray,
                      profile: DesirabilityProfile, endpoints: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scored, ranked table of featurizable molecules + rejects for the rest."""

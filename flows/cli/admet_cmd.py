@@ -291,3 +291,68 @@ def predict_cmd(
     resumed = f", {summary.n_chunks_resumed} chunk(s) resumed" if summary.n_chunks_resumed else ""
     console.print(f"{summary.n_rows:,} rows: {summary.n_ok:,} ok, {summary.n_rejected:,} rejected "
                   f"({summary.molecules_per_second:,.0f} molecules/s{resumed}) -> [bold]{out}[/]")
+
+
+# ----------------------------------------------------------------------------- recalibrate
+@app.command("recalibrate")
+def recalibrate_cmd(
+    model_dir: Path = typer.Argument(..., metavar="BUNDLE", help="Model bundle folder."),
+    data: Path | None = typer.Option(None, "--data", help="The training table (default: what train_run.json "
+                                     "recorded, e.g. the embedded catalog)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the recalibrated bundle here (default: in place)."),
+    split_manifest: Path | None = typer.Option(None, "--split-manifest", help="Fold of each training molecule "
+                                               "(split.npz format) for a bundle that has none."),
+    n_jobs: int | None = typer.Option(None, "--n-jobs", help="Featurization processes (default: all cores)."),
+) -> None:
+    """Refit conformal intervals, probability calibration and applicability domain of an existing bundle
+    on its own calibration rows (found again from the bundle's stored split)."""
+    checks.model_bundle(model_dir, "BUNDLE")
+    if data is not None:
+        checks.measurement_table(data, "--data")
+    if split_manifest is not None:
+        checks.readable_file(split_manifest, "--split-manifest")
+    from admet.recalibrate import recalibrate_bundle
+
+    with Progress(SpinnerColumn(), TextColumn("[bold]recalibrating"), TimeElapsedColumn(), console=err_console,
+                  transient=True) as bar:
+        bar.add_task("recalibrate", total=None)
+        report = recalibrate_bundle(model_dir, out=out, data=data, manifest_path=split_manifest, n_jobs=n_jobs)
+    target = Path(report["out"])
+    _write_json(target / "recalibrate_run.json", {"command": "fedadmet admet recalibrate", "bundle": str(model_dir),
+                                                  "data": str(data) if data else None, "report": report})
+    few = sorted(k for k, n in report["calibration_label_counts"].items() if n < 100)
+    console.print(f"calibration rows: {report['split']} ({'exact' if report['exact'] else 'NOT exact'}); "
+                  f"folds {report['folds']}")
+    if few:
+        console.print(f"[yellow]fewer than 100 calibration labels: {', '.join(few)}[/]")
+    s = report.get("summary")
+    if s:
+        console.print(f"test: 90% coverage in 88-92% on {s['coverage_in_target']}/{s['regression_endpoints']} "
+                      f"regression endpoints; Spearman(width, |error|) > 0.2 on "
+                      f"{s['spearman_width_error_above_0.2']}/{s['spearman_width_error_n']}")
+    console.print(f"recalibrated bundle written to [bold]{target}[/] ({report['seconds']} s)")
+
+
+# ----------------------------------------------------------------------------- pack
+@app.command("pack")
+def pack_cmd(
+    bundle_dir: Path = typer.Argument(..., metavar="BUNDLE", help="A bundle written by `fedadmet admet train` "
+                                      "on the embedded catalog."),
+    out: Path = typer.Option(..., "--out", help="The shipped folder to write (e.g. models/fedadmet-base-1.0)."),
+    split_manifest: Path | None = typer.Option(None, "--split-manifest", help="The training run's folds "
+                                               "(split.npz format) for a bundle saved without split.npz."),
+) -> None:
+    """Turn a trained bundle into the shipped base model: gzipped boosters (lossless, checked),
+    the training split, SHIPPED.json manifest and MODEL_CARD.md (admet.shipped.pack_bundle)."""
+    checks.model_bundle(bundle_dir, "BUNDLE")
+    if out.exists():
+        raise InputError(f"--out {out} exists; remove it first (the shipped folder is written whole)")
+    if split_manifest is not None and not split_manifest.is_file():
+        raise InputError(f"--split-manifest {split_manifest}: file not found")
+    from admet.shipped import pack_bundle
+
+    with console.status("packing: checking predictions of the packed bundle..."):
+        result = pack_bundle(bundle_dir, out, split_manifest=split_manifest)
+    m = result.manifest
+    console.print(f"shipped model {m['name']} {m['version']}: {m['model']}, {m['endpoints']} endpoints, "
+                  f"{m['size_bytes'] / 1e6:.1f} MB -> [bold]{out}[/] (SHIPPED.json, MODEL_CARD.md)")
