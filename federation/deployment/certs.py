@@ -14,6 +14,7 @@ Layout written under ``out_dir``::
     superlink.crt  superlink.key       # SuperLink TLS, SAN = the given hosts / IPs
     partners/<id>/node.key             # partner private key (ship only to that partner)
     partners/<id>/node.pub             # partner public key (the operator registers it)
+    fold.key                           # the consortium's fold secret (every partner gets it; 0600)
     credentials.json                   # manifest: paths, hosts, partners, validity
 """
 
@@ -25,6 +26,7 @@ import json
 import logging
 import os
 import re
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 PARTNER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_HOSTS = ("127.0.0.1", "localhost")
 MANIFEST = "credentials.json"
+FOLD_SECRET = "fold.key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +149,7 @@ def generate_credentials(
     overwrite: bool = False,
 ) -> ConsortiumCredentials:
     """Create the consortium CA, the SuperLink certificate and one key pair per partner."""
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # the manifest records absolute paths: later commands may run elsewhere
     hosts = tuple(hosts)
     _validate(list(partners), hosts, days)
     if (out / MANIFEST).exists() and not overwrite:
@@ -217,8 +220,11 @@ def generate_credentials(
     _write_private(paths["server_key"], _pem_key(server_key))
 
     keys = tuple(generate_partner_key(p, out / "partners" / p) for p in partners)
+    # the consortium's fold secret (keyed scaffold folds, pipelines.split): every partner gets this file
+    _write_private(out / FOLD_SECRET, secrets.token_hex(32).encode() + b"\n")
     creds = ConsortiumCredentials(out_dir=out, hosts=hosts, partners=keys, **paths)
     manifest = creds.to_json() | {
+        "fold_secret": str(out / FOLD_SECRET),
         "valid_from": now.isoformat(),
         "valid_until": until.isoformat(),
         "key_type": "EC P-384 (SuperNode keys in OpenSSH format)",
@@ -236,16 +242,30 @@ def load_credentials(out_dir: str | Path) -> ConsortiumCredentials:
     if not manifest.is_file():
         raise InputError(f"no {MANIFEST} in {out}: run `fedadmet certs --out {out}` first")
     data = json.loads(manifest.read_text())
+    out = out.resolve()
+
+    def where(recorded: str) -> Path:
+        """A recorded path; a relative one (older manifests) is found relative to the folder."""
+        path = Path(recorded)
+        if path.is_absolute():
+            return path
+        parts = path.parts
+        for i in range(len(parts)):
+            candidate = out.joinpath(*parts[i:])
+            if candidate.exists():
+                return candidate
+        return out / path.name
+
     partners = tuple(
-        PartnerKey(p["partner"], Path(p["private_key"]), Path(p["public_key"]))
+        PartnerKey(p["partner"], where(p["private_key"]), where(p["public_key"]))
         for p in data.get("partners", [])
     )
     creds = ConsortiumCredentials(
         out_dir=out,
-        ca_cert=Path(data["ca_cert"]),
-        ca_key=Path(data["ca_key"]),
-        server_cert=Path(data["server_cert"]),
-        server_key=Path(data["server_key"]),
+        ca_cert=where(data["ca_cert"]),
+        ca_key=where(data["ca_key"]),
+        server_cert=where(data["server_cert"]),
+        server_key=where(data["server_key"]),
         hosts=tuple(data["hosts"]),
         partners=partners,
     )

@@ -48,6 +48,9 @@ class ConsortiumSpec:
     partners: tuple[str, ...] | None = None
     """Partners whose public keys are registered (None: every partner in the credentials)."""
     node_auth: bool = True
+    operator_port: int = 0
+    """Port of the operator-only Control API listener on 127.0.0.1 (0: a free one)."""
+    lock_control: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", Path(self.run_dir).resolve())
@@ -79,7 +82,8 @@ def superlink_running(state: ConsortiumState) -> bool:
     except psutil.Error:
         return False
     port = state.superlink_address.rsplit(":", 1)[-1]
-    return any("flower-superlink" in part for part in cmd) and port in cmd
+    launched = any("flower-superlink" in part or "federation.deployment.locked_superlink" in part for part in cmd)
+    return launched and port in cmd
 
 
 def operator_home(run_dir: Path) -> Path:
@@ -116,18 +120,20 @@ def start_consortium(spec: ConsortiumSpec, startup_timeout: float = 60.0) -> tup
             )
     creds = load_credentials(spec.credentials_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    proc, address = start_superlink(
-        SuperLinkSpec(run_dir, creds, host=spec.host, port=spec.port, node_auth=spec.node_auth),
+    proc, address, operator = start_superlink(
+        SuperLinkSpec(run_dir, creds, host=spec.host, port=spec.port, node_auth=spec.node_auth,
+                      operator_port=spec.operator_port, lock_control=spec.lock_control),
         startup_timeout=startup_timeout,
     )
     try:
         home = operator_home(run_dir)
-        write_connection(home, address, creds.ca_cert)
+        write_connection(home, operator, creds.ca_cert)
         previous = _previous_node_ids(run_dir)
         node_ids = register_partners(ControlClient(home), creds, spec.partners, previous) if spec.node_auth else {}
         state = ConsortiumState(
             superlink_address=address, superlink_pid=proc.pid, ca_cert=str(creds.ca_cert),
             credentials_dir=str(spec.credentials_dir), flwr_home=str(home), node_ids=node_ids,
+            operator_address=operator,
         )
         state.write(run_dir)
     except BaseException:
@@ -215,3 +221,25 @@ def stop_consortium(run_dir: Path, grace: float = 5.0) -> int:
         stopped += stop_tree(proc.pid, grace=grace)
     log.info("stopped %d process(es) of the consortium in %s", stopped, run_dir)
     return stopped
+
+
+@dataclass(frozen=True, slots=True)
+class ConsortiumStatus:
+    """``fedadmet consortium status``: the SuperLink, each registered partner's node, recent runs."""
+
+    state: ConsortiumState
+    running: bool
+    nodes: dict[str, str]
+    """partner -> Flower's node status (``online``, ``offline``, ``registered``) or ``unknown``."""
+    runs: list[dict]
+
+
+def consortium_status(run_dir: Path) -> ConsortiumStatus:
+    """What the operator's Control API says about the consortium of ``run_dir`` (read only)."""
+    state = ConsortiumState.read(run_dir)
+    if not superlink_running(state):
+        return ConsortiumStatus(state, False, {p: "unknown" for p in state.node_ids}, [])
+    client = ControlClient(Path(state.flwr_home), timeout=60)
+    by_id = {str(n.get("node-id")): str(n.get("status", "?")) for n in client.list_nodes()}
+    nodes = {p: by_id.get(str(i), "unknown") for p, i in sorted(state.node_ids.items())}
+    return ConsortiumStatus(state, True, nodes, client.list_runs())

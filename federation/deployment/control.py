@@ -109,6 +109,10 @@ class ControlClient:
             raise ControlError(f"run {run_id} not found at the SuperLink")
         return str(runs[0]["status"])
 
+    def list_runs(self, limit: int = 20) -> list[dict]:
+        data = self._json(self._run("ls", CONNECTION, "--limit", str(limit), "--format", "json"))
+        return list(data.get("runs", []))
+
     def stop_run(self, run_id: int) -> None:
         self._run("stop", str(run_id), CONNECTION, check=False)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from federation.deployment.app_guard import consortium_app_hash, read_approved, write_approved
 from federation.deployment.certs import PARTNER_ID_PATTERN, ConsortiumCredentials
 from federation.deployment.processes import (
     ManagedProcess,
@@ -24,6 +26,7 @@ from federation.deployment.processes import (
     wait_until,
 )
 from pipelines.errors import InputError
+from pipelines.partner_data import NodeDataSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,11 @@ class SuperLinkSpec:
     """HTTPS port for Fleet + Control + Runtime APIs; 0 picks a free one."""
     node_auth: bool = True
     """Only registered SuperNode public keys may connect."""
+    operator_port: int = 0
+    """Port of the operator-only listener on 127.0.0.1 (Control + Runtime API); 0 picks a free one."""
+    lock_control: bool = True
+    """Serve the Control/Runtime API on the operator listener only (``locked_superlink``); False runs
+    plain ``flower-superlink`` (every API on the public port: anyone with ``ca.crt`` can submit runs)."""
 
     @property
     def client_host(self) -> str:
@@ -65,8 +73,17 @@ class SuperNodeSpec:
     """Folder for this node's FLWR_HOME and log."""
     extra_node_config: tuple[tuple[str, str | int | float], ...] = ()
     runtime_port: int = 0
+    """Local port of the node's Runtime API on 127.0.0.1 (0: a free one)."""
     max_retries: int | None = None
     """How often to retry connecting before giving up (None: forever)."""
+    data_settings: NodeDataSettings | None = None
+    """Consortium catalog, endpoint mapping and fold secret the ClientApp prepares the table with."""
+    audit_dir: Path | None = None
+    """The node's audit log folder (None: ``<run_dir>/nodes/<partner>/audit``)."""
+    approved_apps: Path | None = None
+    """A file of further FAB hashes this node runs (the consortium app's hash is always approved)."""
+    extra_approved: tuple[str, ...] = ()
+    """More approved FAB hashes (tests approve their fixture app this way)."""
 
 
 def _https_ok(url: str, ca_cert: Path, timeout: float = 1.0) -> bool:
@@ -83,15 +100,19 @@ def superlink_healthy(address: str, ca_cert: Path) -> bool:
     return _https_ok(f"https://{address}/health", ca_cert)
 
 
-def start_superlink(spec: SuperLinkSpec, startup_timeout: float = 60.0) -> tuple[ManagedProcess, str]:
-    """Start ``flower-superlink`` with TLS (and node authentication) and wait until healthy.
+def start_superlink(spec: SuperLinkSpec, startup_timeout: float = 60.0) -> tuple[ManagedProcess, str, str]:
+    """Start the SuperLink with TLS (and node authentication) and wait until healthy.
 
-    Returns the process and the client address ``host:port``."""
+    Returns the process, the public address ``host:port`` (partners' Fleet API) and the operator's
+    address (Control API; the same as the public one when ``lock_control`` is off)."""
     creds = spec.credentials
     port = spec.port or free_port(spec.client_host)
     home = spec.run_dir / "superlink"
+    operator_port = spec.operator_port or free_port("127.0.0.1")
+    launcher = ([sys.executable, "-m", "federation.deployment.locked_superlink", "--operator-port",
+                 str(operator_port), "--"] if spec.lock_control else [flower_executable("flower-superlink")])
     command = [
-        flower_executable("flower-superlink"),
+        *launcher,
         "--ssl-ca-certfile", str(creds.ca_cert),
         "--ssl-certfile", str(creds.server_cert),
         "--ssl-keyfile", str(creds.server_key),
@@ -112,8 +133,14 @@ def start_superlink(spec: SuperLinkSpec, startup_timeout: float = 60.0) -> tuple
     except (TimeoutError, RuntimeError):
         proc.stop()
         raise
-    log.info("SuperLink ready at %s (TLS%s)", address, ", node authentication" if spec.node_auth else "")
-    return proc, address
+    operator = f"127.0.0.1:{operator_port}" if spec.lock_control else address
+    if spec.lock_control:
+        wait_until(lambda: superlink_healthy(operator, creds.ca_cert), startup_timeout,
+                   f"the SuperLink's operator listener at {operator}", abort=proc.exit_reason)
+    log.info("SuperLink ready at %s (TLS%s; Control API %s)", address,
+             ", node authentication" if spec.node_auth else "",
+             f"on {operator} only" if spec.lock_control else "on the public port")
+    return proc, address, operator
 
 
 def node_work_dir(spec: SuperNodeSpec) -> Path:
@@ -121,14 +148,27 @@ def node_work_dir(spec: SuperNodeSpec) -> Path:
     return (spec.run_dir / "nodes" / spec.partner / "work").resolve()
 
 
+def node_audit_dir(spec: SuperNodeSpec) -> Path:
+    return (spec.audit_dir or spec.run_dir / "nodes" / spec.partner / "audit").resolve()
+
+
 def _node_config_arg(spec: SuperNodeSpec) -> str:
-    """``--node-config`` for the ClientApp: ``partner-id``, ``data-path``, ``work-dir`` (+ extras)."""
+    """``--node-config`` for the ClientApp: ``partner-id``, ``data-path``, ``work-dir``, ``audit-dir``,
+    the data-preparation files (``catalog``, ``endpoint-map``, ``fold-secret-file``) (+ extras)."""
     pairs: list[tuple[str, str | int | float]] = [
         ("partner-id", spec.partner),
         ("data-path", str(spec.data_path.resolve())),
         ("work-dir", str(node_work_dir(spec))),
-        *spec.extra_node_config,
+        ("audit-dir", str(node_audit_dir(spec))),
     ]
+    settings = spec.data_settings
+    if settings is not None:
+        for key, path in (("catalog", settings.catalog_path), ("endpoint-map", settings.endpoint_map_path),
+                          ("fold-secret-file", settings.fold_secret_path)):
+            if path is not None:
+                pairs.append((key, str(Path(path).resolve())))
+    extra_keys = {k for k, _ in spec.extra_node_config}
+    pairs = [(k, v) for k, v in pairs if k not in extra_keys] + list(spec.extra_node_config)
     parts = []
     for key, value in pairs:
         if isinstance(value, str):
@@ -148,18 +188,27 @@ def start_supernode(spec: SuperNodeSpec) -> ManagedProcess:
         raise InputError(f"partner data not found: {spec.data_path}")
     if spec.private_key is not None and not spec.private_key.is_file():
         raise InputError(f"SuperNode private key not found: {spec.private_key}")
+    if not Path(spec.ca_cert).is_file():
+        raise InputError(f"CA certificate not found: {spec.ca_cert}")
     home = spec.run_dir / "nodes" / spec.partner
+    approved = [consortium_app_hash(), *spec.extra_approved]
+    if spec.approved_apps is not None:
+        approved += read_approved(spec.approved_apps)
+    approved_file = write_approved(home / "approved_apps.txt", approved)
     command = [
-        flower_executable("flower-supernode"),
+        sys.executable, "-m", "federation.deployment.app_guard",
+        "--approved", str(approved_file), "--partner", spec.partner,
+        "--audit", str(node_audit_dir(spec) / f"{spec.partner}.jsonl"),
+        "--",
         "--superlink", spec.superlink,
-        "--root-certificates", str(spec.ca_cert),
+        "--root-certificates", str(Path(spec.ca_cert).resolve()),
         "--node-config", _node_config_arg(spec),
         "--isolation", "subprocess",
         "--host", "127.0.0.1",
         "--port", str(spec.runtime_port or free_port()),
     ]
     if spec.private_key is not None:
-        command += ["--auth-supernode-private-key", str(spec.private_key)]
+        command += ["--auth-supernode-private-key", str(Path(spec.private_key).resolve())]
     if spec.max_retries is not None:
         command += ["--max-retries", str(spec.max_retries)]
     proc = ManagedProcess(f"supernode {spec.partner}", command, home / "supernode.log",
@@ -179,6 +228,8 @@ class ConsortiumState:
     """FLWR_HOME of the operator's CLI (holds the connection named ``consortium``)."""
     node_ids: dict[str, int]
     """partner -> SuperNode id assigned at registration."""
+    operator_address: str = ""
+    """Where the operator's CLI reaches the Control API (127.0.0.1 only; empty: the public address)."""
 
     def write(self, run_dir: Path) -> Path:
         path = run_dir / "consortium.json"

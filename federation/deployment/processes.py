@@ -205,8 +205,15 @@ FLOWER_PROGRAMS = ("flower-superlink", "flower-supernode", "flower-superexec", "
                    "flwr-clientapp", "flwr")
 
 
+#: fedadmet's wrappers around Flower's programs (``python -m <module> ...``).
+FLOWER_WRAPPERS = ("federation.deployment.app_guard", "federation.deployment.locked_superlink")
+
+
 def _is_flower(cmdline: list[str]) -> bool:
-    """A Flower program: its executable (or the script python runs) is one of Flower's."""
+    """A Flower program: its executable (or the script python runs) is one of Flower's, or one of
+    fedadmet's wrappers of them."""
+    if len(cmdline) >= 3 and cmdline[1] == "-m" and cmdline[2] in FLOWER_WRAPPERS:
+        return True
     for part in cmdline[:2]:
         name = Path(part).name
         if any(name == prog or name.startswith(prog + "-") for prog in FLOWER_PROGRAMS):

@@ -49,7 +49,8 @@ def certs(
     for key in creds.partners:
         table.add_row(key.partner, str(key.private_key), public_key_fingerprint(key.public_key))
     console.print(table)
-    console.print(f"CA certificate (every partner gets it): {creds.ca_cert}\n"
+    console.print(f"CA certificate and fold secret (every partner gets both): {creds.ca_cert}, "
+                  f"{creds.out_dir / 'fold.key'}\n"
                   f"SuperLink certificate for {', '.join(creds.hosts)}: {creds.server_cert}")
 
 
@@ -58,7 +59,9 @@ def consortium_start(
     certs_dir: Path = typer.Option(..., "--certs", help="Folder written by `fedadmet certs`."),
     run_dir: Path = typer.Option(Path("runs/consortium"), "--run-dir", help="SuperLink state, logs, connection."),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (0.0.0.0 to accept other machines)."),
-    port: int = typer.Option(9093, "--port", help="HTTPS port for partners and the operator (0: any free port)."),
+    port: int = typer.Option(9093, "--port", help="HTTPS port for partners: Fleet API only (0: any free port)."),
+    operator_port: int = typer.Option(0, "--operator-port",
+                                      help="Port of the operator-only Control API on 127.0.0.1 (0: any free port)."),
     partner: list[str] | None = typer.Option(None, "--partner", help="Register only these partners (repeat)."),
     foreground: bool = typer.Option(False, "--foreground", help="Stay attached; Ctrl-C stops the SuperLink."),
 ) -> None:
@@ -66,7 +69,7 @@ def consortium_start(
     from federation.deployment.consortium import ConsortiumSpec, start_consortium
 
     spec = ConsortiumSpec(run_dir=run_dir, credentials_dir=certs_dir, host=host, port=port,
-                          partners=tuple(partner) if partner else None)
+                          operator_port=operator_port, partners=tuple(partner) if partner else None)
     with console.status("starting the SuperLink and registering partner keys..."):
         proc, state = start_consortium(spec)
     table = Table(title=f"SuperLink {state.superlink_address} (pid {state.superlink_pid})")
@@ -75,6 +78,8 @@ def consortium_start(
     for name, node_id in sorted(state.node_ids.items()):
         table.add_row(name, str(node_id))
     console.print(table)
+    console.print(f"partners connect to {state.superlink_address} (Fleet API only); the Control API "
+                  f"answers on {state.operator_address} (this machine only)")
     console.print(f"log: {proc.log_path}\nstop with: fedadmet consortium stop --run-dir {run_dir}")
     if foreground:
         try:
@@ -170,6 +175,49 @@ def consortium_run(
         raise typer.Exit(1)
 
 
+@consortium_app.command("status")
+def consortium_status_cmd(
+    run_dir: Path = typer.Option(Path("runs/consortium"), "--run-dir", help="Folder of `consortium start`."),
+) -> None:
+    """The SuperLink (running or not, its public and operator addresses), each partner's node, recent runs."""
+    from federation.deployment.consortium import consortium_status
+
+    st = consortium_status(run_dir)
+    colour = "green" if st.running else "red"
+    console.print(f"SuperLink {st.state.superlink_address} (pid {st.state.superlink_pid}): "
+                  f"[{colour}]{'running' if st.running else 'not running'}[/{colour}]; Control API on "
+                  f"{st.state.operator_address or st.state.superlink_address} (operator only)")
+    nodes = Table(title="partners")
+    for col in ("partner", "SuperNode id", "status"):
+        nodes.add_column(col)
+    for partner, status in st.nodes.items():
+        nodes.add_row(partner, str(st.state.node_ids[partner]), status)
+    console.print(nodes)
+    if st.runs:
+        runs = Table(title="runs")
+        for col in ("run id", "app", "status", "elapsed"):
+            runs.add_column(col)
+        for run in st.runs:
+            runs.add_row(str(run.get("run-id", "")), str(run.get("app", run.get("fab-id", ""))),
+                         str(run.get("status", "")), str(run.get("elapsed", "")))
+        console.print(runs)
+    if not st.running:
+        raise typer.Exit(1)
+
+
+@consortium_app.command("catalog")
+def consortium_catalog(
+    out: Path = typer.Option(..., "--out", help="catalog.json to publish to every partner (with ca.crt)."),
+) -> None:
+    """Write the consortium's endpoint catalog (names, canonical units, task type, transform, aliases)."""
+    from pipelines.catalog import EndpointCatalog
+
+    catalog = EndpointCatalog.embedded()
+    catalog.write(out)
+    console.print(f"wrote {out}: {len(catalog.endpoints)} endpoints, {len(catalog.aliases)} aliases "
+                  f"(sha256 {catalog.sha256[:16]}; partners see it in their node check summary)")
+
+
 @consortium_app.command("stop")
 def consortium_stop(
     run_dir: Path = typer.Option(Path("runs/consortium"), "--run-dir"),
@@ -181,9 +229,84 @@ def consortium_stop(
     console.print(f"stopped {n} process(es)")
 
 
+def _node_settings(catalog: Path | None, endpoint_map: Path | None, fold_secret: Path | None):
+    from pipelines.partner_data import NodeDataSettings
+
+    for path, flag in ((catalog, "--catalog"), (endpoint_map, "--endpoint-map"), (fold_secret, "--fold-secret")):
+        if path is not None and not path.is_file():
+            raise InputError(f"{flag} file not found: {path}")
+    return NodeDataSettings(catalog_path=catalog.resolve() if catalog else None,
+                            endpoint_map_path=endpoint_map.resolve() if endpoint_map else None,
+                            fold_secret_path=fold_secret.resolve() if fold_secret else None)
+
+
+def _print_preparation(prep, out: Path) -> None:
+    s = prep.summary
+    table = Table(title=f"node check: {s.get('input_name', 'table')}")
+    table.add_column("outcome")
+    table.add_column("rows", justify="right")
+    table.add_row("input", str(s["n_input"]))
+    table.add_row("[green]accepted", str(s["n_accepted"]))
+    table.add_row("[red]rejected", str(s["n_rejected"]))
+    for reason, count in s["rejected_by_reason"].items():
+        table.add_row(f"  {reason}", str(count))
+    table.add_row("replicates merged", str(s["n_replicates_merged"]))
+    table.add_row("[bold]training rows (compound x endpoint)", str(s["n_prepared"]))
+    table.add_row("  censored (< or >)", str(s["n_censored"]))
+    for fold, count in s["folds"].items():
+        table.add_row(f"  fold {fold}", str(count))
+    console.print(table)
+    if s["unmapped_endpoints"]:
+        console.print("[yellow]endpoints the consortium catalog does not know (skipped; map them with "
+                      "--endpoint-map):[/yellow] " + ", ".join(f"{k} ({v})" for k, v in s["unmapped_endpoints"].items()))
+    if s["endpoints"]:
+        console.print("endpoints kept: " + ", ".join(f"{k} ({v})" for k, v in s["endpoints"].items()))
+    console.print(f"wrote {out}/accepted.csv, rejected.csv, prepared.csv, summary.json (these stay on this node)")
+
+
+_DATA_HELP = "This partner's raw table (K-MELLODDY, long or wide; a folder with data.csv, or the file)."
+_CATALOG_HELP = "The consortium's endpoint catalog (catalog.json from the operator; default: the embedded one)."
+_MAP_HELP = "CSV partner_endpoint,catalog_endpoint mapping your endpoint names to the catalog's."
+_SECRET_HELP = "File with the consortium's fold secret (default: the public simulation key; folds still agree)."
+
+
+@node_app.command("check")
+def node_check(
+    data: Path = typer.Option(..., "--data", help=_DATA_HELP),
+    out: Path = typer.Option(..., "--out", help="Folder for accepted.csv / rejected.csv / prepared.csv / summary.json."),
+    catalog: Path | None = typer.Option(None, "--catalog", help=_CATALOG_HELP),
+    endpoint_map: Path | None = typer.Option(None, "--endpoint-map", help=_MAP_HELP),
+    fold_secret: Path | None = typer.Option(None, "--fold-secret", help=_SECRET_HELP),
+) -> None:
+    """Dry run, no network: prepare the table exactly as ``node start`` will (standardize, validate,
+    map endpoints, convert units, aggregate replicates, keyed folds) and write the node-local reports."""
+    from pipelines.partner_data import prepare_node_data
+
+    settings = _node_settings(catalog, endpoint_map, fold_secret)
+    with console.status("preparing the table (standardize, validate, convert, aggregate)..."):
+        prep = prepare_node_data(data, out, settings)
+    _print_preparation(prep, out)
+    if not prep.usable:
+        raise InputError(f"nothing usable remains in {data}: {prep.summary['n_rejected']} of "
+                         f"{prep.summary['n_input']} rows rejected ({prep.summary['rejected_by_reason']})")
+
+
+def _wait_for_start(proc, timeout: float) -> str | None:
+    """Wait until the SuperNode logs its id (it is registered and connected) or dies; the exit reason
+    when it died, None otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (reason := proc.exit_reason()) is not None:
+            return reason
+        if proc.log_path.exists() and "SuperNode ID:" in proc.log_path.read_text(errors="replace"):
+            return None
+        time.sleep(0.5)
+    return proc.exit_reason()
+
+
 @node_app.command("start")
 def node_start(
-    data: Path = typer.Option(..., "--data", help="This partner's private table (folder with data.csv, or the file)."),
+    data: Path = typer.Option(..., "--data", help=_DATA_HELP),
     superlink: str = typer.Option(..., "--superlink", help="SuperLink address HOST:PORT."),
     partner: str = typer.Option(..., "--partner", help="Partner id (as in the consortium's credentials)."),
     key: Path = typer.Option(..., "--key", help="This partner's node.key (private, OpenSSH EC)."),
@@ -191,20 +314,52 @@ def node_start(
     run_dir: Path = typer.Option(Path("runs/node"), "--run-dir", help="Node-local folder: logs, private heads, cache."),
     audit_dir: Path | None = typer.Option(None, "--audit-dir",
                                           help="Log the structure of every message leaving this node here (no values)."),
-    detach: bool = typer.Option(False, "--detach", help="Return at once; the SuperNode keeps running."),
+    catalog: Path | None = typer.Option(None, "--catalog", help=_CATALOG_HELP),
+    endpoint_map: Path | None = typer.Option(None, "--endpoint-map", help=_MAP_HELP),
+    fold_secret: Path | None = typer.Option(None, "--fold-secret", help=_SECRET_HELP),
+    approved_apps: Path | None = typer.Option(None, "--approved-apps",
+                                              help="File of app (FAB) SHA-256 hashes this node runs, one per line "
+                                                   "(default: only this installation's consortium app)."),
+    port: int = typer.Option(0, "--port", min=0, max=65535,
+                             help="Local port of this node's Runtime API on 127.0.0.1 (0: a free one)."),
+    detach: bool = typer.Option(False, "--detach", help="Return once the node is connected; it keeps running."),
+    startup_timeout: float = typer.Option(30.0, "--startup-timeout",
+                                          help="Seconds --detach waits for the node to connect."),
 ) -> None:
-    """Start this partner's ``flower-supernode``: TLS to the SuperLink, authenticated by ``--key``."""
-    from federation.deployment.nodes import SuperNodeSpec, start_supernode
+    """Prepare this partner's table (as ``node check``), then start its ``flower-supernode``: TLS to
+    the SuperLink, authenticated by ``--key``, running only approved apps."""
+    from federation.deployment.nodes import SuperNodeSpec, node_work_dir, start_supernode
+    from pipelines.partner_data import prepare_node_data
 
     if not re.fullmatch(r"[^:\s]+:\d{1,5}", superlink):
         raise InputError(f"--superlink must be HOST:PORT, got {superlink!r}")
     if not ca.is_file():
         raise InputError(f"CA certificate not found: {ca}")
-    extra = (("audit-dir", str(audit_dir.resolve())),) if audit_dir is not None else ()
-    proc = start_supernode(SuperNodeSpec(partner=partner, superlink=superlink, ca_cert=ca, private_key=key,
-                                         data_path=data, run_dir=run_dir.resolve(), extra_node_config=extra))
+    if not key.is_file():
+        raise InputError(f"SuperNode private key not found: {key}")
+    settings = _node_settings(catalog, endpoint_map, fold_secret)
+    spec = SuperNodeSpec(partner=partner, superlink=superlink, ca_cert=ca.resolve(), private_key=key.resolve(),
+                         data_path=data.resolve(), run_dir=run_dir.resolve(), runtime_port=port,
+                         data_settings=settings, audit_dir=audit_dir.resolve() if audit_dir else None,
+                         approved_apps=approved_apps.resolve() if approved_apps else None)
+    prepared_dir = node_work_dir(spec) / "prepared"
+    with console.status("preparing the table (standardize, validate, convert, aggregate)..."):
+        prep = prepare_node_data(spec.data_path, prepared_dir, settings)
+    s = prep.summary
+    if not prep.usable:
+        raise InputError(f"not going online: nothing usable remains in {data} ({s['n_rejected']} of {s['n_input']} "
+                         f"rows rejected: {s['rejected_by_reason']}); run `fedadmet node check` for the details")
+    console.print(f"prepared {s['n_input']} rows: {s['n_accepted']} accepted, {s['n_rejected']} rejected, "
+                  f"{s['n_prepared']} training rows ({prepared_dir}, stays on this node)")
+    proc = start_supernode(spec)
     console.print(f"SuperNode {partner} started (pid {proc.pid}), log: {proc.log_path}")
     if detach:
+        reason = _wait_for_start(proc, startup_timeout)
+        if reason is not None:
+            console.print(f"[red]SuperNode died on start[/red]: {reason}", markup=False)
+            raise typer.Exit(1)
+        if not proc.alive():
+            raise typer.Exit(1)
         return
     console.print("Ctrl-C stops it")
     position = 0

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from federation.deployment.app_guard import app_hash
 from federation.deployment.certs import ConsortiumCredentials, generate_credentials
 from federation.deployment.consortium import ConsortiumSpec, start_consortium, stop_consortium
 from federation.deployment.control import ControlClient
@@ -17,6 +18,10 @@ from federation.deployment.nodes import ConsortiumState, SuperNodeSpec, start_su
 from federation.deployment.processes import ManagedProcess, flower_processes_under
 
 FIXTURE_APP = Path(__file__).parent / "deploy_fixture_app"
+
+
+def fixture_app_hash() -> str:
+    return app_hash(FIXTURE_APP)
 
 
 @dataclass
@@ -33,6 +38,8 @@ class Consortium:
 
     def start_node(self, partner: str, data_path: Path, key: Path | None = None,
                    **kwargs) -> ManagedProcess:
+        # nodes run only approved apps: the tests' fixture app is approved besides the consortium's
+        kwargs.setdefault("extra_approved", (fixture_app_hash(),))
         spec = SuperNodeSpec(
             partner=partner, superlink=self.state.superlink_address, ca_cert=self.creds.ca_cert,
             private_key=key if key is not None else self.creds.partner(partner).private_key,

@@ -126,3 +126,90 @@ def test_missing_partners_from_failures_absences_and_silence():
               "round_log": [{"accepted": ["<aggregate only>"], "rejected": [], "failed": []}]}
     assert missing_partners(secagg, ["a", "b"]) == []
     assert json.dumps(missing_partners({"partner_of_node": {}, "round_log": []}, [])) == "[]"
+
+
+# ----------------------------------------------------------------------------- lockdown helpers
+def test_app_hash_is_the_hash_flower_names_the_fab_by(tmp_path):
+    import hashlib
+    import shutil
+
+    from flwr.cli.build import build_fab_from_disk
+
+    from federation.deployment.admet_run import project_app_dir
+    from federation.deployment.app_guard import app_hash, consortium_app_hash
+
+    assert consortium_app_hash() == hashlib.sha256(build_fab_from_disk(project_app_dir())).hexdigest()
+    copy = tmp_path / "app"
+    shutil.copytree(project_app_dir(), copy)
+    assert app_hash(copy) == consortium_app_hash()            # deterministic: same files, same hash
+    (copy / "evil.py").write_text("import os\nprint(open(os.environ['HOME'] + '/data.csv').readline())\n")
+    assert app_hash(copy) != consortium_app_hash()            # a module more, another app
+
+
+def test_approved_apps_file_is_checked(tmp_path):
+    from federation.deployment.app_guard import read_approved, write_approved
+
+    good = "a" * 64
+    path = write_approved(tmp_path / "ok.txt", [good, good.upper().lower()])
+    assert read_approved(path) == (good,)
+    (tmp_path / "bad.txt").write_text(f"{good}\nnot-a-hash\n")
+    with pytest.raises(InputError, match="bad.txt:2"):
+        read_approved(tmp_path / "bad.txt")
+
+
+def test_the_guard_fits_the_pinned_flower_supernode():
+    """The wrapped Flower internals still have the signature the guard was written against."""
+    import inspect
+
+    from flwr.supernode import start_client_internal as sci
+
+    from federation.deployment.app_guard import PULL_PARAMETERS
+
+    assert tuple(inspect.signature(sci._pull_and_store_message).parameters) == PULL_PARAMETERS
+    assert hasattr(sci, "_insert_message")
+    import importlib
+
+    fsl = importlib.import_module("flwr.superlink.cli.flower_superlink")
+    assert callable(fsl._parse_superlink_lifespan_config) and hasattr(fsl, "SuperLinkLifespan")
+
+
+def _asgi_call(middleware, path: str, port: int) -> int:
+    import asyncio
+
+    sent = []
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "path": path, "server": ("127.0.0.1", port), "client": ("10.0.0.9", 5555)}
+    asyncio.run(middleware(app, operator_port=4242)(scope, receive, send))
+    return sent[0]["status"]
+
+
+def test_public_listener_answers_only_the_fleet_api():
+    from federation.deployment.locked_superlink import OperatorOnlyMiddleware
+
+    for path in ("/v1/control/start-run", "/v1/control/register-node", "/v1/runtime/pull-task-input",
+                 "/docs", "/v1/fleetx"):
+        assert _asgi_call(OperatorOnlyMiddleware, path, 9093) == 403, path
+        assert _asgi_call(OperatorOnlyMiddleware, path, 4242) == 200, path
+    for path in ("/v1/fleet/pull-messages", "/health"):
+        assert _asgi_call(OperatorOnlyMiddleware, path, 9093) == 200, path
+
+
+def test_credentials_record_absolute_paths_and_a_fold_secret(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    generate_credentials("rel", ["partner_00"])
+    manifest = json.loads((tmp_path / "rel" / "credentials.json").read_text())
+    assert manifest["ca_cert"].startswith("/") and manifest["fold_secret"].endswith("fold.key")
+    assert stat.S_IMODE((tmp_path / "rel" / "fold.key").stat().st_mode) == 0o600
+    assert len((tmp_path / "rel" / "fold.key").read_text().strip()) == 64
+    monkeypatch.chdir("/")
+    assert load_credentials(tmp_path / "rel").ca_cert.is_file()
