@@ -16,7 +16,9 @@ at training time:
 Then ``admet.fit.calibrate`` (the code ``train_bundle`` runs) fits on the ``valid`` molecules with
 the ``train`` molecules as the domain reference; the test-fold metrics are recomputed, the
 approved-drug context is predicted again (calibrated probabilities move), the manifest is stored,
-and the bundle is written in place or to ``out``.
+and the bundle is written in place or to ``out``. Folds are not changed, except with ``borrow_test``
+(``borrow_test_molecules``: test molecules, never trained on, join the calibration fold of endpoints
+that have too few calibration labels; the test metrics then cover the rest of the test fold).
 """
 
 from __future__ import annotations
@@ -138,10 +140,41 @@ def training_rows(bundle_dir: str | Path, bundle: ModelBundle | None = None, dat
     return TrainingRows(td, X_raw, np.asarray(split, dtype=str), True, "re-derived: " + how, source)
 
 
+def borrow_test_molecules(td: TaskData, split: np.ndarray, max_share: float, min_labels: int,
+                          seed: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Move scaffold groups of *test* molecules into ``valid`` for endpoints with fewer than
+    ``min_labels`` calibration labels, at most ``max_share`` of each endpoint's test labels (rarest
+    endpoints first). Returns the new split and the molecules moved per endpoint."""
+    from pipelines.split import scaffold_split
+
+    split = np.asarray(split, dtype=object).copy()
+    labelled = ~np.isnan(td.Y)
+    moved: dict[str, int] = {}
+    for j in np.argsort(labelled.sum(0), kind="stable"):
+        have = int((labelled[:, j] & (split == "valid")).sum())
+        pool = np.flatnonzero(labelled[:, j] & (split == "test"))
+        if have >= min_labels or len(pool) < 2:
+            continue
+        share = min(max_share, (min_labels - have) / len(pool))
+        sub = scaffold_split([td.smiles[i] for i in pool], fractions=(1 - share, share, 0.0), seed=seed,
+                             keys=[td.inchikeys[i] for i in pool])
+        take = pool[np.asarray(sub) == "valid"]
+        split[take] = "valid"
+        if len(take):
+            moved[td.tasks[j].name] = int(len(take))
+    return split.astype(str), moved
+
+
 def recalibrate_bundle(bundle_dir: str | Path, out: str | Path | None = None, data: Path | None = None,
                        manifest_path: Path | None = None, n_jobs: int | None = None, cache_dir=None,
-                       with_context: bool = True) -> dict:
-    """Refit conformal intervals, probability calibrators and the domain of a bundle; returns a report."""
+                       with_context: bool = True, borrow_test: float = 0.0) -> dict:
+    """Refit conformal intervals, probability calibrators and the domain of a bundle; returns a report.
+
+    ``borrow_test > 0``: endpoints with fewer than ``CALIBRATION_MIN_LABELS`` calibration labels take
+    scaffold groups of their *test* molecules (at most this share of them) into the calibration fold
+    (``borrow_test_molecules``); the test metrics are then recomputed on the test molecules left, and the
+    stored split records the move. Training is untouched (test molecules were never trained on).
+    """
     from admet.difficulty import calibrated_predict
     from admet.fit import approved_context, calibrate
     from admet.metrics import task_metrics
@@ -152,6 +185,13 @@ def recalibrate_bundle(bundle_dir: str | Path, out: str | Path | None = None, da
     bundle = load_bundle(bundle_dir)
     rows = training_rows(bundle_dir, bundle, data, manifest_path, n_jobs, cache_dir)
     td, split = rows.td, rows.split
+    borrowed: dict[str, int] = {}
+    if borrow_test > 0:
+        from admet.fit import CALIBRATION_MIN_LABELS
+
+        if not borrow_test < 1:
+            raise InputError(f"--borrow-test must be in [0, 1), got {borrow_test}")
+        split, borrowed = borrow_test_molecules(td, split, borrow_test, CALIBRATION_MIN_LABELS, bundle.config.seed)
     train, cal, test = split == "train", split == "valid", split == "test"
     if cal.sum() == 0:
         raise InputError("the bundle's split has no calibration (valid) molecules in this data")
@@ -176,6 +216,8 @@ def recalibrate_bundle(bundle_dir: str | Path, out: str | Path | None = None, da
     known = split != ""
     bundle.split_manifest = SplitManifest([k for k, m in zip(td.inchikeys, known) if m], split[known])
     report = {"source": rows.source, "split": rows.how, "exact": rows.exact,
+              "borrowed_from_test": {"max_share": borrow_test, "molecules": int((np.asarray(rows.split) != split).sum()),
+                                     "per_endpoint": borrowed},
               "folds": {k: int((split == k).sum()) for k in ("train", "valid", "test", "")},
               "calibration_label_counts": {k: v["n_calibration"] for k, v in calib.report.items()},
               "seconds": None}

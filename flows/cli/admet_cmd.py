@@ -303,6 +303,9 @@ def recalibrate_cmd(
     split_manifest: Path | None = typer.Option(None, "--split-manifest", help="Fold of each training molecule "
                                                "(split.npz format) for a bundle that has none."),
     n_jobs: int | None = typer.Option(None, "--n-jobs", help="Featurization processes (default: all cores)."),
+    borrow_test: float = typer.Option(0.0, "--borrow-test", help="For endpoints with < 100 calibration labels, "
+                                      "move up to this share of their test molecules (scaffold groups) into "
+                                      "calibration; test metrics then use the rest (default 0: folds unchanged)."),
 ) -> None:
     """Refit conformal intervals, probability calibration and applicability domain of an existing bundle
     on its own calibration rows (found again from the bundle's stored split)."""
@@ -316,10 +319,14 @@ def recalibrate_cmd(
     with Progress(SpinnerColumn(), TextColumn("[bold]recalibrating"), TimeElapsedColumn(), console=err_console,
                   transient=True) as bar:
         bar.add_task("recalibrate", total=None)
-        report = recalibrate_bundle(model_dir, out=out, data=data, manifest_path=split_manifest, n_jobs=n_jobs)
+        report = recalibrate_bundle(model_dir, out=out, data=data, manifest_path=split_manifest, n_jobs=n_jobs,
+                                    borrow_test=borrow_test)
     target = Path(report["out"])
     _write_json(target / "recalibrate_run.json", {"command": "fedadmet admet recalibrate", "bundle": str(model_dir),
                                                   "data": str(data) if data else None, "report": report})
+    if report["borrowed_from_test"]["molecules"]:
+        console.print(f"[yellow]{report['borrowed_from_test']['molecules']} test molecules moved into calibration "
+                      f"(--borrow-test {borrow_test}); test metrics use the rest[/]")
     few = sorted(k for k, n in report["calibration_label_counts"].items() if n < 100)
     console.print(f"calibration rows: {report['split']} ({'exact' if report['exact'] else 'NOT exact'}); "
                   f"folds {report['folds']}")

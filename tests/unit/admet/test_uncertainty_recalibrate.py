@@ -110,3 +110,20 @@ def test_recalibrate_in_place_keeps_a_loadable_bundle(blend_bundle, tmp_path):
     res = runner.invoke(app, ["admet", "recalibrate", str(dst), "--data", str(table), "--n-jobs", "1"])
     assert res.exit_code == 0, res.output
     _same_calibration(load_bundle(src), load_bundle(dst))
+
+
+def test_borrow_test_moves_only_test_molecules_into_calibration(blend_bundle, tmp_path):
+    from admet.recalibrate import recalibrate_bundle
+
+    src, table = blend_bundle
+    before = load_bundle(src)
+    report = recalibrate_bundle(src, out=tmp_path / "b", data=table, n_jobs=1, with_context=False, borrow_test=0.5)
+    after = load_bundle(tmp_path / "b")
+    old = dict(zip(before.split_manifest.keys, before.split_manifest.split))
+    new = dict(zip(after.split_manifest.keys, after.split_manifest.split))
+    changed = {k for k in old if old[k] != new[k]}
+    assert changed and report["borrowed_from_test"]["molecules"] == len(changed)
+    assert all(old[k] == "test" and new[k] == "valid" for k in changed)       # never a training molecule
+    for e, n in report["calibration_label_counts"].items():
+        assert n >= before.info["calibration_label_counts"][e]
+    assert sum(report["calibration_label_counts"].values()) > sum(before.info["calibration_label_counts"].values())
