@@ -87,6 +87,13 @@ def validate_cmd(
     kind: str = typer.Option("auto", help="auto | molecules | long (measurement table: also checks "
                                           "values, relations and units)."),
     tautomer: bool = typer.Option(False, "--tautomer", help="Also canonicalize tautomers (slower)."),
+    consortium: bool = typer.Option(False, "--consortium",
+                                    help="Long tables: validate as a consortium node does (endpoint names mapped "
+                                         "to the catalog, others rejected unmapped_endpoint)."),
+    catalog: Path | None = typer.Option(None, "--catalog", help="With --consortium: the consortium's catalog.json "
+                                                                "(default: the embedded catalog)."),
+    endpoint_map: Path | None = typer.Option(None, "--endpoint-map",
+                                             help="With --consortium: CSV partner_endpoint,catalog_endpoint."),
 ) -> None:
     """Standardize every record: accepted.csv (row, input, smiles, inchikey, ...) + rejected.csv."""
     from pipelines.readers import long_table_from_frame, molecules_from_frame, read_table
@@ -94,13 +101,22 @@ def validate_cmd(
 
     if kind not in ("auto", "molecules", "long"):
         raise InputError(f"--kind must be auto, molecules or long, not {kind!r}")
+    if (catalog is not None or endpoint_map is not None) and not consortium:
+        raise InputError("--catalog and --endpoint-map need --consortium")
+    node_catalog = mapping = None
+    if consortium:
+        from pipelines.catalog import EndpointCatalog, read_endpoint_map
+
+        node_catalog = EndpointCatalog.read(catalog) if catalog else EndpointCatalog.embedded()
+        mapping = read_endpoint_map(endpoint_map, node_catalog) if endpoint_map else None
     start = time.perf_counter()
     raw = read_table(input_path)
     as_long = kind == "long" or (kind == "auto" and smiles_col is None and _is_long_table(list(raw.columns)))
     with _progress("standardizing", len(raw)) as update:
         if as_long:
             long_df = long_table_from_frame(raw, source_name=input_path.name.split(".")[0])
-            result = validate_long_table(long_df, tautomer=tautomer, progress=update)
+            result = validate_long_table(long_df, tautomer=tautomer, progress=update, consortium=node_catalog,
+                                         endpoint_map=mapping)
         else:
             frame = molecules_from_frame(raw, smiles_col)
             result = validate_molecules(frame, smiles_col="input", tautomer=tautomer, progress=update)

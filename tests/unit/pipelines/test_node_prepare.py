@@ -135,3 +135,23 @@ def test_node_check_cli(tmp_path):
     assert result.exit_code == 2 and "nothing usable remains" in result.output
     result = runner.invoke(node_app, ["check", "--data", str(tmp_path / "missing.csv"), "--out", str(out)])
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_data_validate_consortium_mode_is_the_nodes_validation(tmp_path):
+    """``fedadmet data validate --consortium`` and ``node check`` write the same accepted / rejected rows."""
+    from flows.cli.data_cmd import app as data_app
+
+    runner = CliRunner()
+    result = runner.invoke(data_app, ["validate", str(RAW), "--out", str(tmp_path / "v"), "--consortium"])
+    assert result.exit_code == 0, result.output
+    prep = prepare_node_data(RAW, tmp_path / "n")
+    for name in ("accepted.csv", "rejected.csv"):
+        validated = pd.read_csv(tmp_path / "v" / name)
+        node = pd.read_csv(tmp_path / "n" / name)
+        pd.testing.assert_frame_equal(validated, node)
+    assert len(prep.rejected) == 3
+    plain = runner.invoke(data_app, ["validate", str(RAW), "--out", str(tmp_path / "p")])
+    assert plain.exit_code == 0
+    assert "PPBR" in set(pd.read_csv(tmp_path / "p" / "accepted.csv")["endpoint"])  # names kept without it
+    bad = runner.invoke(data_app, ["validate", str(RAW), "--out", str(tmp_path / "b"), "--endpoint-map", str(RAW)])
+    assert bad.exit_code == 2 and "--consortium" in bad.output
