@@ -15,9 +15,12 @@ One command runs, side by side on the same partition, the same rounds and epochs
           evaluate phases), printed next to the size of the global arrays for scale (not a verdict);
   secagg  the same with SecAgg+ (legacy API path): accuracy and time cost;
   dp      the same with client-side clipping + Gaussian noise: accuracy and time cost;
-  poison  10 partners, 2 of them send sign-flipped updates scaled x5: clean FedAvg vs poisoned
-          FedAvg (no norm check) vs poisoned trimmed mean (no norm check) vs poisoned FedAvg
-          with the server's norm check; the robust result must stay within 2 % of clean.
+  poison  10 partners (``--poison-partners``), 2 of them send sign-flipped updates scaled x5: clean
+          FedAvg vs poisoned FedAvg, trimmed mean, FedMedian, Krum, MultiKrum, Bulyan (Flower's, no
+          norm check; ``--robust-f``) vs poisoned FedAvg / MultiKrum with the server's norm check;
+  scaling public feature scaling + partner-local targets (default) vs summed partner moments;
+  dpcurve accuracy vs epsilon: no DP and noise chosen (bisection on Flower's RDP accountant) so the
+          run ends at each ``--epsilons`` value (partner-level, delta ``--dp-delta``).
 
     .venv/bin/python bench/federation.py [--partners 20] [--rounds 5] [--local-epochs 2]
         [--hidden 512] [--head-finetune-epochs 0] [--modes base secagg dp poison] [--dp-clip 1.0 --dp-noise 0.1] [--engine ray]
@@ -57,7 +60,8 @@ def _cfg(args, out: Path, **kw) -> FederatedConfig:
     base = dict(out_dir=out, n_partners=args.partners, rounds=args.rounds, local_epochs=args.local_epochs,
                 hidden=tuple(args.hidden), heads="private", strategy="fedavg", seed=args.seed,
                 head_finetune_epochs=args.head_finetune_epochs,
-                num_cpus=args.cpus, cache_dir=Path(args.work) / "feature_cache", engine=args.engine)
+                num_cpus=args.cpus, cache_dir=Path(args.work) / "feature_cache", engine=args.engine,
+                endpoints=tuple(args.endpoints) if args.endpoints else None, max_rows=args.max_rows)
     base.update(kw)
     return FederatedConfig(**base)
 
@@ -131,16 +135,82 @@ def run_variant(args, name: str, partners_dir: Path, base: dict, **kw) -> dict:
     return result
 
 
+def noise_for_epsilon(epsilon: float, rounds: int, n_partners: int, delta: float) -> float:
+    """The noise multiplier whose ``rounds`` releases spend ``epsilon`` at ``delta`` (bisection on the
+    run's own accountant, ``federation.dp``: Flower's RdpAccountant, partner-level, no amplification)."""
+    from federation.dp import make_accountant, round_event
+
+    def spent(z: float) -> float:
+        acc = make_accountant(n_partners, delta)
+        acc.compose(round_event(z, n_partners), rounds)
+        return acc.get_epsilon(delta)
+
+    lo, hi = 1e-2, 1e3
+    for _ in range(80):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if spent(mid) < epsilon else (mid, hi)
+    return hi
+
+
+def run_scaling(args) -> dict:
+    """Public feature scaling + partner-local target scaling (default, nothing leaves a node for it)
+    vs the older consortium scaling from summed partner moments; same partition, FedAvg, private heads."""
+    results, partners_dir = {}, None
+    for mode in ("moments", "public"):
+        out = Path(args.work) / f"scaling_{mode}"
+        res = run_federated(_cfg(args, out, partners_dir=partners_dir, scaling=mode, baselines=False))
+        partners_dir = partners_dir or out / "partners"
+        results[mode] = {"mean_federated": _mean_fed(res.report),
+                         "per_partner": {p["partner"]: p["federated"] for p in res.report["partners"]},
+                         "train_seconds": res.report["timing"].get("federated_train_seconds")}
+    print("\n== scaling: public reference + partner targets vs summed moments ==")
+    for mode, r in results.items():
+        print(f"{mode:<10} mean federated {r['mean_federated']:.3f}")
+    return {"runs": results, "partners_dir": str(partners_dir)}
+
+
+def run_dp_curve(args) -> dict:
+    """Accuracy vs epsilon: the same partition and rounds, noise chosen so the run ends at each epsilon."""
+    partners_dir = Path(args.work) / "dpcurve_none" / "partners"
+    rows = {}
+    settings = [("none", None)] + [(f"eps_{e:g}", e) for e in args.epsilons]
+    for name, eps in settings:
+        out = Path(args.work) / f"dpcurve_{name}"
+        kw = {}
+        if eps is not None:
+            z = noise_for_epsilon(eps, args.rounds, args.partners, args.dp_delta)
+            kw = dict(dp_clip=args.dp_clip, dp_noise=z, dp_delta=args.dp_delta)
+        res = run_federated(_cfg(args, out, partners_dir=partners_dir if partners_dir.exists() else None,
+                                 baselines=False, **kw))
+        rep = res.report
+        dp = rep["privacy"]["differential_privacy"] or {}
+        rows[name] = {"target_epsilon": eps, "noise_multiplier": kw.get("dp_noise"), "clipping_norm": kw.get("dp_clip"),
+                      "epsilon": dp.get("epsilon"), "delta": dp.get("delta"),
+                      "epsilon_by_round": [r.get("epsilon") for r in rep["round_log"]],
+                      "mean_federated": _mean_fed(rep)}
+    print(f"\n== accuracy vs epsilon ({args.partners} partners, {args.rounds} rounds, delta {args.dp_delta}) ==")
+    for name, r in rows.items():
+        z = "-" if r["noise_multiplier"] is None else f"{r['noise_multiplier']:.3f}"
+        e = "inf" if r["epsilon"] is None else f"{r['epsilon']:.2f}"
+        print(f"{name:<10} z {z:>8}  epsilon {e:>6}  mean federated {r['mean_federated']:.3f}")
+    return {"runs": rows, "clipping_norm": args.dp_clip, "delta": args.dp_delta}
+
+
 def run_poison(args) -> dict:
-    n = 10
+    n = args.poison_partners
     bad = ("partner_03", "partner_07")
-    common = dict(n_partners=n, baselines=False, rounds=args.poison_rounds)
+    f = args.robust_f
+    common = dict(n_partners=n, baselines=False, rounds=args.poison_rounds, robust_f=f)
     runs = {
         "clean_fedavg": dict(strategy="fedavg", validate_norms=False),
         "poisoned_fedavg": dict(strategy="fedavg", validate_norms=False, poison_partners=bad),
         "poisoned_trimmed": dict(strategy="trimmed", validate_norms=False, poison_partners=bad),
         "poisoned_fedmedian": dict(strategy="fedmedian", validate_norms=False, poison_partners=bad),
+        "poisoned_krum": dict(strategy="krum", validate_norms=False, poison_partners=bad),
+        "poisoned_multikrum": dict(strategy="multikrum", validate_norms=False, poison_partners=bad),
+        "poisoned_bulyan": dict(strategy="bulyan", validate_norms=False, poison_partners=bad),
         "poisoned_fedavg_normcheck": dict(strategy="fedavg", validate_norms=True, poison_partners=bad),
+        "poisoned_multikrum_normcheck": dict(strategy="multikrum", validate_norms=True, poison_partners=bad),
     }
     partners_dir = None
     results = {}
@@ -160,8 +230,9 @@ def run_poison(args) -> dict:
                "fedavg_degrades": results["poisoned_fedavg"]["relative_to_clean"] < -0.02,
                "trimmed_within_2pct": abs(results["poisoned_trimmed"]["relative_to_clean"]) <= 0.02,
                "fedmedian_within_2pct": abs(results["poisoned_fedmedian"]["relative_to_clean"]) <= 0.02,
-               "normcheck_within_2pct": abs(results["poisoned_fedavg_normcheck"]["relative_to_clean"]) <= 0.02}
-    print("\n== poisoning: 10 partners, 2 send sign-flipped updates x5 ==")
+               "normcheck_within_2pct": abs(results["poisoned_fedavg_normcheck"]["relative_to_clean"]) <= 0.02,
+               "n_partners": n, "robust_f": f}
+    print(f"\n== poisoning: {n} partners, 2 send sign-flipped updates x5 (Krum / Bulyan f = {f}) ==")
     for name, r in results.items():
         print(f"{name:<28} honest mean {r['mean_federated_honest']:.3f}  vs clean {r['relative_to_clean']:+.1%}"
               f"  rejected {r['rejected']}")
@@ -177,7 +248,14 @@ def main(argv=None) -> int:
     ap.add_argument("--head-finetune-epochs", type=int, default=0,
                     help="private heads: refit each partner's heads on the final trunk before the report")
     ap.add_argument("--hidden", type=int, nargs="+", default=[512])
-    ap.add_argument("--modes", nargs="+", default=["base", "secagg", "dp", "poison"])
+    ap.add_argument("--modes", nargs="+", default=["base", "secagg", "dp", "poison"],
+                    help="base secagg dp poison scaling dpcurve")
+    ap.add_argument("--endpoints", nargs="+", default=None, help="restrict the catalog (small benchmark sizes)")
+    ap.add_argument("--max-rows", type=int, default=None)
+    ap.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 8.0])
+    ap.add_argument("--dp-delta", type=float, default=1e-5)
+    ap.add_argument("--poison-partners", type=int, default=10)
+    ap.add_argument("--robust-f", type=int, default=2, help="krum / multikrum / bulyan: adversaries tolerated")
     ap.add_argument("--dp-clip", type=float, default=1.0)
     ap.add_argument("--dp-noise", type=float, default=0.1)
     ap.add_argument("--cpus", type=int, default=2)
@@ -213,6 +291,12 @@ def main(argv=None) -> int:
         save()
     if "poison" in args.modes:
         doc["poison"] = run_poison(args)
+        save()
+    if "scaling" in args.modes:
+        doc["scaling"] = run_scaling(args)
+        save()
+    if "dpcurve" in args.modes:
+        doc["dp_curve"] = run_dp_curve(args)
         save()
     print(f"\nwrote {out} ({doc['total_seconds']:.0f}s)")
     return 0
