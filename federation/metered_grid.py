@@ -75,13 +75,12 @@ class MeteredGrid(Grid):
         messages = list(messages)
         self.missing = []
         try:
-            ids = {mid: m.metadata.dst_node_id for mid, m in zip(self.inner.push_messages(messages), messages)}
+            pushed = set(self.inner.push_messages(messages))
         except NotImplementedError:  # synchronous transport (federation.inprocess)
-            ids = None
-        if ids is None:
             return self._delegate(messages, timeout)
-        self.bytes_down += sum(message_bytes(m) for m in messages)
-        return self._pull_until_quorum(ids, timeout)
+        self.bytes_down += sum(message_bytes(m) for m in messages if m.metadata.message_id in pushed)
+        ids = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}  # the grid set the ids
+        return self._pull_until_quorum(ids, pushed, timeout)
 
     def _delegate(self, messages: list[Message], timeout: float | None) -> list[Message]:
         self.bytes_down += sum(message_bytes(m) for m in messages)
@@ -91,10 +90,11 @@ class MeteredGrid(Grid):
         self.missing = [m.metadata.dst_node_id for m in messages if m.metadata.dst_node_id not in answered]
         return replies
 
-    def _pull_until_quorum(self, ids: dict[str, int], timeout: float | None) -> list[Message]:
+    def _pull_until_quorum(self, ids: dict[str, int], pushed: set[str], timeout: float | None) -> list[Message]:
         start = time.monotonic()
         need = len(ids) if self.quorum is None else min(len(ids), self.quorum)
-        pending = {mid for mid in ids if mid}
+        pending = set(pushed)
+        unsent = [node for mid, node in ids.items() if mid not in pushed]
         replies: list[Message] = []
         quorum_at = None
         while pending:
@@ -104,12 +104,12 @@ class MeteredGrid(Grid):
             now = time.monotonic()
             if not pending or (timeout is not None and now - start >= timeout):
                 break
-            if len(replies) >= need:
+            if sum(not r.has_error() for r in replies) >= need:  # error replies do not make a quorum
                 quorum_at = quorum_at if quorum_at is not None else now
                 if now - quorum_at >= max(self.grace, quorum_at - start):
                     break
             time.sleep(PULL_INTERVAL_S)
-        self.missing = sorted(ids[mid] for mid in pending)
+        self.missing = sorted([ids[mid] for mid in pending if mid in ids] + unsent)
         if self.missing:
             log.warning("%d of %d node(s) did not answer in time; going on with %d replies",
                         len(self.missing), len(ids), len(replies))

@@ -70,9 +70,10 @@ class _PushPull:
     def get_node_ids(self):
         return [1, 2, 3]
 
-    def push_messages(self, messages):
+    def push_messages(self, messages):  # as Flower's grids: sets each message id, returns the ids stored
         ids = []
         for i, m in enumerate(messages):
+            m.metadata.__dict__["_message_id"] = f"m{i}"
             self.sent[f"m{i}"] = m
             ids.append(f"m{i}")
         return ids
@@ -188,3 +189,30 @@ def test_flower_robust_rules_aggregate_after_the_norm_check():
     mean.current = g
     arrays, _ = mean.aggregate_train(1, [reply(i, u) for i, u in enumerate(updates)])
     assert np.abs(arrays["trunk.0"].numpy() - g["trunk.0"]).max() > 1.0  # plain FedAvg is dragged away
+
+
+_CLI = r"""
+import json, sys
+from typer.testing import CliRunner
+from flows.cli import app
+r = CliRunner().invoke(app, json.loads(sys.argv[1]))
+print(json.dumps({"code": r.exit_code, "out": r.stdout + (r.stderr or "")}))
+"""
+
+
+@pytest.mark.slow  # a fresh CLI process (imports torch / RDKit): tens of seconds on a loaded machine
+@pytest.mark.parametrize("args, needle", [
+    (["--partners", "2", "--secagg"], "SecAgg+ needs >= 3 partners"),
+    (["--partners", "3", "--dp-clip", "1", "--dp-noise", "1", "--strategy", "bulyan"], "mean of clipped updates"),
+])
+def test_cli_refuses_unsafe_privacy_settings_with_one_error_line(tmp_path, args, needle):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.run([sys.executable, "-c", _CLI, json.dumps(["federate", *args, "--out", str(tmp_path)])],
+                          capture_output=True, text=True, cwd=root, timeout=120)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["code"] == 2 and needle in result["out"] and "Traceback" not in result["out"]
+    assert [line for line in result["out"].splitlines() if line.startswith("error:")]
