@@ -246,6 +246,7 @@ class FederatedStrategy(FedAvg):
         self.current = record_to_numpy(arrays)
         messages = list(super().configure_train(server_round, arrays,
                                                 self._with_round_config(server_round, config), grid))
+        self._sent = messages  # the grid sets their message ids when it pushes them
         self._sent_to = [m.metadata.dst_node_id for m in messages]
         self.rounds.append(RoundLog(round=self.round_offset + server_round))
         return messages
@@ -266,7 +267,7 @@ class FederatedStrategy(FedAvg):
         metrics: list[MetricRecord] = []
         messages: list[Message] = []
         for msg in replies:
-            partner = self.partner(msg.metadata.src_node_id)
+            partner = self.partner(self._replying_node(msg))
             if msg.has_error():
                 partner = partner_in_error(msg.error.reason) or partner
                 rlog.failed.append(partner)
@@ -283,7 +284,7 @@ class FederatedStrategy(FedAvg):
             updates.append((partner, record_to_numpy(record)))
             metrics.append(next(iter(content.metric_records.values())))
             messages.append(msg)
-        replied = {msg.metadata.src_node_id for msg in replies}
+        replied = {self._replying_node(msg) for msg in replies}
         for node in getattr(self, "_sent_to", []):
             if node not in replied:
                 rlog.failed.append(self.partner(node))
@@ -324,6 +325,13 @@ class FederatedStrategy(FedAvg):
         log.info("round %d: aggregated %d update(s) (%s), rejected %d, failed %d",
                  global_round, len(kept), self.method, len(outcome.rejections), len(rlog.failed))
         return numpy_to_record(result), summary
+
+    def _replying_node(self, reply: Message) -> int:
+        """The node a reply answers for: the destination of the message it replies to (an
+        unavailability error comes from the SuperLink's own node id), else its source."""
+        sent = {m.metadata.message_id: m.metadata.dst_node_id for m in getattr(self, "_sent", [])
+                if m.metadata.message_id}
+        return sent.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
 
     def _head_weights(self, template: dict[str, np.ndarray], metrics: list[MetricRecord]) -> dict[str, list[float]]:
         """Shared heads: ``head.<task>.<param>`` weighted by each partner's label count for ``task``."""

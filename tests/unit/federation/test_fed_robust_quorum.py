@@ -216,3 +216,39 @@ def test_cli_refuses_unsafe_privacy_settings_with_one_error_line(tmp_path, args,
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["code"] == 2 and needle in result["out"] and "Traceback" not in result["out"]
     assert [line for line in result["out"].splitlines() if line.startswith("error:")]
+
+
+def test_an_unavailability_error_from_the_superlink_is_named_by_the_partner_it_was_sent_to():
+    """Flower's SuperLink answers for a dead node with an error reply from its own node id: the round
+    log names the partner the message went to, and only once."""
+    from flwr.app import Error
+
+    from federation.strategy import FederatedStrategy
+
+    g = {"trunk.0": np.zeros((2, 2), np.float32)}
+    s = FederatedStrategy(strategy="fedavg", partner_of={11: "partner_00", 12: "partner_01", 13: "partner_02"},
+                          validate_norms=False)
+    s.current = g
+    sent = []
+    for i, node in enumerate((11, 12, 13)):
+        m = Message(content=RecordDict(), metadata=Metadata(
+            run_id=1, message_id=f"id{i}", src_node_id=0, dst_node_id=node, reply_to_message_id="", group_id="",
+            created_at=time.time(), ttl=60, message_type="train"))
+        sent.append(m)
+    s._sent, s._sent_to = sent, [11, 12, 13]
+    from federation.strategy import RoundLog
+
+    s.rounds.append(RoundLog(round=1))
+
+    def ok(node, mid):
+        md = Metadata(run_id=1, message_id="r" + mid, src_node_id=node, dst_node_id=0, reply_to_message_id=mid,
+                      group_id="", created_at=time.time(), ttl=60, message_type="train")
+        return Message(content=RecordDict({"arrays": ArrayRecord({"trunk.0": Array(np.ones((2, 2), np.float32))}),
+                                           "metrics": MetricRecord({"num-examples": 5, "train-loss": 0.1})}),
+                       metadata=md)
+
+    dead = Message(Error(code=5, reason="Node unavailable"), metadata=Metadata(
+        run_id=1, message_id="rx", src_node_id=1, dst_node_id=0, reply_to_message_id="id2", group_id="",
+        created_at=time.time(), ttl=60, message_type="train"))
+    arrays, _ = s.aggregate_train(1, [ok(11, "id0"), ok(12, "id1"), dead])
+    assert arrays is not None and s.rounds[-1].failed == ["partner_02"]
