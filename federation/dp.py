@@ -13,8 +13,9 @@ What is accounted: one Gaussian release per round that produced a noisy aggregat
 amplification (every partner is asked every round). The noise is calibrated to the updates actually
 aggregated: the unweighted mean of ``k`` clipped updates gets noise of standard deviation
 ``z * C / k`` (Flower's ``compute_stdv`` and ``add_gaussian_noise_inplace``), so every release has
-noise multiplier ``z`` on the sum, also in a round where a partner is missing (Flower's wrapper
-divides by the number asked, which would weaken a round with missing partners). Before each
+noise multiplier ``z`` on the sum, also in a round where a partner is missing or failed (Flower's
+wrapper divides by the number asked, which would weaken such a round, and skips a round with any
+error reply, which would stop every round while one node is down). Before each
 round the accountant checks the release against ``epsilon_max``; a round that would exceed it is not
 started (``PrivacyBudgetExhausted``, Flower's exception) and the run ends with the last model.
 Not covered: the statistics, evaluation and report stages (see ``docs/PRIVACY.md``).
@@ -30,7 +31,6 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.exception import PrivacyBudgetExhausted
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
-from flwr.serverapp.strategy.dp_fixed_clipping import validate_replies
 from flwr.supercore.differential_privacy import add_gaussian_noise_inplace, compute_stdv
 from flwr.supercore.privacy_accounting import (
     GaussianPrivacyEvent,
@@ -97,14 +97,15 @@ class AccountedClientSideDP(DifferentialPrivacyClientSideFixedClipping):
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        # Flower's wrapper skips the whole round when any reply is an error (a dead node would then
+        # stop every DP round); ours names the failed partner and aggregates the rest, with the noise
+        # calibrated to how many were aggregated.
         replies = list(replies)
-        if not validate_replies(replies, self.num_sampled_clients):  # Flower's check: an error skips the round
-            arrays, metrics = None, None
-        else:
-            arrays, metrics = self.strategy.aggregate_train(server_round, replies)
+        arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         rounds = getattr(self.strategy, "rounds", [])
         if arrays is not None:
-            aggregated = max(1, len(rounds[-1].accepted) if rounds else len(replies))
+            aggregated = max(1, int(metrics["n-accepted"]) if metrics is not None and "n-accepted" in metrics
+                             else len(rounds[-1].accepted) if rounds else 1)
             arrays = self._noisy(arrays, aggregated)
             if self.privacy is not None:
                 self.privacy.compose(round_event(self.noise_multiplier, self.num_sampled_clients))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from dp_accounting import dp_event
 from dp_accounting.rdp import RdpAccountant as GoogleRdp
-from flwr.app import Array, ArrayRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, Error, Message, Metadata, MetricRecord, RecordDict
 
 from federation import partners as partners_mod
 from federation import report as report_mod
@@ -45,8 +45,10 @@ def _reply(node: int, arrays: dict[str, np.ndarray]) -> Message:
                                        "metrics": MetricRecord({"num-examples": 1, "train-loss": 0.1})}), metadata=md)
 
 
-@pytest.mark.parametrize("answering", [3, 2])
-def test_noise_on_the_aggregate_has_std_z_c_over_the_updates_aggregated(answering):
+@pytest.mark.parametrize("answering, failed", [(3, 0), (2, 0), (2, 1)])
+def test_noise_on_the_aggregate_has_std_z_c_over_the_updates_aggregated(answering, failed):
+    """3 partners asked; all answer, one is silent, or one sends an error reply (a round with a failed
+    partner still releases the others' mean, with the noise scaled to the 2 aggregated)."""
     rng = np.random.default_rng(1)
     g = {"trunk.0": rng.standard_normal((200, 100)).astype(np.float32)}
     updates = [{"trunk.0": g["trunk.0"] + 0.01 * rng.standard_normal((200, 100)).astype(np.float32)}
@@ -55,7 +57,10 @@ def test_noise_on_the_aggregate_has_std_z_c_over_the_updates_aggregated(answerin
                               validate_norms=False)
     inner.current = g
     dp = AccountedClientSideDP(inner, noise_multiplier=NOISE, clipping_norm=CLIP, num_sampled_clients=3, delta=DELTA)
-    arrays, _ = dp.aggregate_train(1, [_reply(i, u) for i, u in enumerate(updates)])
+    replies = [_reply(i, u) for i, u in enumerate(updates)]
+    if failed:
+        replies.append(Message(Error(code=2, reason="[p2] RuntimeError: boom"), metadata=replies[0].metadata))
+    arrays, _ = dp.aggregate_train(1, replies)
     residual = arrays["trunk.0"].numpy().astype(np.float64) - np.mean([u["trunk.0"] for u in updates], axis=0)
     assert residual.std() == pytest.approx(NOISE * CLIP / answering, rel=0.03)  # 20k draws: ~0.5 % error
     assert abs(residual.mean()) < 0.01 * NOISE * CLIP
