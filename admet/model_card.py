@@ -17,6 +17,23 @@ def _fmt(v, digits: int = 3) -> str:
     return str(v)
 
 
+def _cell(text) -> str:
+    text = str(text or "").strip()
+    return text.replace("|", "/") if text else "-"
+
+
+def _catalog_rows() -> dict[str, dict]:
+    """Catalog row per embedded endpoint (metric, source, licence); empty when there is no catalog."""
+    from pipelines.catalog import load_catalog
+    from pipelines.errors import InputError
+
+    try:
+        catalog = load_catalog()
+    except (InputError, OSError):
+        return {}
+    return {str(r["endpoint"]): r for r in catalog.to_dict("records")}
+
+
 def render_model_card(bundle: "ModelBundle") -> str:
     cfg = bundle.config
     m = bundle.metrics or {}
@@ -45,15 +62,28 @@ def render_model_card(bundle: "ModelBundle") -> str:
         f"- Split: {info.get('split_method', 'n/a')}; molecules per fold: {info.get('split_counts', {})}",
         "",
         "## Endpoints",
-        "| endpoint | type | unit | desirable | train labels |",
-        "|---|---|---|---|---|",
+        "Per endpoint: the unit predictions are given in, which way is desirable (`context`: neither "
+        "in general), the value transform the model learns on, training and held-out test labels, and "
+        "the held-out test metric named by the catalog (the TDC leaderboard metric; AUROC / MAE where "
+        "the catalog names none, marked *). Endpoints trained on log10 are scored on log10.",
+        "",
+        "| endpoint | type | unit | better | transform | n train | n test | test metric | value "
+        "| source | licence |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     counts = info.get("train_label_counts", {})
-    for t in bundle.tasks:
-        unit = f"{t.unit or '-'} (trained on log10)" if t.transform == "log10" else (t.unit or "-")
-        lines.append(f"| {t.name} | {t.task_type} | {unit} | {t.direction or '-'} | "
-                     f"{counts.get(t.name, 'n/a')} |")
     test = m.get("test", {})
+    catalog = _catalog_rows()
+    for t in bundle.tasks:
+        row = catalog.get(t.name, {})
+        metric = row.get("metric") or ""
+        name = metric or ("AUROC*" if t.is_classification else "MAE*")
+        vals = test.get(t.name, {})
+        value = vals.get(name.rstrip("*").lower())
+        lines.append("| " + " | ".join([
+            t.name, t.task_type, t.unit or "-", t.direction or "-", t.transform,
+            str(counts.get(t.name, "n/a")), _fmt(vals.get("n")), name, _fmt(value),
+            _cell(row.get("source")), _cell(row.get("licence"))]) + " |")
     if test:
         lines += ["", "## Held-out metrics (test fold; endpoints trained on log10 are scored on log10)",
                   "| endpoint | n | MAE | Spearman | Pearson | R2 | AUROC | AUPRC |",

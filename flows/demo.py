@@ -64,6 +64,10 @@ class DemoConfig:
     """Top screened candidates that get virtual trials."""
     clinical_designs: int = 12
     """Designs the trial-design study evaluates for the most promising candidate."""
+    base_model: Path | None = None
+    """The pretrained model the federated one is measured against for screening (None: the shipped
+    base model, ``admet.shipped``); the better of the two on rows both held out screens
+    (``flows.demo_model_choice``). Without one, the federated model screens."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -88,6 +92,8 @@ class DemoResult:
     manifest: pd.DataFrame | None = None
     partner_table: pd.DataFrame | None = None
     screening_summary: dict | None = None
+    model_choice: dict | None = None
+    """Which model screened and why (``flows.demo_model_choice``)."""
     lab_summary: dict | None = None
     clinical_summary: dict | None = None
     report: Path | None = None
@@ -116,7 +122,8 @@ def run_demo(cfg: DemoConfig, on_stage: Callable[[str, str], None] | None = None
         _after(result, "screening", "federation", notify, lambda: _screening_stage(cfg, result, Path(bundle)),
                "no federated model")
         _after(result, "lab", "screening", notify, lambda: _lab_stage(cfg, result), "no screened library")
-        _after(result, "clinical", "screening", notify, lambda: _clinical_stage(cfg, result, Path(bundle)),
+        _after(result, "clinical", "screening", notify,
+               lambda: _clinical_stage(cfg, result, Path(result.stages["screening"].get("model", bundle))),
                "no screened library")
         result.wall_seconds = time.perf_counter() - t0
         _stage(result, "report", notify, lambda: _report_stage(cfg, result))
@@ -176,12 +183,28 @@ def _federation_stage(cfg: DemoConfig, result: DemoResult) -> dict:
 
 
 def _screening_stage(cfg: DemoConfig, result: DemoResult, bundle: Path) -> dict:
+    from flows.demo_model_choice import choose_screening_model
     from flows.screening import screening_flow
 
-    summary = screening_flow(library=str(cfg.library), bundle_dir=str(bundle),
+    chosen, choice = choose_screening_model(cfg.out_dir, bundle, cfg.base_model, cfg.endpoints)
+    result.model_choice = choice
+    artifacts.publish_markdown("demo-screening-model", _choice_markdown(choice), "Which model screens")
+    summary = screening_flow(library=str(cfg.library), bundle_dir=str(chosen),
                              out_dir=str(cfg.out_dir / "screening"), top_n=cfg.top_n)
     result.screening_summary = summary
-    return {"outputs": str(cfg.out_dir / "screening"), "ranked": str(cfg.out_dir / "screening" / "ranked.csv")}
+    return {"outputs": str(cfg.out_dir / "screening"), "ranked": str(cfg.out_dir / "screening" / "ranked.csv"),
+            "model": str(chosen), "model_choice": choice["chosen"]}
+
+
+def _choice_markdown(choice: dict) -> str:
+    lines = ["## Screening model", "",
+             f"**{choice['chosen']}** model screens (`{choice['screening_model']}`): {choice['reason']}. "
+             "Rule: the federated model screens when its mean held-out score is at least the shipped base "
+             "model's, on partner test rows whose molecules the shipped model's training run also held out "
+             "(AUROC for classification, Spearman for regression; `screening_model.json`)."]
+    if choice.get("table"):
+        lines += ["", artifacts.frame_to_markdown(pd.DataFrame(choice["table"]))]
+    return "\n".join(lines)
 
 
 def _lab_stage(cfg: DemoConfig, result: DemoResult) -> dict:
@@ -215,6 +238,8 @@ def _report_stage(cfg: DemoConfig, result: DemoResult) -> dict:
     if result.partner_table is not None:
         lines += ["", "## Federated training (per partner)", "", artifacts.frame_to_markdown(result.partner_table),
                   "", "![partners](federated/plots/partners.png)"]
+    if result.model_choice is not None:
+        lines += ["", _choice_markdown(result.model_choice)]
     if result.screening_summary is not None:
         s = result.screening_summary
         lines += ["", "## Screening", "",

@@ -61,7 +61,7 @@ def experiment_loop_flow(out_dir: str, ranked_csv: str, endpoint: str = "solubil
     keep = [c for c in ("smiles", "score", endpoint) if c in candidates.columns]
     table = pd.concat([candidates.loc[proposal["candidate"], keep].reset_index(drop=True),
                        proposal.drop(columns="candidate").reset_index(drop=True)], axis=1)
-    table = table.rename(columns={"score": "screening_score", endpoint: f"{endpoint}_federated_model"})
+    table = table.rename(columns={"score": "screening_score", endpoint: f"{endpoint}_screening_model"})
     batch = table[table["proposed"]].drop(columns="proposed")
     files = {"proposed_csv": out / "proposed_batch.csv", "candidates_csv": out / "candidates_ranked.csv",
              "trials_csv": out / "lab_trials.csv", "settings_json": out / "tuned_settings.json"}

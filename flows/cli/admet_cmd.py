@@ -259,14 +259,18 @@ def evaluate_cmd(
 @app.command("predict")
 def predict_cmd(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Library: CSV/TSV/SMILES/SDF/Parquet (.gz ok)."),
-    model_dir: Path = typer.Option(..., "--model", help="Model bundle folder."),
+    model_dir: Path | None = typer.Option(None, "--model", "-m", help="Model bundle folder (default: the "
+                                          "shipped base model, models/fedadmet-base-<version>; admet.shipped)."),
     out: Path = typer.Option(..., "--out", help="Output .csv, .csv.gz or .parquet."),
     chunk_size: int = typer.Option(5000, "--chunk-size", help="Molecules per chunk (memory bound)."),
     n_jobs: int | None = typer.Option(None, "--n-jobs", help="Worker processes (default: all cores)."),
     smiles_col: str | None = typer.Option(None, "--smiles-col", help="SMILES column (default: detected)."),
 ) -> None:
     """Predict every molecule (streamed in chunks, resumable): one output row per input row."""
-    checks.model_bundle(model_dir, "--model")
+    from admet.shipped import resolve_model_dir
+
+    model_dir, shipped = resolve_model_dir(model_dir)  # torch-free: manifest + checksums of the shipped model
+    checks.model_bundle(model_dir, "shipped base model" if shipped else "--model")
     source = checks.molecule_library(input_path, "INPUT", smiles_col)  # inspected once, passed down
     checks.at_least(chunk_size, 1, "--chunk-size")
     from admet.bundle import load_bundle
@@ -285,7 +289,8 @@ def predict_cmd(
         summary = predict_file(model_dir, source, out, chunk_size=chunk_size, n_jobs=n_jobs,
                                smiles_col=smiles_col, progress=update, bundle=bundle)
     _write_json(out.with_name(out.name + ".run.json"),
-                {"command": "fedadmet admet predict", "model": str(model_dir), "input": str(input_path),
+                {"command": "fedadmet admet predict", "model": str(model_dir), "shipped_model": shipped,
+                 "input": str(input_path),
                  "chunk_size": chunk_size, "n_jobs": n_jobs, "smiles_col": smiles_col,
                  "summary": summary.to_dict()})
     resumed = f", {summary.n_chunks_resumed} chunk(s) resumed" if summary.n_chunks_resumed else ""

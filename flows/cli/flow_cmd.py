@@ -60,6 +60,8 @@ def demo(
     endpoints: str | None = typer.Option(None, help="Comma-separated embedded endpoints (default: the demo's "
                                          "11-endpoint ADMET panel, flows.demo.DEMO_ENDPOINTS)."),
     featurizer: str = typer.Option("morgan_count", help="Featurizer spec (morgan_count+rdkit2d: stronger, slower)."),
+    base_model: Path | None = typer.Option(None, "--base-model", help="Pretrained bundle the federated model is "
+                                           "measured against for screening (default: the shipped base model)."),
 ) -> None:
     """The main job: embedded data -> partners -> federated training -> screening -> experiment loop ->
     clinical module -> report (one Prefect flow; each stage publishes its artifacts)."""
@@ -67,11 +69,14 @@ def demo(
 
     if library is not None:  # before Prefect starts
         checks.molecule_library(library, "--library")
+    if base_model is not None:
+        checks.model_bundle(base_model, "--base-model")
     from flows.demo import STAGES, DemoConfig, run_demo
 
     chosen = tuple(e.strip() for e in endpoints.split(",") if e.strip()) if endpoints else None
     cfg = DemoConfig(out_dir=out, n_partners=partners, rounds=rounds, local_epochs=local_epochs, library=library,
-                     top_n=top, baselines=not no_baselines, endpoints=chosen, featurizer=featurizer)
+                     top_n=top, baselines=not no_baselines, endpoints=chosen, featurizer=featurizer,
+                     base_model=base_model)
     t0 = time.perf_counter()
     with _progress() as progress:
         bar = progress.add_task("demo", total=len(STAGES))
@@ -90,6 +95,8 @@ def demo(
                      result.manifest[compact] if compact else result.manifest)
     if result.partner_table is not None:
         _print_frame("federated vs local-only vs pooled (mean primary metric per partner)", result.partner_table)
+    if result.model_choice:
+        console.print(f"screening model: {result.model_choice['chosen']} ({result.model_choice['reason']})")
     if result.screening_summary:
         s = result.screening_summary
         console.print(f"screening: {s['n_input']} in, {s['n_ranked']} ranked, {s['n_rejected']} rejected")
@@ -115,7 +122,8 @@ def demo(
 
 def screen(
     library: Path = typer.Argument(..., help="CSV / SDF / SMILES / Parquet library."),
-    model: Path = typer.Option(..., "--model", "-m", help="Model bundle folder."),
+    model: Path | None = typer.Option(None, "--model", "-m", help="Model bundle folder (default: the shipped "
+                                      "base model, models/fedadmet-base-<version>; admet.shipped)."),
     out: Path = typer.Option(Path("runs/screen"), "--out", help="Run folder."),
     profile: Path | None = typer.Option(None, help="Desirability profile TOML (default profile otherwise)."),
     smiles_col: str | None = typer.Option(None, help="SMILES column of a table."),
@@ -129,11 +137,13 @@ def screen(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse featurized chunks."),
 ) -> None:
     """Screen a library: predictions with uncertainty, desirability score, ranking, report."""
+    from admet.shipped import resolve_model_dir
     from flows.cli import checks
 
     # everything a user can get wrong, before Prefect (or a Dask cluster) starts
     checks.molecule_library(library, "LIBRARY", smiles_col)
-    endpoints = checks.model_bundle(model, "--model")
+    model, shipped = resolve_model_dir(model)  # torch-free: manifest + checksums of the shipped model
+    endpoints = checks.model_bundle(model, "shipped base model" if shipped else "--model")
     checks.profile_file(profile, endpoints)
     checks.at_least(chunk_size, 1, "--chunk-size")
     checks.at_least(top, 1, "--top")
@@ -248,6 +258,9 @@ def serve(
                                        help="Run folder of the scheduled federation (checkpoints resume)."),
     round_every: float = typer.Option(86400.0, "--round-every", help="Seconds between federated rounds."),
     engine: str = typer.Option("inprocess", "--engine", help="Federation engine: inprocess | ray."),
+    dask_address: str | None = typer.Option(None, "--dask-address", help="Existing Dask scheduler "
+                                            "tcp://HOST:PORT: the watched folder's screening chunks run on its "
+                                            "workers (a parameter of the deployment)."),
     limit: int | None = typer.Option(None, help="Concurrent runs."),
 ) -> None:
     """Prefect deployments served from this process: scheduled screening of a watched folder and/or a
@@ -267,6 +280,10 @@ def serve(
         if watch is None:
             raise InputError("--model applies to the watched folder: add --watch")
         checks.model_bundle(model, "--model")
+    if dask_address is not None:
+        if watch is None:
+            raise InputError("--dask-address runs the watched folder's screening on a cluster: add --watch")
+        dask_address = checks.dask_address(dask_address)
     if partners_dir is not None:
         checks.partition_folder(partners_dir, "--partners-dir")
         if engine not in ("inprocess", "ray"):
@@ -284,7 +301,7 @@ def serve(
         settings = ServeSettings(watch_dir=watch, bundle_dir=model, screen_out=screen_out,
                                  screen_every=timedelta(seconds=screen_every), partners_dir=partners_dir,
                                  federated_out=federated_out, round_every=timedelta(seconds=round_every),
-                                 engine=engine)
+                                 engine=engine, dask_address=dask_address)
         served = deployments(settings)
     else:
         from flows.federated_flow import federated_training_flow
