@@ -49,6 +49,9 @@ class ModelConfig:
     """Stack the criteria-text logistic regression with the trees."""
     text_c: float | None = None
     """Text-model regularisation; None selects it from (0.3, 1, 3) by out-of-fold ROC-AUC on the training trials."""
+    seed: int = 0
+    """Base seed of the boosters (``seed * 1000 + i``) and the calibration folds (``17 + seed``); 0 keeps
+    the original seeds. Repeated runs with other seeds measure seed-to-seed variation."""
     n_jobs: int = 1
     """LightGBM threads (1: OpenMP spin-waiting makes more threads slower on a busy 2-core machine)."""
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -83,7 +86,8 @@ class TrialOutcomeModel:
             model = lgb.LGBMClassifier(
                 n_estimators=c.n_estimators, learning_rate=c.learning_rate, num_leaves=c.num_leaves,
                 min_child_samples=c.min_child_samples, colsample_bytree=c.colsample_bytree,
-                subsample=c.subsample, subsample_freq=1, reg_lambda=c.reg_lambda, random_state=seed,
+                subsample=c.subsample, subsample_freq=1, reg_lambda=c.reg_lambda,
+                random_state=c.seed * 1000 + seed,
                 n_jobs=c.n_jobs, verbose=-1,
             )
             model.fit(X, y)
@@ -110,7 +114,7 @@ class TrialOutcomeModel:
             text_c = select_c(trials, yi)
         self.text_c = text_c
         oof = np.zeros((len(yi), 2 if use_text else 1))
-        for tr, va in StratifiedKFold(n_splits, shuffle=True, random_state=17).split(X, yi):
+        for tr, va in StratifiedKFold(n_splits, shuffle=True, random_state=17 + self.config.seed).split(X, yi):
             oof[va, 0] = _logit(self._raw(self._ensemble(X.iloc[tr], yi[tr]), X.iloc[va]))
             if use_text:
                 text = CriteriaTextModel(C=text_c).fit(trials.iloc[tr], yi[tr])
