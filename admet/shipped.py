@@ -161,7 +161,10 @@ def _gzip_boosters(folder: Path) -> int:
                 continue
             src = meta_path.parent / name
             dst = src.with_name(name + ".gz")
-            with open(src, "rb") as fin, gzip.open(dst, "wb", compresslevel=9) as fout:
+            # no name or time in the gzip header: packing the same booster twice gives the same bytes
+            # (git stores a re-packed release's unchanged boosters once)
+            with open(src, "rb") as fin, open(dst, "wb") as raw, \
+                    gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=raw, mtime=0) as fout:
                 shutil.copyfileobj(fin, fout)
             saved += src.stat().st_size - dst.stat().st_size
             src.unlink()
