@@ -9,9 +9,11 @@ calibration fold. Candidates for the difficulty ``sigma(x)``:
 * ``absolute``: ``sigma = 1`` (every molecule gets the same width);
 * ``spread``: ``sigma = s(x) + eps``, ``s`` the spread of the model's component predictions
   (ensemble members, and the network and LightGBM parts of a ``blend`` member);
-* ``error_model``: ``sigma = exp(w . f(x))``, a linear model of ``log |y - mu|`` on
-  ``log(s + eps)``, ``1 - `` nearest-neighbour Tanimoto similarity to the training set and
-  ``1 -`` the mean similarity of the 5 nearest neighbours (the features the fold has).
+* ``error_model``: ``sigma = exp(w . f(x))``, a ridge-regularised linear model of ``log |y - mu|`` on
+  ``log(s + eps)``, ``1 - `` nearest-neighbour Tanimoto similarity to the training set,
+  ``1 -`` the mean similarity of the 5 nearest neighbours, and the prediction itself (``mu - m`` and
+  ``|mu - m|``, ``m`` the median calibration prediction: errors often grow towards the ends of an
+  endpoint's range); the features the fold has.
 
 The candidate with the smallest mean interval width is kept (an adaptive one also when it is at
 most ``WIDTH_TOLERANCE`` = 2% wider than ``absolute``); widths are measured *cross-fitted*
@@ -42,7 +44,7 @@ PLATT_MIN = 20
 ERROR_MODEL_MIN = 40
 CROSS_FOLDS = 5
 KNN = 5
-FEATURES = ("log_spread", "nn_distance", "knn_distance")
+FEATURES = ("log_spread", "nn_distance", "knn_distance", "prediction", "prediction_dev")
 #: An adaptive ``sigma`` is kept over ``absolute`` when its cross-fitted mean width is at most this much wider.
 WIDTH_TOLERANCE = 0.02
 
@@ -80,30 +82,33 @@ class ConformalRegressor:
     """Error model: ``log sigma`` clipped to the range it took on the calibration fold."""
     selection: dict = field(default_factory=dict)
     """Cross-fitted mean width and Spearman(sigma, |error|) per candidate on the calibration fold."""
+    mu_center: float = 0.0
+    """Median calibration prediction: ``prediction`` = mu - mu_center, ``prediction_dev`` = its absolute value."""
 
     # -- difficulty ---------------------------------------------------------------------
-    def _feature_matrix(self, std, nn_sim, knn_sim) -> np.ndarray:
-        return _features(self.features, std, nn_sim, knn_sim, self.eps)
+    def _feature_matrix(self, std, nn_sim, knn_sim, mu) -> np.ndarray:
+        return _features(self.features, std, nn_sim, knn_sim, self.eps, mu, self.mu_center)
 
-    def sigma(self, std, nn_sim=None, knn_sim=None) -> np.ndarray:
+    def sigma(self, std, nn_sim=None, knn_sim=None, mu=None) -> np.ndarray:
         std = np.asarray(std, float).reshape(-1)
         if self.method == "absolute":
             return np.ones(std.shape)
         if self.method in ("spread", "normalized"):
             return std + self.eps
-        F = self._feature_matrix(std, _as_array(nn_sim, len(std)), _as_array(knn_sim, len(std)))
+        F = self._feature_matrix(std, _as_array(nn_sim, len(std)), _as_array(knn_sim, len(std)),
+                                 _as_array(mu, len(std)))
         F = np.where(np.isfinite(F), F, np.asarray(self.center)[None, :])  # missing signal -> typical value
         z = (F - np.asarray(self.center)) / np.asarray(self.scale)
         w = np.asarray(self.weights)
         log_sigma = np.clip(w[0] + z @ w[1:], *self.log_sigma_range)
         return np.exp(log_sigma)
 
-    def half_width(self, std, nn_sim=None, knn_sim=None) -> np.ndarray:
-        return self.q * self.sigma(std, nn_sim, knn_sim)
+    def half_width(self, std, nn_sim=None, knn_sim=None, mu=None) -> np.ndarray:
+        return self.q * self.sigma(std, nn_sim, knn_sim, mu)
 
     def interval(self, mu, std, nn_sim=None, knn_sim=None) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper); NaN where the calibration fold was too small for this coverage."""
-        h = self.half_width(std, nn_sim, knn_sim)
+        h = self.half_width(std, nn_sim, knn_sim, mu)
         h = np.where(np.isfinite(h), h, np.nan)
         return np.asarray(mu) - h, np.asarray(mu) + h
 
@@ -129,7 +134,7 @@ class ConformalRegressor:
         candidates = {"absolute": None}
         if n and np.any(std > 0):
             candidates["spread"] = None
-        feats = [f for f, v in zip(FEATURES, (std, nn, knn))
+        feats = [f for f, v in zip(FEATURES, (std, nn, knn, mu, mu))
                  if n and np.isfinite(v).all() and np.ptp(v) > 0 and (f != "log_spread" or np.any(v > 0))]
         if feats and n >= ERROR_MODEL_MIN:
             candidates["error_model"] = feats
@@ -149,10 +154,11 @@ class ConformalRegressor:
                 scores, sig = np.empty(n), np.empty(n)
                 for k in range(CROSS_FOLDS):
                     held = folds == k
-                    part = base._fit_error_model(fnames, resid[~held], std[~held], nn[~held], knn[~held])
-                    sig[held] = part.sigma(std[held], nn[held], knn[held])
+                    part = base._fit_error_model(fnames, resid[~held], std[~held], nn[~held], knn[~held],
+                                                 mu[~held])
+                    sig[held] = part.sigma(std[held], nn[held], knn[held], mu[held])
                     scores[held] = resid[held] / sig[held]
-                model = base._fit_error_model(fnames, resid, std, nn, knn)
+                model = base._fit_error_model(fnames, resid, std, nn, knn, mu)
             else:
                 model = base
                 sig = model.sigma(std)
@@ -172,8 +178,9 @@ class ConformalRegressor:
         log.debug("conformal: %s -> %s", selection, chosen)
         return out
 
-    def _fit_error_model(self, fnames, resid, std, nn, knn) -> "ConformalRegressor":
-        F = _features(fnames, std, nn, knn, self.eps)
+    def _fit_error_model(self, fnames, resid, std, nn, knn, mu) -> "ConformalRegressor":
+        mu_center = float(np.median(mu)) if len(mu) else 0.0
+        F = _features(fnames, std, nn, knn, self.eps, mu, mu_center)
         center, scale = F.mean(0), F.std(0)
         scale = np.where(scale > 0, scale, 1.0)
         Z = (F - center) / scale
@@ -186,7 +193,8 @@ class ConformalRegressor:
         fitted = A @ w
         return ConformalRegressor("error_model", math.inf, self.eps, self.coverage, self.n_calibration,
                                   list(fnames), [float(v) for v in w], [float(v) for v in center],
-                                  [float(v) for v in scale], [float(fitted.min()), float(fitted.max())])
+                                  [float(v) for v in scale], [float(fitted.min()), float(fitted.max())],
+                                  mu_center=mu_center)
 
     # -- persistence --------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -200,12 +208,13 @@ class ConformalRegressor:
         return cls(d["method"], math.inf if q is None else float(q), float(d["eps"]),
                    float(d["coverage"]), int(d["n_calibration"]), list(d.get("features", [])),
                    list(d.get("weights", [])), list(d.get("center", [])), list(d.get("scale", [])),
-                   list(d.get("log_sigma_range", [])), dict(d.get("selection", {})))
+                   list(d.get("log_sigma_range", [])), dict(d.get("selection", {})), float(d.get("mu_center", 0.0)))
 
 
-def _features(fnames, std, nn, knn, eps) -> np.ndarray:
+def _features(fnames, std, nn, knn, eps, mu=None, mu_center=0.0) -> np.ndarray:
     cols = {"log_spread": lambda: np.log(np.maximum(std, 0) + eps),
-            "nn_distance": lambda: 1.0 - nn, "knn_distance": lambda: 1.0 - knn}
+            "nn_distance": lambda: 1.0 - nn, "knn_distance": lambda: 1.0 - knn,
+            "prediction": lambda: mu - mu_center, "prediction_dev": lambda: np.abs(mu - mu_center)}
     return np.column_stack([cols[f]() for f in fnames]) if fnames else np.zeros((len(std), 0))
 
 

@@ -100,3 +100,22 @@ def test_expected_calibration_error_known_answer():
     p = np.full(10, 0.3)                  # one bin, observed rate 0.3 -> ECE 0
     assert expected_calibration_error(y, p) == pytest.approx(0.0)
     assert expected_calibration_error(y, np.full(10, 0.8)) == pytest.approx(0.5)
+
+
+def test_error_model_follows_errors_that_grow_towards_the_ends_of_the_range():
+    """No spread, no distance signal: the noise grows with |mu - median|, which the error model sees."""
+    rng = np.random.default_rng(4)
+
+    def draw(n):
+        mu = rng.normal(0, 2, n)
+        return mu + rng.normal(0, 0.1 + 0.5 * np.abs(mu)), mu
+
+    y, mu = draw(2000)
+    nn = np.full(2000, 0.5) + rng.uniform(0, 1e-3, 2000)   # uninformative
+    conf = ConformalRegressor.fit(y, mu, np.zeros(2000), 0.9, nn_sim=nn, knn_sim=nn)
+    assert conf.method == "error_model" and "prediction_dev" in conf.features
+    yt, mut = draw(40_000)
+    nnt = np.full(40_000, 0.5)
+    lo, hi = conf.interval(mut, np.zeros(40_000), nnt, nnt)
+    assert 0.88 <= np.mean((yt >= lo) & (yt <= hi)) <= 0.92
+    assert spearmanr(hi - lo, np.abs(yt - mut)).statistic > 0.4
