@@ -200,7 +200,6 @@ print(json.dumps({"code": r.exit_code, "out": r.stdout + (r.stderr or "")}))
 """
 
 
-@pytest.mark.slow  # a fresh CLI process (imports torch / RDKit): tens of seconds on a loaded machine
 @pytest.mark.parametrize("args, needle", [
     (["--partners", "2", "--secagg"], "SecAgg+ needs >= 3 partners"),
     (["--partners", "3", "--dp-clip", "1", "--dp-noise", "1", "--strategy", "bulyan"], "mean of clipped updates"),
