@@ -113,13 +113,17 @@ def consortium_run(
     run_dir: Path = typer.Option(Path("runs/consortium"), "--run-dir", help="Folder of `consortium start`."),
     rounds: int = typer.Option(5, "--rounds", min=1),
     local_epochs: int = typer.Option(2, "--local-epochs", min=1),
-    strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | fedprox | fedadam | fedmedian | trimmed"),
+    strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | fedprox | fedadam | fedmedian | trimmed | krum | multikrum | bulyan"),
     heads: str = typer.Option("private", "--heads", help="private (MELLODDY) | shared"),
     hidden: str = typer.Option("512", "--hidden", help="Trunk layer widths, comma-separated."),
-    min_partners: int | None = typer.Option(None, "--min-partners", help="Fewest partners a round needs (default: all registered)."),
-    secagg: bool = typer.Option(False, "--secagg", help="Secure aggregation (SecAgg+, legacy API path)."),
+    min_partners: int | None = typer.Option(None, "--min-partners", help="Fewest partners the run and each round need (default: the --quorum share of the registered)."),
+    quorum: float = typer.Option(2 / 3, "--quorum", help="Share of the registered partners the run and each round need without --min-partners."),
+    secagg: bool = typer.Option(False, "--secagg", help="Secure aggregation (SecAgg+, legacy API path; needs >= 3 partners)."),
+    secagg_allow_two: bool = typer.Option(False, "--secagg-allow-two", help="Run SecAgg+ with 2 partners anyway (each can then recover the other's update; warns)."),
     dp_clip: float | None = typer.Option(None, "--dp-clip"),
     dp_noise: float | None = typer.Option(None, "--dp-noise"),
+    dp_delta: float = typer.Option(1e-5, "--dp-delta", help="DP: delta at which epsilon is reported (partner-level)."),
+    dp_epsilon_max: float | None = typer.Option(None, "--dp-epsilon-max", help="DP: stop before a round could take epsilon above this."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
     app_dir: Path | None = typer.Option(None, "--app", help="Flower app folder (default: this project)."),
     timeout: float = typer.Option(3 * 3600, "--timeout", help="Seconds before the run is stopped."),
@@ -139,7 +143,8 @@ def consortium_run(
         raise InputError(f"--hidden must be comma-separated integers, got {hidden!r}") from exc
     cfg = FederatedConfig(out_dir=out, n_partners=n_registered, rounds=rounds, local_epochs=local_epochs,
                           strategy=strategy, heads=heads, hidden=widths, min_partners=min_partners, secagg=secagg,
-                          dp_clip=dp_clip, dp_noise=dp_noise, resume=resume, baselines=False)
+                          dp_clip=dp_clip, dp_noise=dp_noise, resume=resume, baselines=False, quorum=quorum,
+                          secagg_allow_two=secagg_allow_two, dp_delta=dp_delta, dp_epsilon_max=dp_epsilon_max)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} rounds"), TimeElapsedColumn(),
                   console=console) as progress:
