@@ -33,8 +33,12 @@ def partition_task(out_dir: Path, n_partners: int, alpha: float, seed: int,
 def federated_task(config: dict):
     from federation.config import FederatedConfig
     from federation.run import run_federated
+    from flows.logs import thread_logs_to_run
 
-    return run_federated(FederatedConfig.from_dict(config))
+    # Flower's simulation runs the ServerApp in a thread of its own: without this its per-round
+    # lines ("round 2: aggregated 3 update(s) ...") never reach the flow run's logs
+    with thread_logs_to_run():
+        return run_federated(FederatedConfig.from_dict(config))
 
 
 @task(name="publish-federation-report", cache_policy=NO_CACHE)
@@ -56,7 +60,11 @@ def publish_federation_report(result, out_dir: Path, partners_dir: Path | None =
         from federation.partners import partner_folders
 
         expected = [f.name for f in partner_folders(Path(partners_dir))]
-    return federation_report.publish(report, out_dir, expected=expected)
+    node_map = None
+    outcome = Path(out_dir) / "federation_result.json"  # federation.stages.RESULT_FILE: node id -> partner id
+    if outcome.is_file():
+        node_map = json.loads(outcome.read_text()).get("partner_of_node")
+    return federation_report.publish(report, out_dir, expected=expected, partner_of_node=node_map)
 
 
 def _describe(p: dict) -> str:
@@ -73,6 +81,9 @@ def federated_training_flow(out_dir: str, partners_dir: str | None = None, n_par
                             endpoints: tuple[str, ...] | None = None, alpha: float = 0.5, seed: int = 0,
                             baselines: bool = True, num_cpus: int = 2,
                             featurizer: str = "morgan_count+rdkit2d") -> dict:
+    from flows.logs import project_loggers_at
+
+    project_loggers_at(logging.INFO)  # a served run is a fresh process: INFO lines would be dropped
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run_names.tag_run(run_names.standard_tags(
@@ -81,6 +92,10 @@ def federated_training_flow(out_dir: str, partners_dir: str | None = None, n_par
     if partners_dir is None:
         partition_task(out / "partners", n_partners, alpha, seed, endpoints)
         partners_dir = str(out / "partners")
+    else:  # an existing partition: its folders are the registered partners, whatever n_partners says
+        from federation.partners import partner_folders
+
+        n_partners = len(partner_folders(Path(partners_dir)))
     config = {"out_dir": str(out / "federated"), "partners_dir": partners_dir, "n_partners": n_partners,
               "rounds": rounds, "local_epochs": local_epochs, "heads": heads, "strategy": strategy,
               "hidden": list(hidden), "seed": seed, "baselines": baselines, "num_cpus": num_cpus,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +58,74 @@ def send_project_logs_to_prefect(level: int = logging.INFO) -> list[str]:
                                      os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"]}):
             setup_logging(incremental=False)
     return names
+
+
+def project_loggers_at(level: int = logging.INFO) -> None:
+    """Let the project loggers pass ``level`` records where nothing set their level.
+
+    A deployment's flow run is a fresh process started by Prefect's runner: it inherits
+    ``PREFECT_LOGGING_EXTRA_LOGGERS`` (so the loggers get the API handler) but not the levels the
+    ``fedadmet`` entry point set, and an unset level falls back to the root logger's WARNING:
+    the run's INFO lines were lost. Served flows call this first; levels set by a user stay."""
+    for name in PROJECT_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(level)
+
+
+class _StampRun(logging.Filter):
+    """Gives records logged in a thread without a Prefect run context (e.g. Flower's ServerApp
+    thread in ``run_simulation``) the flow / task run ids they belong to; other records pass as
+    they are."""
+
+    def __init__(self, flow_run_id, task_run_id) -> None:
+        super().__init__()
+        self.flow_run_id, self.task_run_id = flow_run_id, task_run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "flow_run_id", None) is None:
+            from prefect.context import FlowRunContext, TaskRunContext
+
+            if FlowRunContext.get() is None and TaskRunContext.get() is None:
+                record.flow_run_id = self.flow_run_id
+                record.task_run_id = self.task_run_id
+        return True
+
+
+def _api_handlers() -> list[logging.Handler]:
+    from prefect.logging.handlers import APILogHandler
+
+    found: list[logging.Handler] = []
+    for name in PROJECT_LOGGERS:
+        found += [h for h in logging.getLogger(name).handlers if isinstance(h, APILogHandler) and h not in found]
+    return found
+
+
+@contextmanager
+def thread_logs_to_run():
+    """While inside, project log records from threads that have no Prefect run context are sent
+    to the current flow run (and task run) instead of being dropped.
+
+    Prefect's API log handler finds the run from the calling thread's context; threads started by
+    a library (Flower's simulation starts the ServerApp in its own thread) have none, so their
+    lines, e.g. ``round 2: aggregated 3 update(s) ...``, never reached the flow run. Records that
+    carry ids or come from a thread with a context are left alone. Lines logged in other processes
+    (Ray workers running the ClientApps) still do not reach the run. Outside a run: no-op."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    task_ctx, flow_ctx = TaskRunContext.get(), FlowRunContext.get()
+    if task_ctx is not None:
+        stamp = _StampRun(task_ctx.task_run.flow_run_id, task_ctx.task_run.id)
+    elif flow_ctx is not None and flow_ctx.flow_run is not None:
+        stamp = _StampRun(flow_ctx.flow_run.id, None)
+    else:
+        yield
+        return
+    handlers = _api_handlers()
+    for handler in handlers:
+        handler.addFilter(stamp)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(stamp)

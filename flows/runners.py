@@ -46,6 +46,11 @@ def make_task_runner(spec: RunnerSpec | str = "default", workers: int = 2, addre
 
         if spec.address:
             log.info("dask task runner on scheduler %s", spec.address)
+            if not _api_url():
+                log.warning("no PREFECT_API_URL: each Dask worker will start a temporary Prefect API of its own "
+                            "and record the chunks' task runs there, not with this flow run; start a server "
+                            "(`fedadmet server`) and export PREFECT_API_URL=http://HOST:4200/api where the workers "
+                            "can reach it")
             return DaskTaskRunner(address=spec.address)
         log.info("dask task runner on a local cluster of %d workers", spec.workers)
         return DaskTaskRunner(
@@ -56,6 +61,13 @@ def make_task_runner(spec: RunnerSpec | str = "default", workers: int = 2, addre
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=spec.max_threads)
+
+
+def _api_url() -> str | None:
+    """The Prefect API URL in effect (None: the ephemeral API, which other processes cannot use)."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
 
 
 def retry_unless_input_error(task, task_run, state) -> bool:
