@@ -230,7 +230,9 @@ def _join_parts(parts: Path, n_parts: int, out_path: Path, fmt: str, schema: pa.
         gz = out_path.name.lower().endswith(".gz")
         with (gzip.open(tmp, "wt", newline="") if gz else open(tmp, "w", newline="")) as fh:
             for i in range(n_parts):
-                frame = pq.read_table(parts / f"part_{i:06d}.parquet", schema=schema).to_pandas()
+                # nullable integers (duplicate_of) stay integers in the CSV: "3", not "3.0"
+                frame = pq.read_table(parts / f"part_{i:06d}.parquet", schema=schema).to_pandas(
+                    types_mapper={pa.int64(): pd.Int64Dtype()}.get)
                 frame.to_csv(fh, header=(i == 0), index=False)
     os.replace(tmp, out_path)
 

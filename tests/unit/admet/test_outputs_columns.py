@@ -54,6 +54,8 @@ def test_predict_carries_ids_flags_duplicates_and_describes_columns(tiny_bundle,
     dup = dict(zip(df["compound_id"], df["duplicate_of"], strict=True))
     assert dup["CMP-3"] == 0 and dup["CMP-6"] == 4 and dup["CMP-7"] == 1
     assert np.isnan(dup["CMP-1"]) and np.isnan(dup["CMP-5"]) and np.isnan(dup["CMP-4"])
+    text = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert text["duplicate_of"].tolist() == ["", "", "0", "", "", "4", "1"]  # row numbers, not 0.0
     assert df.loc[0, "MW"] == pytest.approx(180.159, abs=0.01)
     assert df.loc[4, "MW"] == pytest.approx(df.loc[5, "MW"])     # the salt's values are the free base's
     assert df.loc[3, list(PHYSCHEM_COLUMNS)].isna().all()
