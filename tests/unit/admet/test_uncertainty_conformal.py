@@ -119,3 +119,22 @@ def test_error_model_follows_errors_that_grow_towards_the_ends_of_the_range():
     lo, hi = conf.interval(mut, np.zeros(40_000), nnt, nnt)
     assert 0.88 <= np.mean((yt >= lo) & (yt <= hi)) <= 0.92
     assert spearmanr(hi - lo, np.abs(yt - mut)).statistic > 0.4
+
+
+def test_uncertainty_metrics_constant_width_has_no_width_error_correlation():
+    """mu +/- q differs from 2q in the last bits; that float noise must not count as a varying width."""
+    from admet.difficulty import CalibratedPrediction
+    from admet.domain import DomainResult
+    from admet.tasks import TaskSpec
+    from admet.uncertainty_metrics import uncertainty_metrics
+
+    rng = np.random.default_rng(5)
+    n = 500
+    mu = rng.normal(0, 3, (n, 1))
+    y = mu + rng.normal(0, 1, (n, 1))
+    status = np.array(["inside"] * 400 + ["outside"] * 100, dtype=object)
+    dom = DomainResult(status, np.ones(n), np.ones(n), np.array([""] * n, dtype=object))
+    pred = CalibratedPrediction(mu, mu, np.zeros((n, 1)), np.zeros((n, 1)), mu - 1.645, mu + 1.645, dom)
+    m = uncertainty_metrics(y, np.zeros((n, 1), np.int8), [TaskSpec("e", "regression")], pred, 0.9)["e"]
+    assert m["spearman_width_error"] is None and m["n_distinct_widths"] == 1
+    assert 0.85 <= m["test_coverage"] <= 0.95 and m["n_inside"] == 400 and m["n_outside"] == 100
