@@ -101,8 +101,11 @@ def load_admet(bundle_dir: str | Path) -> AdmetPredictor:
 def endpoint_values(predictions: pd.DataFrame) -> pd.DataFrame:
     """Keep the point-prediction column ``E`` of each endpoint (drops ``E_std``, ``E_lower``, ...)."""
     suffixes = ("_std", "_lower", "_upper", "_in_domain", "_pct_approved")
+    # ``ad_*`` (applicability-domain status, similarity, flags) describe the molecule's place relative to the
+    # training set, not an endpoint; ``duplicate_of`` is a row number.
     keep = [c for c in predictions.columns
-            if not c.endswith(suffixes) and c not in ("smiles", "input", "row", "status", "reason", "inchikey")
+            if not c.endswith(suffixes) and not c.startswith("ad_")
+            and c not in ("smiles", "input", "row", "status", "reason", "inchikey", "duplicate_of")
             and pd.api.types.is_numeric_dtype(predictions[c])]
     return predictions[keep].astype(float)
 
