@@ -92,7 +92,8 @@ def render_model_card(bundle: "ModelBundle") -> str:
             lines.append("| " + " | ".join([name, _fmt(vals.get("n"))] + [
                 _fmt(vals.get(k)) for k in ("mae", "spearman", "pearson", "r2", "auroc", "auprc")]) + " |")
     lines += ["", "## Uncertainty",
-              f"- Spread: standard deviation over the {len(bundle.ensemble.members)} ensemble members (`E_std`).",
+              f"- Spread: standard deviation over the {len(bundle.ensemble.members)} ensemble members (`E_std`; "
+              "0 with one member). Intervals may use a per-molecule difficulty instead (method per endpoint below).",
               f"- Regression intervals (`E_lower`, `E_upper`): split-conformal at {cfg.coverage:.0%} "
               "coverage, calibrated on a scaffold-held-out calibration fold the members never trained on."]
     cov = m.get("coverage", {})
@@ -103,13 +104,21 @@ def render_model_card(bundle: "ModelBundle") -> str:
     for name, c in bundle.calibrators.items():
         lines.append(f"- {name}: probabilities calibrated with {c.method} on {c.n_calibration} calibration labels")
     if bundle.domain is not None:
+        from admet.domain import BOX_DESCRIPTORS
+
         d = bundle.domain
         lines += ["", "## Applicability domain",
                   f"- Measure: maximum Tanimoto similarity (Morgan radius 2, 2048 bits) to {len(d.reference)} "
                   f"training molecules (of {d.n_training}).",
                   f"- Threshold: **{d.threshold:.3f}** = the {d.percentile:g}th percentile of the calibration "
-                  "fold's nearest-neighbour similarity. `E_in_domain` is true at or above it; predictions "
-                  "outside the domain are less reliable."]
+                  "fold's nearest-neighbour similarity."]
+        if d.box_low is not None and d.box_high is not None:
+            lines.append("- Descriptor box: " + ", ".join(
+                f"{name} {_fmt(lo)}..{_fmt(hi)}" for name, lo, hi in zip(BOX_DESCRIPTORS, d.box_low, d.box_high))
+                + " (the training molecules' 0.5th-99.5th percentiles).")
+        lines += ["- Structure rules: `peptide`, `macrocycle`, `metal`, `large` (MW > 900) put a molecule outside.",
+                  "- `ad_status` is `inside` only when no signal fires (`ad_flags` names the ones that do); "
+                  "`E_in_domain` is `ad_status == inside`. Predictions outside the domain are less reliable."]
     if bundle.approved is not None:
         lines += ["", "## Context",
                   f"- `E_pct_approved`: percentile of the prediction among {bundle.approved.n_drugs} ChEMBL "

@@ -164,7 +164,7 @@ def train_cmd(
                                      "optional split) or long table; default: the embedded catalog."),
     endpoints: str | None = typer.Option(None, "--endpoints", help="Comma-separated endpoints (default: all)."),
     model: str | None = typer.Option(None, "--model", help="mtnn | lgbm | dc | blend (mtnn + LightGBM, averaged) (default: admet.config.CLI_DEFAULTS, chosen by bench/default_choice.py)."),
-    ensemble: int | None = typer.Option(None, "--ensemble", help="Ensemble members (default 5)."),
+    ensemble: int | None = typer.Option(None, "--ensemble", help="Ensemble members (default: admet.config.CLI_DEFAULTS)."),
     split: str = typer.Option("scaffold", "--split", help="scaffold | random (a split column wins)."),
     ignore_split_column: bool = typer.Option(False, "--ignore-split-column",
                                              help="Re-split even when the table has a split column."),
