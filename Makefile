@@ -31,7 +31,7 @@ lint: $(STAMP)
 
 # the shipped base model (docs/MODEL.md): train blend x1 on the whole embedded catalog (16 min on
 # 2 busy cores), then pack it into models/ (gzipped boosters, training split, manifest, model card)
-SHIP_DIR := models/fedadmet-base-1.0
+SHIP_DIR := models/fedadmet-base-1.1
 ship-model: $(STAMP)
 	$(VENV)/bin/fedadmet admet train --out .fedadmet-cache/ship/train --model blend --ensemble 1
 	rm -rf $(SHIP_DIR)

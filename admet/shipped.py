@@ -41,7 +41,7 @@ from pipelines.errors import InputError
 log = logging.getLogger(__name__)
 
 NAME = "fedadmet-base"
-VERSION = "1.0"
+VERSION = "1.1"
 MANIFEST = "SHIPPED.json"
 CARD = "MODEL_CARD.md"
 SPLIT_FILE = "split.npz"

@@ -350,7 +350,7 @@ def recalibrate_cmd(
 def pack_cmd(
     bundle_dir: Path = typer.Argument(..., metavar="BUNDLE", help="A bundle written by `fedadmet admet train` "
                                       "on the embedded catalog."),
-    out: Path = typer.Option(..., "--out", help="The shipped folder to write (e.g. models/fedadmet-base-1.0)."),
+    out: Path = typer.Option(..., "--out", help="The shipped folder to write (e.g. models/fedadmet-base-1.1)."),
     split_manifest: Path | None = typer.Option(None, "--split-manifest", help="The training run's folds "
                                                "(split.npz format) for a bundle saved without split.npz."),
 ) -> None:
