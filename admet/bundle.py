@@ -23,7 +23,6 @@ mismatch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from admet.approved import ApprovedReference
+from admet.checksums import folder_checksums, sha256_file
 from admet.config import ModelConfig
 from admet.conformal import ConformalRegressor, ProbabilityCalibrator
 from admet.domain import ApplicabilityDomain, DomainInputs
@@ -238,8 +238,7 @@ class ModelBundle:
         (folder / "config.json").write_text(json.dumps(self.config.to_json_dict(), indent=2))
         (folder / "model_card.md").write_text(render_model_card(self))
         meta = self._metadata()
-        meta["files"] = {str(p.relative_to(folder)): _sha256(p)
-                         for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "bundle.json"}
+        meta["files"] = folder_checksums(folder)
         (folder / "bundle.json").write_text(json.dumps(meta, indent=1, default=_json_default))
         log.info("saved model bundle to %s", folder)
         return folder
@@ -264,11 +263,6 @@ class ModelBundle:
                 "calibration_inside": self.domain.calibration_inside},
             "info": self.info,
         }
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _json_default(obj):
@@ -301,7 +295,7 @@ def load_bundle(folder: str | Path, check_featurizer: bool = True) -> ModelBundl
         path = folder / rel
         if not path.is_file():
             raise InputError(f"model bundle {folder}: file {rel} is missing")
-        if _sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise InputError(f"model bundle {folder}: file {rel} is corrupt or truncated (checksum mismatch)")
     problems = check_versions(meta.get("versions", {}), meta.get("model", "mtnn"))
     if problems:

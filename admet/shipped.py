@@ -25,7 +25,6 @@ when a command runs, never at import).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from admet.checksums import folder_checksums, sha256_file
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,6 @@ def shipped_model_dir() -> Path:
     if override:
         return Path(override)
     return models_dir() / f"{NAME}-{VERSION}"
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def check_shipped(path: Path | None = None, verify_checksums: bool = True) -> dict:
@@ -99,7 +94,7 @@ def check_shipped(path: Path | None = None, verify_checksums: bool = True) -> di
         file = path / rel
         if not file.is_file():
             raise InputError(f"shipped base model {path}: file {rel} is missing ({fix})")
-        if verify_checksums and _sha256(file) != digest:
+        if verify_checksums and sha256_file(file) != digest:
             raise InputError(f"shipped base model {path}: file {rel} is corrupt or truncated "
                              f"(checksum mismatch; {fix})")
     return docs[MANIFEST]
@@ -174,8 +169,7 @@ def _gzip_boosters(folder: Path) -> int:
 def _rewrite_checksums(folder: Path) -> None:
     meta_path = folder / "bundle.json"
     meta = json.loads(meta_path.read_text())
-    meta["files"] = {str(p.relative_to(folder)): _sha256(p)
-                     for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "bundle.json"}
+    meta["files"] = folder_checksums(folder)
     meta_path.write_text(json.dumps(meta, indent=1))
 
 
