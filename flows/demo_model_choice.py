@@ -1,8 +1,10 @@
 """Which model the demo screens with: the shipped base model or the demo's federated model, measured.
 
-Both are scored on the same rows, ones neither model trained on: the partners' own ``test`` rows
+Both are scored on the same rows, ones neither model trained on: the partners' own ``valid`` rows
 (the split the federation used, read back through ``federation.run.load_all_partners``) whose
-molecule (InChIKey) is in the shipped model's training-run ``test`` fold (its ``split.npz``). Per
+molecule (InChIKey) the shipped model's training run kept out of training (its ``valid`` or ``test``
+fold, from ``split.npz``). A choice between models is made on validation rows, never on the partners'
+test rows, which stay for reporting. Per
 endpoint of the demo panel that both models predict, with at least ``MIN_ROWS`` such rows (and both
 classes for a classification endpoint): AUROC for classification, Spearman for regression (both
 "higher is better" and unit-free, so they average across endpoints). The federated model screens
@@ -25,8 +27,9 @@ log = logging.getLogger(__name__)
 MIN_ROWS = 10
 
 
-def heldout_rows(fed_config: dict, partners_dir: Path, endpoints, base_test_keys: set[str]) -> pd.DataFrame:
-    """``smiles, inchikey, endpoint, y`` of partner test rows whose molecule the shipped model held out too."""
+def heldout_rows(fed_config: dict, partners_dir: Path, endpoints, base_heldout_keys: set[str],
+                 fold: str = "valid") -> pd.DataFrame:
+    """``smiles, inchikey, endpoint, y`` of partner ``fold`` rows whose molecule the shipped model held out too."""
     from rdkit import Chem
 
     from federation.config import FederatedConfig
@@ -35,11 +38,11 @@ def heldout_rows(fed_config: dict, partners_dir: Path, endpoints, base_test_keys
     partners = load_all_partners(FederatedConfig.from_dict(fed_config), Path(partners_dir))
     rows = []
     for p in partners:
-        test = p.rows("test")
+        held = p.rows(fold)
         for j, task in enumerate(p.tasks):
             if task.name not in endpoints:
                 continue
-            for i in test:
+            for i in held:
                 if np.isfinite(p.Y[i, j]) and p.censor[i, j] == 0:
                     rows.append((str(p.smiles[i]), task.name, float(p.Y[i, j])))
     frame = pd.DataFrame(rows, columns=["smiles", "endpoint", "y"])
@@ -48,7 +51,7 @@ def heldout_rows(fed_config: dict, partners_dir: Path, endpoints, base_test_keys
         mol = Chem.MolFromSmiles(s)
         keys[s] = Chem.MolToInchiKey(mol) if mol is not None else ""
     frame["inchikey"] = frame["smiles"].map(keys)
-    frame = frame[frame["inchikey"].isin(base_test_keys)]
+    frame = frame[frame["inchikey"].isin(base_heldout_keys)]
     # a molecule measured by two partners: one row per (molecule, endpoint), labels averaged
     return frame.groupby(["inchikey", "endpoint"], as_index=False).agg(smiles=("smiles", "first"), y=("y", "mean"))
 
@@ -99,7 +102,7 @@ def choose(table: pd.DataFrame) -> dict:
     chosen = "federated" if fed >= base else "shipped"
     return {"chosen": chosen, "n_endpoints": len(both), "n_rows": int(both["rows"].sum()),
             "federated_mean": fed, "shipped_mean": base,
-            "reason": f"mean AUROC/Spearman over {len(both)} endpoints on {int(both['rows'].sum())} rows held out "
+            "reason": f"mean AUROC/Spearman over {len(both)} endpoints on {int(both['rows'].sum())} partner validation rows held out "
                       f"by both: federated {fed:.3f} vs shipped {base:.3f}"}
 
 
@@ -116,8 +119,8 @@ def choose_screening_model(out_dir: Path, fed_bundle: Path, base_model: Path | N
         if base_model is None:
             shipped.check_shipped(base_dir)
         record["shipped_model"] = str(base_dir)
-        keys = shipped.read_heldout(base_dir, "test")
-        if keys is None:
+        valid_keys, test_keys = shipped.read_heldout(base_dir, "valid"), shipped.read_heldout(base_dir, "test")
+        if valid_keys is None or test_keys is None:
             raise InputError(f"{base_dir} has no split.npz: its held-out molecules are unknown")
         from admet.bundle import load_bundle
 
@@ -125,7 +128,7 @@ def choose_screening_model(out_dir: Path, fed_bundle: Path, base_model: Path | N
         if not fed_file.is_file():
             raise InputError(f"no federated run config at {fed_file}")
         fed_config = json.loads(fed_file.read_text())
-        rows = heldout_rows(fed_config, Path(fed_config["partners_dir"]), set(endpoints), keys)
+        rows = heldout_rows(fed_config, Path(fed_config["partners_dir"]), set(endpoints), valid_keys | test_keys)
         table = compare(rows, load_bundle(fed_bundle), load_bundle(base_dir))
         record.update(choose(table))
         record["table"] = table.to_dict("records")
