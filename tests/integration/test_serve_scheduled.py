@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -45,11 +46,24 @@ def _sqlalchemy_2_1() -> bool:
     return tuple(int(x) for x in sqlalchemy.__version__.split(".")[:2]) >= (2, 1)
 
 
-def _api(url: str, body: dict) -> list[dict] | dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+#: Prefect's server answers 503 for errors a client may retry (its SQLite database locked while the
+#: scheduler and the served process write), and Prefect's own client retries 429/502/503 with
+#: backoff; this helper does the same, so a busy CI machine does not fail the test (CI saw one 503).
+RETRY_CODES = (429, 502, 503)
+
+
+def _api(url: str, body: dict, attempts: int = 6) -> list[dict] | dict:
+    for attempt in range(attempts):
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code not in RETRY_CODES or attempt == attempts - 1:
+                raise
+            time.sleep(float(exc.headers.get("Retry-After") or 2 ** attempt))
+    raise AssertionError("unreachable")
 
 
 def _wait(what, check, served: subprocess.Popen, log: Path, timeout: float):
