@@ -123,7 +123,7 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         if self.watch_dir is None and self.partners_dir is None:
-            raise InputError("nothing to serve: give --watch (with --model) and/or --partners-dir")
+            raise InputError("nothing to serve: give --watch and/or --partners-dir")
         if self.dask_address is not None and self.watch_dir is None:
             raise InputError("--dask-address runs the watched folder's screening on a cluster: add --watch")
         if self.watch_dir is not None and (self.bundle_dir is None or self.screen_out is None):

@@ -249,7 +249,8 @@ def server(
 def serve(
     watch: Path | None = typer.Option(None, "--watch", help="Folder of libraries: each new file is screened "
                                       "on the schedule (with --model)."),
-    model: Path | None = typer.Option(None, "--model", "-m", help="Model bundle for the watched folder."),
+    model: Path | None = typer.Option(None, "--model", "-m", help="Model bundle for the watched folder (default: "
+                                      "the shipped base model, as for `fedadmet screen`)."),
     screen_out: Path = typer.Option(Path("runs/watched"), "--screen-out", help="Run folder per screened file."),
     screen_every: float = typer.Option(300.0, "--screen-every", help="Seconds between scans of --watch."),
     partners_dir: Path | None = typer.Option(None, "--partners-dir", help="Partition: one more federated "
@@ -274,12 +275,15 @@ def serve(
     if watch is not None:
         if not watch.is_dir():
             raise InputError(f"--watch {watch}: no such folder")
-        if model is None:
-            raise InputError("--watch needs --model (the bundle that screens the new files)")
-    if model is not None:
-        if watch is None:
-            raise InputError("--model applies to the watched folder: add --watch")
-        checks.model_bundle(model, "--model")
+        from admet.shipped import resolve_model_dir
+
+        given = model is not None
+        model, shipped = resolve_model_dir(model)  # no --model: the checked shipped base model
+        checks.model_bundle(model, "shipped base model" if shipped else "--model")
+        if not given:
+            console.print(f"watched folder screens with the shipped base model {model}")
+    elif model is not None:
+        raise InputError("--model applies to the watched folder: add --watch")
     if dask_address is not None:
         if watch is None:
             raise InputError("--dask-address runs the watched folder's screening on a cluster: add --watch")

@@ -75,3 +75,15 @@ def two_partner_dirs(tmp_path) -> Path:
     write_partition(partition_partners(long_df[long_df["compound_id"].isin(keep)], n_partners=2, seed=0),
                     tmp_path / "partners")
     return tmp_path / "partners"
+
+
+def test_watched_folder_without_a_model_uses_the_shipped_model(tmp_path, monkeypatch):
+    # no --model: the shipped base model is checked and named (it was an error before); the command then stops
+    # at the missing server, still before Prefect is imported
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    (tmp_path / "inbox").mkdir()
+    res = _serve("--watch", str(tmp_path / "inbox"))
+    assert res["code"] == 2 and not res["prefect"]
+    assert "watched folder screens with the shipped base model" in res["out"]
+    assert "models/fedadmet-base-" in res["out"].replace("\n", "")
+    assert res["out"].splitlines()[-1].startswith("error: PREFECT_API_URL is not set")
