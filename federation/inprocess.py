@@ -29,14 +29,20 @@ FIRST_NODE_ID = 1000
 
 
 class SequentialGrid(Grid):
-    """Delivers each message (a copy) to its node's ClientApp, one after the other."""
+    """Delivers each message (a copy) to its node's ClientApp, one after the other.
 
-    def __init__(self, client_app, n_nodes: int, run_config: dict, run_id: int = 1) -> None:
+    ``record=True`` keeps every (sent message, reply) pair in ``exchanges``, in order: what the
+    server sent and what it received, for inspecting exactly what left each node.
+    """
+
+    def __init__(self, client_app, n_nodes: int, run_config: dict, run_id: int = 1, record: bool = False) -> None:
         from flwr.supercore.task_identity import TaskIdentity
 
         TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = run_id, 1, SERVER_NODE_ID
         self.app = client_app
         self.run_id = run_id
+        self.record = record
+        self.exchanges: list[tuple[Message, Message]] = []
         self.contexts = {FIRST_NODE_ID + i: Context(run_id=run_id, node_id=FIRST_NODE_ID + i,
                                                     node_config={"partition-id": i, "num-partitions": n_nodes},
                                                     state=RecordDict(), run_config=dict(run_config))
@@ -64,6 +70,7 @@ class SequentialGrid(Grid):
         raise NotImplementedError("SequentialGrid delivers synchronously: use send_and_receive")
 
     def send_and_receive(self, messages, *, timeout: float | None = None) -> list[Message]:
+        messages = list(messages)
         replies = []
         for msg in messages:
             delivered = copy.deepcopy(msg)
@@ -73,6 +80,8 @@ class SequentialGrid(Grid):
             except Exception as exc:  # noqa: BLE001 - a failing ClientApp becomes an error reply, as in Flower
                 log.warning("node %s failed: %s", msg.metadata.dst_node_id, exc)
                 replies.append(Message(Error(code=0, reason=f"{type(exc).__name__}: {exc}"), reply_to=delivered))
+        if self.record:
+            self.exchanges.extend(zip(messages, replies, strict=True))
         return replies
 
 

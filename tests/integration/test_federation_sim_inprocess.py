@@ -34,17 +34,7 @@ SLICE = dict(n_partners=4, rounds=2, local_epochs=1, hidden=(64,), endpoints=("H
 
 
 class RecordingGrid(SequentialGrid):
-    """A SequentialGrid that keeps every (sent message, received reply) pair, in order."""
-
-    def __init__(self, *args, **kw) -> None:
-        super().__init__(*args, **kw)
-        self.exchanges = []
-
-    def send_and_receive(self, messages, *, timeout=None):
-        messages = list(messages)
-        replies = super().send_and_receive(messages, timeout=timeout)
-        self.exchanges.extend(zip(messages, replies, strict=True))
-        return replies
+    """The in-process grid with recording on (every sent message and its reply, in order), plus views."""
 
     def train_replies(self):
         """Message-API train replies: {partner node id: arrays} per round, in order."""
@@ -72,7 +62,7 @@ def consortium(tmp_path_factory):
 
 def _run(cfg: FederatedConfig, partners_dir) -> tuple[dict, RecordingGrid]:
     run_config = run_config_for(cfg, partners_dir)
-    grid = RecordingGrid(client_app, 4, run_config)
+    grid = RecordingGrid(client_app, 4, run_config, record=True)
     run_inprocess(make_server_app(), client_app, 4, run_config, grid=grid)
     return json.loads((cfg.out_dir / RESULT_FILE).read_text()), grid
 

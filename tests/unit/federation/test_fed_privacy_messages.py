@@ -33,15 +33,7 @@ SMALL = dict(n_partners=3, rounds=1, local_epochs=1, hidden=(32,), endpoints=END
 
 
 class RecordingGrid(SequentialGrid):
-    def __init__(self, *args, **kw) -> None:
-        super().__init__(*args, **kw)
-        self.exchanges = []
-
-    def send_and_receive(self, messages, *, timeout=None):
-        messages = list(messages)
-        replies = super().send_and_receive(messages, timeout=timeout)
-        self.exchanges.extend(zip(messages, replies, strict=True))
-        return replies
+    """The in-process grid with recording on, plus a per-node view of one message type's replies."""
 
     def described(self, message_type: str) -> dict[int, list[dict]]:
         out: dict[int, list[dict]] = {}
@@ -64,7 +56,7 @@ def _run(small, name: str, **kw):
     root, partners_dir, cache = small
     cfg = FederatedConfig(out_dir=root / name, partners_dir=partners_dir, cache_dir=cache, **{**SMALL, **kw})
     run_config = run_config_for(cfg, partners_dir)
-    grid = RecordingGrid(client_app, 3, run_config)
+    grid = RecordingGrid(client_app, 3, run_config, record=True)
     run_inprocess(make_server_app(), client_app, 3, run_config, grid=grid)
     outcome = json.loads((cfg.out_dir / RESULT_FILE).read_text())
     with np.load(cfg.out_dir / GLOBAL_MODEL_FILE) as z:
