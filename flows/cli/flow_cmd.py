@@ -41,6 +41,43 @@ def _print_frame(title: str, frame, max_rows: int = 25) -> None:
     console.print(table)
 
 
+#: Endpoint columns the terminal's top table shows at most (a 47-endpoint model does not fit a terminal).
+TERMINAL_ENDPOINTS = 8
+TERMINAL_SMILES = 32
+
+
+def _cell(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def terminal_top(frame, result, width: int = 10_000) -> tuple:
+    """The top table cut to what a terminal of ``width`` characters can show: rank, the input's first
+    ID column, SMILES (cut to ``TERMINAL_SMILES`` characters), scores, then the endpoints that drive
+    the score (those with a ``d_<endpoint>`` column; the first ones when none does), as many as fit, at
+    most ``TERMINAL_ENDPOINTS``. Values print with 3 significant digits. Returns the frame (strings)
+    and how many endpoint columns were left out; every column stays in ``ranked.csv``, the Parquet
+    file and the top-compounds artifact."""
+    endpoints = [e for e in result.endpoints if e in frame.columns]
+    scored = [e for e in endpoints if f"d_{e}" in result.ranked.columns] or endpoints
+    ids = [c for c in getattr(result, "id_columns", []) if c in frame.columns][:1]
+    base = [c for c in ("rank", *ids, "smiles", "score", "score_expected", "n_out_of_domain") if c in frame.columns]
+    out = frame.loc[:, [*base, *scored]].astype(object).map(_cell)
+    if "smiles" in out.columns:
+        out["smiles"] = [v if len(v) <= TERMINAL_SMILES else v[:TERMINAL_SMILES - 1] + "\u2026"
+                         for v in out["smiles"]]
+
+    def cost(col: str) -> int:  # rich's default padding and border: 3 characters per column
+        return max([len(str(col)), *(len(v) for v in out[col])]) + 3
+
+    used, shown = 1 + sum(cost(c) for c in base), []
+    for e in scored[:TERMINAL_ENDPOINTS]:
+        if shown and used + cost(e) > width:
+            break
+        shown.append(e)
+        used += cost(e)
+    return out.loc[:, [*base, *shown]], len(endpoints) - len(shown)
+
+
 def _dashboard_hint() -> str:
     api = os.environ.get("PREFECT_API_URL")
     if api:
@@ -163,7 +200,10 @@ def screen(
         result = run_screening(cfg, spec, progress=on_progress)
     s = result.summary()
     console.print(f"{s['n_input']} molecules: {s['n_ranked']} ranked, {s['n_rejected']} rejected {s['rejects_by_reason']}")
-    _print_frame(f"top {min(top, 10)}", top_table(result, min(top, 10)))
+    shown, left_out = terminal_top(top_table(result, min(top, 10)), result, console.width)
+    _print_frame(f"top {min(top, 10)}", shown)
+    if left_out:
+        console.print(f"({left_out} more endpoint columns in ranked.csv and the report; a wider terminal shows more)")
     console.print(f"ranked: {result.files['ranked_csv'].resolve()}")
     console.print(f"report: {result.files['report'].resolve()}")
     console.print(_dashboard_hint())
