@@ -143,17 +143,38 @@ def score_predictions(predictions: pd.DataFrame, profile: DesirabilityProfile) -
     return d
 
 
-def expected_score(predictions: pd.DataFrame, profile: DesirabilityProfile) -> np.ndarray:
-    """Combined *expected* desirability using each endpoint's ``<E>_std`` column (0 where absent).
+def predictive_sigma(predictions: pd.DataFrame, name: str, coverage: float = 0.9) -> np.ndarray:
+    """Per-row standard deviation of endpoint ``name``'s predictive distribution.
+
+    The larger of the ensemble spread ``<E>_std`` and the scale the conformal interval implies,
+    ``(<E>_upper - <E>_lower) / (2 z)`` with ``z`` the normal quantile of ``coverage`` (1.645 at 90%).
+    The interval is calibrated on held-out labels and normalised per molecule, so it also carries
+    the error a one-member model's spread (always 0) cannot show; where it is missing (classification,
+    no calibration) the spread alone is used, 0 where that is missing too.
+    """
+    n = len(predictions)
+    std = predictions[f"{name}_std"].to_numpy(float) if f"{name}_std" in predictions else np.zeros(n)
+    std = np.nan_to_num(std, nan=0.0)
+    if f"{name}_lower" in predictions and f"{name}_upper" in predictions:
+        width = predictions[f"{name}_upper"].to_numpy(float) - predictions[f"{name}_lower"].to_numpy(float)
+        z = float(norm.ppf(0.5 + coverage / 2))
+        from_interval = np.where(np.isfinite(width) & (width > 0), width / (2 * z), 0.0)
+        std = np.maximum(std, from_interval)
+    return std
+
+
+def expected_score(predictions: pd.DataFrame, profile: DesirabilityProfile, coverage: float = 0.9) -> np.ndarray:
+    """Combined *expected* desirability over each endpoint's predictive distribution, a normal with
+    the prediction as mean and :func:`predictive_sigma` as standard deviation.
 
     Equals the plain score for exact predictions and is lower the closer an uncertain prediction
     sits to the edge of its range: the tie-breaker among compounds whose score is saturated at 1.
+    ``coverage`` is the level of the ``_lower`` / ``_upper`` interval (the bundle's ``coverage``).
     """
     profile = profile.restricted_to(list(predictions.columns))
     d = pd.DataFrame(index=predictions.index)
     for name, rule in profile.endpoints.items():
-        std_col = f"{name}_std"
-        std = predictions[std_col].to_numpy(float) if std_col in predictions else np.zeros(len(predictions))
+        std = predictive_sigma(predictions, name, coverage)
         mean = predictions[name].to_numpy(float)
         value = expected_desirability(rule, mean, std)
         value[np.isnan(mean)] = np.nan

@@ -197,7 +197,8 @@ def domain_reason_counts(ranked: pd.DataFrame) -> dict[str, int]:
 
 
 def rank_predictions(accepted: pd.DataFrame, predictions: pd.DataFrame, valid: np.ndarray,
-                     profile: DesirabilityProfile, endpoints: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     profile: DesirabilityProfile, endpoints: list[str],
+                     coverage: float = 0.9) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scored, ranked table of featurizable molecules + rejects for the rest."""
     accepted = accepted.reset_index(drop=True)
     predictions = predictions.reset_index(drop=True)
@@ -209,7 +210,7 @@ def rank_predictions(accepted: pd.DataFrame, predictions: pd.DataFrame, valid: n
     base = accepted.loc[valid].reset_index(drop=True)
     preds = predictions.loc[valid].reset_index(drop=True)
     scores = score_predictions(preds[endpoints], profile)
-    scores["score_expected"] = expected_score(preds, profile)
+    scores["score_expected"] = expected_score(preds, profile, coverage)
     domain_cols = [f"{e}_in_domain" for e in endpoints if f"{e}_in_domain" in preds]
     table = pd.concat([base, scores, preds], axis=1)
     if domain_cols:
@@ -278,7 +279,8 @@ def finish(cfg: ScreeningConfig, profile: DesirabilityProfile, n_input: int, acc
     endpoints = model_endpoints(cfg.bundle_dir)
     predictions = pd.concat(pred_parts, ignore_index=True) if pred_parts else pd.DataFrame(columns=endpoints)
     valid = np.concatenate(valid_parts) if valid_parts else np.zeros(0, dtype=bool)
-    ranked, failed = rank_predictions(accepted, predictions, valid, profile, endpoints)
+    coverage = float(getattr(cached_bundle(str(cfg.bundle_dir)).config, "coverage", 0.9))
+    ranked, failed = rank_predictions(accepted, predictions, valid, profile, endpoints, coverage)
     rejects = all_rejects(validation_rejects, failed)
     if len(ranked) + len(rejects) != n_input:
         raise RuntimeError(f"row accounting broken: {len(ranked)} ranked + {len(rejects)} rejected != {n_input}")

@@ -100,3 +100,21 @@ def test_expected_score_breaks_ties_by_distance_from_the_edge():
     expected = expected_score(preds, profile)
     np.testing.assert_allclose(plain, [1.0, 1.0, 1.0])
     assert expected[0] > expected[1] and expected[2] == pytest.approx(1.0)
+
+
+def test_a_one_member_model_gets_its_spread_from_the_conformal_interval():
+    from scipy.stats import norm
+
+    from flows.desirability import expected_score, predictive_sigma
+
+    # std 0 (one member) but a 90% interval of width 2 * 1.645 * 0.5 -> sigma 0.5; a wider ensemble spread wins
+    preds = pd.DataFrame({"a": [0.9, 0.9, 0.9], "a_std": [0.0, 0.8, np.nan],
+                          "a_lower": [0.9 - 1.645 * 0.5, 0.9 - 1.645 * 0.5, np.nan],
+                          "a_upper": [0.9 + 1.645 * 0.5, 0.9 + 1.645 * 0.5, np.nan]})
+    sigma = predictive_sigma(preds, "a", coverage=0.9)
+    np.testing.assert_allclose(sigma, [0.5 * 1.645 / norm.ppf(0.95), 0.8, 0.0], rtol=1e-6)
+    profile = DesirabilityProfile(endpoints={"a": EndpointRule(high=1.0, soft=1.0)})
+    expected = expected_score(preds, profile)
+    assert expected[2] == pytest.approx(1.0) and expected[0] < 1.0 and expected[1] < expected[0]
+    # a 50% interval of the same width implies a larger sigma than a 90% one
+    assert predictive_sigma(preds, "a", coverage=0.5)[0] > sigma[0]
