@@ -98,12 +98,24 @@ def structure_flags(mol: Chem.Mol) -> list[str]:
     return flags
 
 
-def box_descriptors(mols: Sequence[Chem.Mol | None]) -> np.ndarray:
-    """(n, len(BOX_DESCRIPTORS)) descriptor matrix; NaN rows where the molecule is None."""
+def box_descriptors(mols: Sequence[Chem.Mol | None], known: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """(n, len(BOX_DESCRIPTORS)) descriptor matrix; NaN rows where the molecule is None.
+
+    ``known``: name -> (n,) values the caller computed already with the same RDKit function (predict
+    takes them from the rdkit2d featurizer's float64 values); only the other columns are computed here.
+    """
     out = np.full((len(mols), len(BOX_DESCRIPTORS)), np.nan)
+    known = known or {}
+    todo = [(j, f) for j, (name, f) in enumerate(BOX_DESCRIPTORS.items()) if name not in known]
+    for j, name in enumerate(BOX_DESCRIPTORS):
+        if name in known:
+            out[:, j] = np.asarray(known[name], dtype=float)
     for i, m in enumerate(mols):
-        if m is not None:
-            out[i] = [float(f(m)) for f in BOX_DESCRIPTORS.values()]
+        if m is None:
+            out[i] = np.nan
+            continue
+        for j, f in todo:
+            out[i, j] = float(f(m))
     return out
 
 
@@ -126,10 +138,24 @@ class DomainInputs:
 
 def domain_inputs(smiles: Sequence[str]) -> DomainInputs:
     """Parse each SMILES once: fingerprint bits, box descriptors and rule flags."""
-    gen = _generator()
-    mols = [_mol(s) for s in smiles]
-    return DomainInputs([list(gen.GetFingerprint(m).GetOnBits()) if m is not None else None for m in mols],
-                        box_descriptors(mols), [structure_flags(m) if m is not None else None for m in mols])
+    return domain_inputs_from_mols([_mol(s) for s in smiles])
+
+
+def domain_inputs_from_mols(mols: Sequence[Chem.Mol | None], bits: Sequence[list[int] | None] | None = None,
+                            known: dict[str, np.ndarray] | None = None) -> DomainInputs:
+    """``domain_inputs`` of molecules parsed already (None where a SMILES did not parse).
+
+    ``bits``: their Morgan on-bits, where the caller computed the same fingerprint (radius ``AD_RADIUS``,
+    ``AD_BITS`` bins: the non-zero bins of a Morgan count fingerprint with those settings are exactly
+    these bits); ``known``: some ``BOX_DESCRIPTORS`` already computed (see :func:`box_descriptors`).
+    """
+    if bits is None:
+        gen = _generator()
+        bits = [list(gen.GetFingerprint(m).GetOnBits()) if m is not None else None for m in mols]
+    else:
+        bits = [b if m is not None else None for m, b in zip(mols, bits, strict=True)]
+    return DomainInputs(list(bits), box_descriptors(mols, known),
+                        [structure_flags(m) if m is not None else None for m in mols])
 
 
 def _bits_to_csr(bits: Sequence[list[int] | None]) -> sp.csr_matrix:

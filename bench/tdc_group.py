@@ -55,8 +55,9 @@ PEER_PARAMS = dict(n_estimators=2000, learning_rate=0.05, num_leaves=31, subsamp
 MEMBER_FAMILIES = ("mtnn", "lgbm")
 
 
-#: ``@name`` feature aliases for ``--models`` (MapLight's set: ECFP counts + Avalon counts + ErG + RDKit 2D)
-FEATURE_ALIASES = {"maplight": "morgan_count+avalon_count+erg+rdkit2d"}
+#: ``@name`` feature aliases for ``--models`` (MapLight's set: ECFP counts + Avalon counts + ErG + RDKit 2D;
+#: ``fast``: Morgan counts + the 112 cheaper RDKit descriptors, about 3x cheaper to featurize)
+FEATURE_ALIASES = {"maplight": "morgan_count+avalon_count+erg+rdkit2d", "fast": "morgan_count+rdkit2d_fast"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def parse_models(text: str) -> list[ModelSpec]:
         elif name in ("mtnn", "lgbm", "blend"):
             out.append(ModelSpec(name, int(k or 5), feats or None))
         else:
-            raise ValueError(f"unknown model {item!r}; use peer, lgbm:K, mtnn:K, blend:K (optionally @maplight)")
+            raise ValueError(f"unknown model {item!r}; use peer, lgbm:K, mtnn:K, blend:K (optionally "
+                             f"@{', @'.join(FEATURE_ALIASES)})")
     return out
 
 
@@ -332,6 +334,23 @@ def verdict(results: dict, ours: str, peer: str = "peer") -> dict:
             "context_at_or_above_published_top1_5_seeds": ahead_of_top1}
 
 
+def ranks_in_run(results: dict, labels: list[str]) -> dict:
+    """Per set, each model's rank among ``labels`` by 5-seed test mean (1 = best, ties share the mean
+    rank), over the sets where every model has all 5 seeds; reported, never used to choose anything."""
+    import pandas as pd
+
+    rows = {}
+    for key, e in results.items():
+        if not all(m in e["models"] and len(e["models"][m]["seeds_done"]) == 5 for m in labels):
+            continue
+        row = pd.Series({m: e["models"][m]["test_mean"] for m in labels})
+        rows[key] = row.rank(ascending=e["metric"] == "mae", method="average")
+    if not rows:
+        return {"sets": 0, "mean_rank": {}, "per_set": {}}
+    table = pd.DataFrame(rows).T
+    return {"sets": len(table), "mean_rank": table.mean().round(3).to_dict(), "per_set": table.to_dict("index")}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", default=None, help="comma-separated sets (default: all 22)")
@@ -369,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                    "leaderboard_top1_published": LEADERBOARD_TOP1, "leaderboard_source": LEADERBOARD_SOURCE,
                    "leaderboard_note": "published numbers for context only; never part of any pass/fail logic",
                    "verdicts": {m.label: verdict(results, m.label) for m in models if m.family != "peer"},
+                   "ranks_in_run_test": ranks_in_run(results, [m.label for m in models]),
                    "total_seconds": time.perf_counter() - t0, "machine": ac.machine_info(), "markdown": table}
         return ac.write_json(args.out, payload)
 
@@ -382,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"within the peer's std on {v['within_peer_std']}/{v['sets_compared']}; target "
                   f"{'met' if v['meets_target'] else 'not met'}. Context only: at or above the published top-1 on "
                   f"{len(v['context_at_or_above_published_top1_5_seeds'])} sets (5-seed means).")
+    ranks = ranks_in_run(results, [m.label for m in models])
+    print(f"\nMean rank among this run's models on test, {ranks['sets']} sets with 5 seeds each (reported, never "
+          f"used to choose): " + ", ".join(f"{m} {r:.2f}" for m, r in ranks["mean_rank"].items()))
     print(f"\nwrote {path}")
     return 0
 
