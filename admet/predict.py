@@ -38,7 +38,14 @@ import pyarrow.parquet as pq
 
 from admet.bundle import DOMAIN_TEXT_COLUMNS, FEATURIZATION_FAILED, ModelBundle, load_bundle, output_columns
 from admet.columns import parquet_metadata, write_sidecar
-from admet.domain import AD_BITS, AD_RADIUS, BOX_DESCRIPTORS, domain_inputs, domain_inputs_from_mols
+from admet.domain import (
+    AD_BITS,
+    AD_RADIUS,
+    BOX_DESCRIPTORS,
+    DomainInputs,
+    domain_inputs,
+    domain_inputs_from_mols,
+)
 from pipelines.errors import InputError
 from pipelines.library_stream import iter_library
 from pipelines.physchem import PHYSCHEM_COLUMNS, physchem_frame
@@ -420,6 +427,35 @@ def predict_file(bundle_dir: str | Path, input_path: Source | str | Path, out_pa
     return summary
 
 
+#: Rows per worker task when a pool is used: a chunk goes to the workers in blocks of this size, so
+#: all workers featurize the same chunk and this process can predict it (the ensemble runs here, one
+#: chunk at a time, as before: the same numbers) while they go on with the next. Before, each worker
+#: took a whole chunk, and the last ``workers`` chunks were predicted one after the other with the
+#: workers idle (with the shipped model the ensemble + domain step costs about 0.4x the worker step).
+WORKER_BLOCK = 500
+
+
+def _join_prepared(blocks: list[tuple], starts: list[int]) -> tuple:
+    """One chunk's ``_prepare_chunk`` result from its blocks' (row ``starts`` within the chunk)."""
+    if len(blocks) == 1:
+        return blocks[0]
+    smiles, reasons, keys, ok, Xs, valid, bits, descs, flags, phys = ([] for _ in range(10))
+    for (s_, r_, ok_, X_, v_, d_, k_, p_), start in zip(blocks, starts, strict=True):
+        smiles += s_
+        reasons += r_
+        keys += k_
+        ok.append(ok_ + start)
+        if X_ is not None:
+            Xs.append(X_)
+        valid.append(v_)
+        bits += d_.bits
+        descs.append(d_.descriptors)
+        flags += d_.flags
+        phys.append(p_)
+    return (smiles, reasons, np.concatenate(ok), np.concatenate(Xs) if Xs else None, np.concatenate(valid),
+            DomainInputs(bits, np.concatenate(descs), flags), keys, np.concatenate(phys))
+
+
 def _run(workers, chunks, resumed, finish, forced, spec) -> None:
     """Process the chunks: in this process (workers <= 1) or with a pool, results in order."""
     if workers <= 1:
@@ -431,15 +467,18 @@ def _run(workers, chunks, resumed, finish, forced, spec) -> None:
         from pipelines.featurize.parallel import PRELOAD
         from pipelines.procs import process_pool
 
+        def done(j: int, c: pd.DataFrame, starts: list[int], futures: list) -> None:
+            finish(j, c, _join_prepared([f.result() for f in futures], starts))
+
         with process_pool(workers, preload=PRELOAD) as pool:
             for i, chunk in chunks():
                 if resumed(i):
                     continue
-                pending.append((i, chunk, pool.submit(_prepare_chunk, chunk["input"].tolist(),
-                                                      forced(chunk), spec)))
+                starts = list(range(0, max(len(chunk), 1), WORKER_BLOCK))
+                futures = [pool.submit(_prepare_chunk, block["input"].tolist(), forced(block), spec)
+                           for block in (chunk.iloc[s:s + WORKER_BLOCK] for s in starts)]
+                pending.append((i, chunk, starts, futures))
                 while len(pending) > workers:
-                    j, c, fut = pending.popleft()
-                    finish(j, c, fut.result())
+                    done(*pending.popleft())
             while pending:
-                j, c, fut = pending.popleft()
-                finish(j, c, fut.result())
+                done(*pending.popleft())
