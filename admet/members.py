@@ -34,6 +34,10 @@ from pipelines.registry import Registry
 log = logging.getLogger(__name__)
 
 FAMILIES = ("mtnn", "lgbm", "dc", "blend")
+#: LightGBM early stopping (only when ``fit`` is given validation rows): rounds without improvement.
+LGBM_EARLY_STOPPING_ROUNDS = 50
+#: Fewest labelled validation rows of an endpoint for LightGBM to stop early on them.
+LGBM_MIN_VALID = 5
 MEMBERS: Registry = Registry("model family")
 
 
@@ -55,12 +59,19 @@ class MTNNMember:
         self.model = model
         self.target_scaler = target_scaler
         self.best_epoch = best_epoch
+        self.history: list[dict] = []
 
     @classmethod
-    def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int) -> "MTNNMember":
+    def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int, valid: tuple | None = None) -> "MTNNMember":
+        """``valid`` = (X, Y, censor) of the rows early stopping watches (default: ``cfg.valid_fraction``
+        of the training rows, held out at random)."""
+        Xv, Yv, Cv = valid if valid is not None else (None, None, None)
         res = fit_mtnn(X, Y, censor, tasks, cfg.train_config(seed), hidden=cfg.hidden,
-                       dropout=cfg.dropout, input_dropout=cfg.input_dropout)
-        return cls(res.model, res.target_scaler, res.best_epoch)
+                       dropout=cfg.dropout, input_dropout=cfg.input_dropout,
+                       X_valid=Xv, Y_valid=Yv, censor_valid=Cv)
+        member = cls(res.model, res.target_scaler, res.best_epoch)
+        member.history = res.history
+        return member
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return predict_raw(self.model, X, self.target_scaler)
@@ -97,18 +108,24 @@ class LGBMMember:
     def __init__(self, tasks: Sequence[TaskSpec], boosters: list) -> None:
         self.tasks = list(tasks)
         self.boosters = boosters  # lightgbm.Booster or None per task (None: no labels)
+        self.best_iterations: list[int | None] = []
 
     @classmethod
-    def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int) -> "LGBMMember":
+    def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int, valid: tuple | None = None) -> "LGBMMember":
+        """``valid`` = (X, Y, censor): per endpoint, boosting stops early on its labelled rows there
+        (``LGBM_EARLY_STOPPING_ROUNDS`` rounds without improvement; at least ``LGBM_MIN_VALID`` labels,
+        both classes for classification); without it all ``cfg.lgbm_n_estimators`` rounds are kept."""
         import lightgbm as lgb
 
         boosters = []
+        best_iterations: list[int | None] = []
         rng = np.random.default_rng(seed)
         for j, task in enumerate(tasks):
             rows = np.flatnonzero(~np.isnan(Y[:, j]))
             if len(rows) < 5:
                 log.warning("lgbm: endpoint %s has %d labels; no model", task.name, len(rows))
                 boosters.append(None)
+                best_iterations.append(None)
                 continue
             params = dict(n_estimators=cfg.lgbm_n_estimators, learning_rate=cfg.lgbm_learning_rate,
                           num_leaves=cfg.lgbm_num_leaves, min_child_samples=cfg.lgbm_min_child_samples,
@@ -121,15 +138,32 @@ class LGBMMember:
                 if pos == 0 or neg == 0:
                     log.warning("lgbm: endpoint %s has a single class; no model", task.name)
                     boosters.append(None)
+                    best_iterations.append(None)
                     continue
                 if cfg.class_weighting:
                     params["scale_pos_weight"] = neg / pos
                 est = lgb.LGBMClassifier(**params)
             else:
                 est = lgb.LGBMRegressor(**params)
-            est.fit(X[rows], y, callbacks=[_report_round])
-            boosters.append(est.booster_)
-        return cls(tasks, boosters)
+            fit_kw, callbacks = {}, [_report_round]
+            if valid is not None:
+                yv_all = np.asarray(valid[1], dtype=float)[:, j]
+                vrows = np.flatnonzero(~np.isnan(yv_all))
+                yv = yv_all[vrows]
+                if len(vrows) >= LGBM_MIN_VALID and (not task.is_classification or len(np.unique(yv)) == 2):
+                    fit_kw.update(eval_X=np.asarray(valid[0])[vrows], eval_y=yv)
+                    callbacks.append(lgb.early_stopping(LGBM_EARLY_STOPPING_ROUNDS, first_metric_only=True,
+                                                        verbose=False))
+            est.fit(X[rows], y, callbacks=callbacks, **fit_kw)
+            booster = est.booster_
+            if fit_kw and est.best_iteration_:
+                # keep only the trees up to the best validation round (what predict would use anyway)
+                booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=est.best_iteration_))
+            best_iterations.append(booster.current_iteration())
+            boosters.append(booster)
+        member = cls(tasks, boosters)
+        member.best_iterations = best_iterations
+        return member
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         out = np.full((len(X), len(self.tasks)), np.nan)
@@ -189,8 +223,10 @@ class BlendMember:
         self.gbm = gbm
 
     @classmethod
-    def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int) -> "BlendMember":
-        return cls(MTNNMember.fit(X, Y, censor, tasks, cfg, seed), LGBMMember.fit(X, Y, censor, tasks, cfg, seed))
+    def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int, valid: tuple | None = None) -> "BlendMember":
+        """``valid``: the rows both parts stop early on (see :meth:`MTNNMember.fit`, :meth:`LGBMMember.fit`)."""
+        return cls(MTNNMember.fit(X, Y, censor, tasks, cfg, seed, valid=valid),
+                   LGBMMember.fit(X, Y, censor, tasks, cfg, seed, valid=valid))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         a, b = self.net.predict(X), self.gbm.predict(X)

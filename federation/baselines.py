@@ -1,10 +1,17 @@
-"""The two references every federated result is judged against, trained with the same recipe.
+"""The two references every federated result is judged against, each trained the careful way.
 
-- **local-only**: each partner trains alone on its own train rows (its own scaling, its own
-  endpoints), the same total epochs as a federated partner (rounds x local epochs);
-- **pooled**: one model on all partners' train rows together (the centralized upper reference),
-  the same total epochs, scored on each partner's own test rows.
-Both are scored exactly like the federated model (``federation.scoring``).
+- **best solo** (the report's ``local`` / ``best_solo``): what a partner would train alone with this
+  project's default recipe (``admet.config.CLI_DEFAULTS``: the ``blend`` family, a multitask net plus
+  LightGBM per endpoint, averaged; ensemble size ``solo_ensemble``) on its own ``train`` rows, both
+  parts early-stopped on its own ``valid`` rows (the net on its validation loss, each LightGBM booster
+  on its endpoint's validation labels), features robust-scaled on its own training rows;
+- **pooled**: the same recipe on all partners' ``train`` rows together (early stopping on all
+  partners' ``valid`` rows), the centralized upper reference, scored on each partner's own test rows.
+
+Both are scored exactly like the federated model (``federation.scoring``, the partner's ``test`` rows).
+A partner's best-solo LightGBM is also its *private trees* for the federated blend
+(``federation.blend``): its predictions on the partner's valid and test rows are kept in
+:class:`SoloFit` (arrays, not written to the report).
 """
 
 from __future__ import annotations
@@ -15,70 +22,164 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from admet.train import TrainConfig
+from admet.config import ModelConfig
+from admet.features import FeatureScaler
+from admet.members import BlendMember
+from admet.tasks import TaskSpec
 from federation import scoring, task
 from federation.config import FederatedConfig
 
 log = logging.getLogger(__name__)
 
+#: The family of the reference models: the default of ``fedadmet admet train``.
+SOLO_FAMILY = "blend"
+
+
+@dataclass(slots=True)
+class SoloModel:
+    """An ensemble of ``blend`` members with the feature scaler fit on its training rows."""
+
+    scaler: FeatureScaler
+    members: list[BlendMember]
+    tasks: list[TaskSpec]
+
+    def _scaled(self, X_raw: np.ndarray) -> np.ndarray:
+        return self.scaler.transform(X_raw)
+
+    def predict(self, X_raw: np.ndarray) -> np.ndarray:
+        """The blend (net + LightGBM, equal weight), mean over members: (n, T)."""
+        Xs = self._scaled(X_raw)
+        return np.mean([m.predict(Xs) for m in self.members], axis=0)
+
+    def predict_parts(self, X_raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(net, trees) predictions, each the mean over members; trees NaN where LightGBM has no model."""
+        Xs = self._scaled(X_raw)
+        net = np.mean([m.net.predict(Xs) for m in self.members], axis=0)
+        with np.errstate(all="ignore"):
+            trees = np.mean([m.gbm.predict(Xs) for m in self.members], axis=0)
+        return net, trees
+
+    @property
+    def best_epochs(self) -> list[int]:
+        return [int(m.net.best_epoch) for m in self.members]
+
+    @property
+    def tree_rounds(self) -> list[list[int | None]]:
+        return [list(m.gbm.best_iterations) for m in self.members]
+
+
+@dataclass(slots=True)
+class SoloFit:
+    """One partner's reference scores and the private trees' predictions it lends the blend."""
+
+    scores: dict
+    """``{"metric": x, "endpoints": {ep: score}, "best_epochs": [...], "tree_rounds": [...]}``"""
+    trees: dict[str, np.ndarray] = field(default_factory=dict)
+    """fold (``valid`` / ``test``) -> (n_fold, T_own) private LightGBM predictions (partner's task order)."""
+    model: SoloModel | None = None
+
 
 @dataclass(slots=True)
 class BaselineResult:
     local: dict[str, dict] = field(default_factory=dict)
-    """partner -> {"metric": x, "endpoints": {ep: score}}"""
+    """partner -> best-solo ``{"metric": x, "endpoints": {ep: score}, ...}``"""
     pooled: dict[str, dict] = field(default_factory=dict)
     local_seconds: float = 0.0
     pooled_seconds: float = 0.0
+    solo: dict[str, SoloFit] = field(default_factory=dict)
+    """partner -> its best-solo fit (scores + private-tree predictions for ``federation.blend``)."""
+    recipe: dict = field(default_factory=dict)
+    """How both references were trained (written to the report)."""
 
 
-def train_config(cfg: FederatedConfig, seed_offset: int = 0) -> TrainConfig:
-    epochs = cfg.rounds * cfg.local_epochs
-    return TrainConfig(epochs=epochs, lr=cfg.lr, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
-                       patience=0, seed=cfg.seed + seed_offset)
+def solo_config(cfg: FederatedConfig, ensemble: int | None = None) -> ModelConfig:
+    """``ModelConfig.cli_default`` (the ``fedadmet admet train`` recipe) on the run's featurizer and seed."""
+    return ModelConfig.cli_default(featurizer=cfg.featurizer, seed=cfg.seed, ensemble=ensemble)
 
 
-def _scores(model, data: task.PartnerData, scaling: task.ConsortiumScaling) -> dict:
-    pred, Y = task.predict_partner(model, data, scaling, "test")
-    eps = scoring.endpoint_scores(pred, Y, scaling.tasks, only=data.task_names)
+def fit_solo(X_train: np.ndarray, Y_train: np.ndarray, C_train: np.ndarray, tasks: list[TaskSpec],
+             mcfg: ModelConfig, valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> SoloModel:
+    """``mcfg.ensemble`` blend members (seeds ``mcfg.seed + i``), early-stopped on ``valid`` (raw X, Y, censor).
+
+    Without validation rows (``valid`` None or empty) the net falls back to the default recipe's
+    random ``valid_fraction`` hold-out and LightGBM keeps all its rounds.
+    """
+    scaler = FeatureScaler.fit(X_train, clip=mcfg.feature_clip)
+    Xs = scaler.transform(X_train)
+    v = None
+    if valid is not None and len(valid[0]) and np.isfinite(valid[1]).any():
+        v = (scaler.transform(valid[0]), np.asarray(valid[1], float), np.asarray(valid[2], np.int8))
+    members = [BlendMember.fit(Xs, Y_train, C_train, tasks, mcfg, mcfg.seed + i, valid=v)
+               for i in range(mcfg.ensemble)]
+    return SoloModel(scaler, members, list(tasks))
+
+
+def _score(pred: np.ndarray, Y: np.ndarray, tasks: list[TaskSpec], own: list[str]) -> dict:
+    eps = scoring.endpoint_scores(pred, Y, tasks, only=own)
     return {"metric": scoring.partner_metric(eps), "endpoints": {k: v["value"] for k, v in eps.items()}}
 
 
-def local_only(cfg: FederatedConfig, partners: list[task.PartnerData]) -> tuple[dict[str, dict], float]:
+def _fold(data: task.PartnerData, fold: str, Y: np.ndarray, C: np.ndarray):
+    rows = data.rows(fold)
+    return data.X[rows], Y[rows], C[rows]
+
+
+def best_solo(mcfg: ModelConfig, data: task.PartnerData, keep_model: bool = False) -> SoloFit:
+    """The partner's best solo model on its own endpoints, scored on its own test rows."""
+    X_tr, Y_tr, C_tr = _fold(data, "train", data.Y, data.censor)
+    model = fit_solo(X_tr, Y_tr, C_tr, data.tasks, mcfg, _fold(data, "valid", data.Y, data.censor))
+    test = data.rows("test")
+    scores = _score(model.predict(data.X[test]), data.Y[test], data.tasks, data.task_names)
+    scores.update(best_epochs=model.best_epochs, tree_rounds=model.tree_rounds)
+    trees = {fold: model.predict_parts(data.X[data.rows(fold)])[1] for fold in ("valid", "test")}
+    return SoloFit(scores, trees, model if keep_model else None)
+
+
+def local_best_solo(mcfg: ModelConfig, partners: list[task.PartnerData],
+                    keep_models: bool = False) -> tuple[dict[str, SoloFit], float]:
     t0 = time.perf_counter()
     out = {}
-    tcfg = train_config(cfg)
     for data in partners:
-        scaling = task.consortium_scaling(data.X.shape[1], list(data.tasks),
-                                          [(data.task_names, task.local_moments(data))])
-        model = task.build_model(data.X.shape[1], scaling.tasks, cfg.hidden, cfg.dropout, cfg.seed)
-        task.train_partner(model, data, scaling, tcfg, tcfg.epochs)
-        out[data.partner] = _scores(model, data, scaling)
-        log.info("local-only %s: %.3f", data.partner, out[data.partner]["metric"])
+        out[data.partner] = best_solo(mcfg, data, keep_models)
+        log.info("best solo %s: %.3f (net best epochs %s)", data.partner, out[data.partner].scores["metric"],
+                 out[data.partner].scores["best_epochs"])
     return out, time.perf_counter() - t0
 
 
-def pooled(cfg: FederatedConfig, partners: list[task.PartnerData]) -> tuple[dict[str, dict], float]:
+def pooled(mcfg: ModelConfig, partners: list[task.PartnerData]) -> tuple[dict[str, dict], float]:
+    """The same recipe on every partner's train rows (valid: every partner's valid rows), per partner scores."""
     t0 = time.perf_counter()
     tasks = task.union_tasks([p.tasks for p in partners])
-    scaling = task.consortium_scaling(partners[0].X.shape[1], tasks,
-                                      [(p.task_names, task.local_moments(p)) for p in partners])
-    X, Y, C = [], [], []
+    folds: dict[str, list] = {"train": [], "valid": []}
     for data in partners:
-        tr = data.rows("train")
-        y, c = task.align(data, tasks)
-        X.append(data.X[tr])
-        Y.append(y[tr])
-        C.append(c[tr])
-    pooled_data = task.PartnerData("pooled", np.concatenate(X), np.concatenate(Y), np.concatenate(C), tasks,
-                                   np.array(["train"] * sum(len(x) for x in X), dtype=object))
-    model = task.build_model(pooled_data.X.shape[1], tasks, cfg.hidden, cfg.dropout, cfg.seed)
-    tcfg = train_config(cfg)
-    task.train_partner(model, pooled_data, scaling, tcfg, tcfg.epochs)
-    out = {data.partner: _scores(model, data, scaling) for data in partners}
+        Y, C = task.align(data, tasks)
+        for fold in folds:
+            folds[fold].append(_fold(data, fold, Y, C))
+    stacked = {f: tuple(np.concatenate([part[i] for part in parts]) for i in range(3)) for f, parts in folds.items()}
+    model = fit_solo(*stacked["train"], tasks, mcfg, stacked["valid"])
+    out = {}
+    for data in partners:
+        Y, _ = task.align(data, tasks)
+        test = data.rows("test")
+        out[data.partner] = _score(model.predict(data.X[test]), Y[test], tasks, data.task_names)
+    log.info("pooled: net best epochs %s", model.best_epochs)
     return out, time.perf_counter() - t0
 
 
-def run_baselines(cfg: FederatedConfig, partners: list[task.PartnerData]) -> BaselineResult:
-    local, t_local = local_only(cfg, partners)
-    pool, t_pool = pooled(cfg, partners)
-    return BaselineResult(local=local, pooled=pool, local_seconds=t_local, pooled_seconds=t_pool)
+def recipe(mcfg: ModelConfig) -> dict:
+    return {"family": mcfg.model, "ensemble": mcfg.ensemble, "hidden": list(mcfg.hidden),
+            "max_epochs": mcfg.epochs, "patience": mcfg.patience,
+            "lgbm_n_estimators": mcfg.lgbm_n_estimators, "featurizer": mcfg.featurizer,
+            "early_stopping": "each partner's own valid rows (pooled: all partners' valid rows); "
+                              "net on validation loss, LightGBM per endpoint on its validation labels",
+            "scored_on": "each partner's own test rows (federation.scoring)"}
+
+
+def run_baselines(cfg: FederatedConfig, partners: list[task.PartnerData],
+                  ensemble: int | None = None) -> BaselineResult:
+    """Best solo per partner and pooled, with the default recipe (``ensemble`` overrides its size)."""
+    mcfg = solo_config(cfg, ensemble)
+    solo, t_local = local_best_solo(mcfg, partners)
+    pool, t_pool = pooled(mcfg, partners)
+    return BaselineResult(local={k: v.scores for k, v in solo.items()}, pooled=pool, local_seconds=t_local,
+                          pooled_seconds=t_pool, solo=solo, recipe=recipe(mcfg))

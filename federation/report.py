@@ -3,12 +3,18 @@
 ``report.json``::
 
     {"strategy": ..., "rounds": R, "bytes_per_round": B,
-     "partners": [{"partner": ID, "metric": NAME, "local": x, "federated": y, "pooled": z,
-                   "n_train": n, "n_test": m, "endpoints": {EP: {...}}, "delta": {...}}],
-     "summary": {...}, "rejections": [...], "failed_partners": [...], "privacy": {...}, ...}
+     "partners": [{"partner": ID, "metric": NAME, "local": x, "best_solo": x, "federated": y,
+                   "federated_nn": y_nn, "federated_blend": y_blend, "pooled": z,
+                   "n_train": n, "n_test": m, "endpoints": {EP: {...}}, "delta": {...}, "gap_closed": g}],
+     "summary": {...}, "references": {...}, "rejections": [...], "failed_partners": [...], "privacy": {...}, ...}
 
 ``metric`` names the partner's primary metric (mean over its endpoints of Spearman for
-regression and AUROC for classification; higher is better).
+regression and AUROC for classification; higher is better). ``local`` = ``best_solo``: the
+partner's best solo model (``federation.baselines``). ``federated_nn``: global trunk + the partner's
+heads; ``federated_blend``: per endpoint the federated net, the partner's private trees or their
+mean, chosen on its valid rows (``federation.blend``); ``federated`` is the blend where it was
+computed, else the net (``summary`` counts and deltas use ``federated``; ``summary["nn"]`` repeats
+them for the net alone). Per endpoint ``blend_choice`` names the option the blend took.
 """
 
 from __future__ import annotations
@@ -38,28 +44,42 @@ def _nan_to_none(value):
 
 
 def build_report(outcome: dict, local: dict[str, dict] | None = None, pooled: dict[str, dict] | None = None,
-                 timing: dict | None = None) -> dict:
-    """Combine the server outcome (``federation_result.json``) with the reference models' scores."""
-    local, pooled = local or {}, pooled or {}
+                 timing: dict | None = None, blend: dict[str, dict] | None = None,
+                 references: dict | None = None) -> dict:
+    """Combine the server outcome (``federation_result.json``) with the reference models' scores.
+
+    ``local``: best solo per partner; ``blend``: ``federation.blend.federated_blend``'s per-partner
+    result; ``references``: how the references were trained (``federation.baselines.recipe``).
+    """
+    local, pooled, blend = local or {}, pooled or {}, blend or {}
+    nan = float("nan")
     partners = []
     for name in sorted(set(outcome["partners"]) | set(local)):
         fed = outcome["partners"].get(name, {})
         fed_eps = {k[len("test."):]: v for k, v in fed.items() if k.startswith("test.")}
+        bl = blend.get(name, {})
         endpoints = {}
         for ep in sorted(set(fed_eps) | set(local.get(name, {}).get("endpoints", {}))):
-            loc = local.get(name, {}).get("endpoints", {}).get(ep, float("nan"))
-            fe = fed_eps.get(ep, float("nan"))
-            po = pooled.get(name, {}).get("endpoints", {}).get(ep, float("nan"))
-            endpoints[ep] = {"metric": _metric_of(ep, outcome), "local": loc, "federated": fe, "pooled": po,
-                             "n_test": int(fed.get(f"ntest.{ep}", 0)), "delta": scoring.deltas(loc, fe)}
-        loc_m = local.get(name, {}).get("metric", float("nan"))
-        fed_m = fed.get("metric", float("nan"))
-        pool_m = pooled.get(name, {}).get("metric", float("nan"))
+            loc = local.get(name, {}).get("endpoints", {}).get(ep, nan)
+            nn = fed_eps.get(ep, nan)
+            fb = bl.get("endpoints", {}).get(ep, nan) if bl else nan
+            fe = fb if bl else nn
+            po = pooled.get(name, {}).get("endpoints", {}).get(ep, nan)
+            endpoints[ep] = {"metric": _metric_of(ep, outcome), "local": loc, "best_solo": loc, "federated": fe,
+                             "federated_nn": nn, "federated_blend": fb, "blend_choice": bl.get("choice", {}).get(ep),
+                             "pooled": po, "n_test": int(fed.get(f"ntest.{ep}", 0)), "delta": scoring.deltas(loc, fe)}
+        loc_m = local.get(name, {}).get("metric", nan)
+        nn_m = fed.get("metric", nan)
+        blend_m = bl.get("metric", nan) if bl else nan
+        fed_m = blend_m if bl else nn_m
+        pool_m = pooled.get(name, {}).get("metric", nan)
         partners.append({
-            "partner": name, "metric": PRIMARY, "local": loc_m, "federated": fed_m, "pooled": pool_m,
+            "partner": name, "metric": PRIMARY, "local": loc_m, "best_solo": loc_m, "federated": fed_m,
+            "federated_nn": nn_m, "federated_blend": blend_m, "pooled": pool_m,
             "n_train": int(fed.get("n-train", outcome.get("n_train", {}).get(name, 0))),
             "n_test": int(fed.get("n-test", 0)), "endpoints": endpoints,
             "delta": scoring.deltas(loc_m, fed_m), "gap_closed": scoring.gap_closed(loc_m, fed_m, pool_m),
+            "delta_nn": scoring.deltas(loc_m, nn_m), "gap_closed_nn": scoring.gap_closed(loc_m, nn_m, pool_m),
             "participated": name in outcome["partners"],
         })
     rounds = outcome.get("round_log", [])
@@ -70,7 +90,9 @@ def build_report(outcome: dict, local: dict[str, dict] | None = None, pooled: di
         "bytes_measured_as": BYTES_MEASURED_AS,
         "model_bytes": outcome.get("model_bytes"),
         "partners": partners,
-        "summary": summarize(partners),
+        "summary": {**summarize(partners), "nn": summarize(partners, key="federated_nn")},
+        "per_endpoint": per_endpoint(partners),
+        "references": references or {},
         "rejections": outcome.get("rejections", []),
         "failed_partners": sorted({p for r in rounds for p in r.get("failed", [])} | set(outcome.get("stats_failed", []))),
         "round_log": rounds,
@@ -100,20 +122,49 @@ def _metric_of(endpoint: str, outcome: dict) -> str:
     return "unknown"
 
 
-def summarize(partners: list[dict]) -> dict:
-    """Counts and medians over partners that have all three numbers."""
-    rows = [p for p in partners if all(isinstance(p[k], float) and not math.isnan(p[k])
-                                       for k in ("local", "federated"))]
-    improved = sum(1 for p in rows if p["federated"] > p["local"])
-    rel = [p["delta"]["relative"] for p in rows if not math.isnan(p["delta"]["relative"])]
-    gaps = [p["gap_closed"] for p in rows if isinstance(p["gap_closed"], float) and not math.isnan(p["gap_closed"])]
+def _num(value) -> bool:
+    return isinstance(value, float) and not math.isnan(value)
+
+
+def summarize(partners: list[dict], key: str = "federated") -> dict:
+    """Counts and medians over partners that have both the best-solo and the ``key`` number."""
+    rows = [p for p in partners if _num(p.get("local")) and _num(p.get(key))]
+    improved = sum(1 for p in rows if p[key] > p["local"])
+    d = [scoring.deltas(p["local"], p[key]) for p in rows]
+    rel = [x["relative"] for x in d if not math.isnan(x["relative"])]
+    gaps = [g for g in (scoring.gap_closed(p["local"], p[key], p["pooled"]) for p in rows if _num(p.get("pooled")))
+            if not math.isnan(g)]
     return {"n_partners": len(partners), "n_scored": len(rows), "n_improved": improved,
             "median_relative_improvement": float(np.median(rel)) if rel else float("nan"),
-            "median_absolute_improvement": float(np.median([p["delta"]["absolute"] for p in rows])) if rows else float("nan"),
+            "median_absolute_improvement": float(np.median([x["absolute"] for x in d])) if d else float("nan"),
             "median_gap_closed": float(np.median(gaps)) if gaps else float("nan"),
             "mean_local": float(np.mean([p["local"] for p in rows])) if rows else float("nan"),
-            "mean_federated": float(np.mean([p["federated"] for p in rows])) if rows else float("nan"),
-            "mean_pooled": float(np.nanmean([p["pooled"] if isinstance(p["pooled"], float) else np.nan for p in rows])) if rows else float("nan")}
+            "mean_federated": float(np.mean([p[key] for p in rows])) if rows else float("nan"),
+            "mean_pooled": float(np.nanmean([p["pooled"] if _num(p.get("pooled")) else np.nan for p in rows]))
+            if rows and any(_num(p.get("pooled")) for p in rows) else float("nan")}
+
+
+PER_ENDPOINT_KEYS = ("best_solo", "federated_nn", "federated_blend", "pooled")
+
+
+def per_endpoint(partners: list[dict]) -> dict[str, dict]:
+    """Per endpoint: the mean over the partners that score it of each model's metric, and how often
+    the blend took each option."""
+    out: dict[str, dict] = {}
+    for p in partners:
+        for ep, e in p["endpoints"].items():
+            row = out.setdefault(ep, {"metric": e["metric"], "n_partners": 0, "choices": {},
+                                      **{k: [] for k in PER_ENDPOINT_KEYS}})
+            row["n_partners"] += 1
+            for k in PER_ENDPOINT_KEYS:
+                if _num(e.get(k)):
+                    row[k].append(e[k])
+            if e.get("blend_choice"):
+                row["choices"][e["blend_choice"]] = row["choices"].get(e["blend_choice"], 0) + 1
+    for row in out.values():
+        for k in PER_ENDPOINT_KEYS:
+            row[k] = float(np.mean(row[k])) if row[k] else float("nan")
+    return dict(sorted(out.items()))
 
 
 def _fmt(value) -> str:
@@ -122,20 +173,27 @@ def _fmt(value) -> str:
 
 def markdown(report: dict) -> str:
     s = report["summary"]
+    nn = s.get("nn", s)
     lines = [f"# Federated run: {report['strategy']}, {report['rounds']} rounds, heads {report['heads']}", "",
-             f"- partners improved by federation: **{s['n_improved']} / {s['n_scored']}**",
-             f"- median relative improvement over local-only: **{_fmt(s['median_relative_improvement'])}**",
-             f"- median share of the local -> pooled gap closed: **{_fmt(s['median_gap_closed'])}**",
+             f"- partners improved by federation over their best solo model: **{s['n_improved']} / {s['n_scored']}**"
+             f" (federated net alone: {nn['n_improved']} / {nn['n_scored']})",
+             f"- median relative improvement over best solo: **{_fmt(s['median_relative_improvement'])}**"
+             f" (net alone: {_fmt(nn['median_relative_improvement'])})",
+             f"- median share of the best-solo -> pooled gap closed: **{_fmt(s['median_gap_closed'])}**",
              f"- bytes per round (down + up, measured: {report['bytes_measured_as']}): "
              f"{report['bytes_per_round']:.0f} (the global arrays alone: {report['model_bytes']} B)",
              f"- privacy: {json.dumps(report['privacy'])}", "",
-             f"Metric: {PRIMARY} on each partner's own scaffold-split test rows.", "",
-             "| partner | n_train | n_test | local | federated | pooled | abs delta | rel delta | to perfect |",
+             f"Metric: {PRIMARY} on each partner's own scaffold-split test rows. best solo: the partner's "
+             "default-recipe model on its own rows (early stopping on its own valid rows); federated blend: per "
+             "endpoint the federated net, the partner's private trees or their mean, chosen on its valid rows; "
+             "pooled: the default recipe on all partners' rows.", "",
+             "| partner | n_train | n_test | best solo | federated NN | federated blend | pooled | rel delta | gap closed |",
              "|---|---|---|---|---|---|---|---|---|"]
     for p in report["partners"]:
         d = p["delta"]
-        lines.append(f"| {p['partner']} | {p['n_train']} | {p['n_test']} | {_fmt(p['local'])} | {_fmt(p['federated'])} "
-                     f"| {_fmt(p['pooled'])} | {_fmt(d['absolute'])} | {_fmt(d['relative'])} | {_fmt(d['improvement_to_perfect'])} |")
+        lines.append(f"| {p['partner']} | {p['n_train']} | {p['n_test']} | {_fmt(p['local'])} | {_fmt(p.get('federated_nn'))} "
+                     f"| {_fmt(p.get('federated_blend'))} | {_fmt(p['pooled'])} | {_fmt(d['relative'])} "
+                     f"| {_fmt(p.get('gap_closed'))} |")
     if report["rejections"]:
         lines += ["", "## Rejected updates", ""]
         lines += [f"- round {r['round']}: **{r['partner']}**: {r['reason']}" for r in report["rejections"]]
@@ -157,12 +215,21 @@ def markdown(report: dict) -> str:
             stop = dp["stopped_by_budget"]
             lines += ["", f"Stopped before round {stop['before_round']}: it could take epsilon above "
                       f"{stop['epsilon_max']} (spent: {_fmt(stop['epsilon'])})."]
-    lines += ["", "## Per endpoint", "", "| partner | endpoint | metric | local | federated | pooled | to perfect |",
-              "|---|---|---|---|---|---|---|"]
+    if report.get("per_endpoint"):
+        lines += ["", "## Per endpoint (mean over the partners that score it)", "",
+                  "| endpoint | metric | partners | best solo | federated NN | federated blend | pooled | blend choices |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for ep, e in report["per_endpoint"].items():
+            choices = ", ".join(f"{k} {v}" for k, v in sorted(e["choices"].items()))
+            lines.append(f"| {ep} | {e['metric']} | {e['n_partners']} | {_fmt(e['best_solo'])} | {_fmt(e['federated_nn'])} "
+                         f"| {_fmt(e['federated_blend'])} | {_fmt(e['pooled'])} | {choices} |")
+    lines += ["", "## Per partner and endpoint", "",
+              "| partner | endpoint | metric | best solo | federated NN | federated blend | blend choice | pooled |",
+              "|---|---|---|---|---|---|---|---|"]
     for p in report["partners"]:
         for ep, e in p["endpoints"].items():
-            lines.append(f"| {p['partner']} | {ep} | {e['metric']} | {_fmt(e['local'])} | {_fmt(e['federated'])} "
-                         f"| {_fmt(e['pooled'])} | {_fmt(e['delta']['improvement_to_perfect'])} |")
+            lines.append(f"| {p['partner']} | {ep} | {e['metric']} | {_fmt(e['local'])} | {_fmt(e.get('federated_nn'))} "
+                         f"| {_fmt(e.get('federated_blend'))} | {e.get('blend_choice') or '-'} | {_fmt(e['pooled'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -177,9 +244,11 @@ def plot(report: dict, out_dir: Path) -> list[Path]:
     names = [p["partner"].replace("partner_", "p") for p in parts]
     x = np.arange(len(parts))
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(parts) + 2), 4))
-    for i, (key, label) in enumerate((("local", "local-only"), ("federated", "federated"), ("pooled", "pooled"))):
-        vals = [p[key] if p[key] is not None else np.nan for p in parts]
-        ax.bar(x + (i - 1) * 0.27, vals, width=0.27, label=label)
+    series = (("local", "best solo"), ("federated_nn", "federated NN"), ("federated_blend", "federated blend"),
+              ("pooled", "pooled"))
+    for i, (key, label) in enumerate(series):
+        vals = [p.get(key) if p.get(key) is not None else np.nan for p in parts]
+        ax.bar(x + (i - 1.5) * 0.2, vals, width=0.2, label=label)
     ax.set_xticks(x, names, rotation=60)
     ax.set_ylabel("mean Spearman / AUROC (test)")
     ax.set_title(f"{report['strategy']}, {report['rounds']} rounds, heads {report['heads']}")

@@ -2,7 +2,8 @@
 
 ``run_federated(FederatedConfig) -> FederatedResult``: partition (or reuse) the partners' data,
 warm the feature cache, run Flower's Simulation Engine (Ray backend, one CPU per ClientApp),
-train the local-only and pooled references, and write the report.
+train the best-solo and pooled references (``federation.baselines``), blend each partner's federated
+net with its private trees (``federation.blend``), and write the report.
 """
 
 from __future__ import annotations
@@ -42,10 +43,12 @@ class FederatedResult:
     seconds: float = 0.0
 
     def partner_table(self):
-        """Per-partner primary metric: columns partner, local, federated, pooled, n_train, n_test."""
+        """Per-partner primary metric: columns partner, local (= best solo), federated (the blend where it
+        was computed, else the net), pooled, n_train, n_test, best_solo, federated_nn, federated_blend."""
         import pandas as pd
 
-        cols = ("partner", "local", "federated", "pooled", "n_train", "n_test")
+        cols = ("partner", "local", "federated", "pooled", "n_train", "n_test", "best_solo", "federated_nn",
+                "federated_blend")
         return pd.DataFrame([{c: p.get(c) for c in cols} for p in self.report["partners"]], columns=list(cols))
 
 
@@ -180,17 +183,23 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
     partners = load_all_partners(cfg, partners_dir)
     tell("federated rounds", 0, cfg.rounds)
     outcome = simulate(cfg, partners_dir, progress)
-    local = pooled = None
+    local = pooled = blend = references = None
     timing = {"federated_wall_seconds": outcome.get("server_seconds")}
     if cfg.baselines:
         from federation.baselines import run_baselines
+        from federation.blend import federated_blend
 
-        tell("local-only and pooled references", 0, 1)
+        tell("best-solo and pooled references", 0, 1)
         base = run_baselines(cfg, partners)
-        local, pooled = base.local, base.pooled
+        local, pooled, references = base.local, base.pooled, base.recipe
         timing.update({"local_all_partners_seconds": base.local_seconds, "pooled_seconds": base.pooled_seconds})
+        tell("federated blend (private trees)", 0, 1)
+        t_blend = time.perf_counter()
+        blend = federated_blend(partners, {p.partner: node_work_dir(cfg, p.partner) / "bundle" for p in partners},
+                                {k: v.trees for k, v in base.solo.items()})
+        timing["blend_seconds"] = time.perf_counter() - t_blend
     tell("report", 0, 1)
-    rep = report_mod.build_report(outcome, local, pooled, timing)
+    rep = report_mod.build_report(outcome, local, pooled, timing, blend=blend, references=references)
     rep["engine"] = cfg.engine
     paths = report_mod.write_report(rep, out)
     bundle = out / "global_bundle" if (out / "global_bundle").exists() else None
