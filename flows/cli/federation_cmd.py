@@ -95,14 +95,14 @@ def _fmt(v) -> str:
 def _print(result) -> None:
     rep = result.report
     table = Table(title=f"{rep['strategy']} x {rep['rounds']} rounds, heads {rep['heads']}")
-    for col in ("partner", "n_train", "n_test", "local", "federated", "pooled"):
+    for col in ("partner", "n_train", "n_test", "best solo", "federated NN", "federated blend", "pooled"):
         table.add_column(col)
     for p in rep["partners"]:
-        table.add_row(p["partner"], str(p["n_train"]), str(p["n_test"]), _fmt(p["local"]), _fmt(p["federated"]),
-                      _fmt(p["pooled"]))
+        table.add_row(p["partner"], str(p["n_train"]), str(p["n_test"]), _fmt(p["local"]), _fmt(p.get("federated_nn")),
+                      _fmt(p.get("federated_blend")), _fmt(p["pooled"]))
     console.print(table)
     s = rep["summary"]
-    console.print(f"improved: {s['n_improved']}/{s['n_scored']}, median relative improvement "
+    console.print(f"federated beats best solo: {s['n_improved']}/{s['n_scored']}, median relative improvement "
                   f"{_fmt(s['median_relative_improvement'])}, median gap closed {_fmt(s['median_gap_closed'])}")
     console.print(f"bytes per round: {rep['bytes_per_round']:.0f}; rejected updates: {len(rep['rejections'])}")
     console.print(f"report: {result.report_paths.get('md')}")
