@@ -27,12 +27,15 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 
-from federation import modelio, node, task
+from federation import node
 from federation.mods import audit_mod, error_reply_mod, sign_flip_mod
 from federation.secagg import secagg_train_mod
-from federation.stages import Stage
-from federation.strategy import NUM_EXAMPLES, TASK_COUNT_PREFIX
+from federation.stage_names import Stage
 from pipelines import mute_rdkit_log
+
+# torch, pandas, RDKit and the model code are imported where a handler needs them: on the Deployment
+# Engine every message starts a fresh flwr-clientapp process, and the SecAgg+ key / share / unmask
+# stages and the audit need none of them (docs/FEDERATION.md, Transport).
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,9 @@ def _config(msg: Message) -> ConfigRecord:
 
 @app.query(Stage.STATS.value)
 def stats(msg: Message, context: Context) -> Message:
+    from federation import modelio, task
+    from federation.strategy import NUM_EXAMPLES
+
     cfg = _config(msg)
     where = node.resolve_node(context)
     data = node.load_data(where, cfg)
@@ -81,8 +87,10 @@ def stats(msg: Message, context: Context) -> Message:
     return Message(content=content, reply_to=msg)
 
 
-def _scaling_for(scaling: task.ConsortiumScaling, data: task.PartnerData, cfg: ConfigRecord):
+def _scaling_for(scaling, data, cfg: ConfigRecord):
     """The round's scaling as this partner uses it: its own target scaler under ``target-scaling = partner``."""
+    from federation import task
+
     if str(cfg.get("target-scaling", "consortium")) == "partner":
         return task.partner_targets(scaling, data)
     return scaling
@@ -96,6 +104,8 @@ def setup(msg: Message, context: Context) -> Message:
 
 @app.query(Stage.REPORT.value)
 def report(msg: Message, context: Context) -> Message:
+    from federation import modelio, task
+
     cfg = _config(msg)
     where = node.resolve_node(context)
     data = node.load_data(where, cfg)
@@ -110,6 +120,9 @@ def report(msg: Message, context: Context) -> Message:
 
 @app.train(mods=[secagg_train_mod, _dp_clip_when_asked, sign_flip_mod])
 def train(msg: Message, context: Context) -> Message:
+    from federation import modelio, task
+    from federation.strategy import NUM_EXAMPLES, TASK_COUNT_PREFIX
+
     cfg = _config(msg)
     where = node.resolve_node(context)
     data = node.load_data(where, cfg)
@@ -131,6 +144,9 @@ def train(msg: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
+    from federation import modelio
+    from federation.strategy import NUM_EXAMPLES
+
     cfg = _config(msg)
     where = node.resolve_node(context)
     data = node.load_data(where, cfg)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable
 
 from flwr.app import Message
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 from flwr.common.serde import message_to_proto
 from flwr.serverapp import Grid
 
@@ -34,6 +35,17 @@ def message_bytes(message: Message) -> int:
     return int(message_to_proto(message).ByteSize())
 
 
+def message_kind(message: Message) -> str:
+    """The message type, plus the SecAgg+ protocol stage for SecAgg+ messages (``train:setup``,
+    ``train:share_keys``, ``train:collect_masked_vectors``, ``train:unmask``)."""
+    kind = str(message.metadata.message_type)
+    if message.has_content() and RECORD_KEY_CONFIGS in message.content.config_records:
+        stage = message.content.config_records[RECORD_KEY_CONFIGS].get(Key.STAGE)
+        if stage is not None:
+            kind = f"{kind}:{stage}"
+    return kind
+
+
 class MeteredGrid(Grid):
     """Delegates to ``inner``; ``bytes_down`` / ``bytes_up`` grow with every message sent / received."""
 
@@ -44,6 +56,14 @@ class MeteredGrid(Grid):
         self.quorum = quorum
         self.grace = grace
         self.missing: list[int] = []
+        self.exchanges: list[dict] = []
+        """One entry per exchange: kind, messages_down, messages_up, bytes_down, bytes_up, seconds."""
+
+    def _record(self, messages: list[Message], replies: list[Message], down: int, up: int, start: float) -> None:
+        kinds = sorted({message_kind(m) for m in messages}) or ["(none)"]
+        self.exchanges.append({"kind": ",".join(kinds), "messages_down": len(messages), "messages_up": len(replies),
+                               "errors_up": sum(r.has_error() for r in replies), "bytes_down": down,
+                               "bytes_up": up, "seconds": round(time.monotonic() - start, 3)})
 
     def totals(self) -> tuple[int, int]:
         return self.bytes_down, self.bytes_up
@@ -74,13 +94,17 @@ class MeteredGrid(Grid):
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         messages = list(messages)
         self.missing = []
+        start, (down0, up0) = time.monotonic(), self.totals()
         try:
             pushed = set(self.inner.push_messages(messages))
         except NotImplementedError:  # synchronous transport (federation.inprocess)
-            return self._delegate(messages, timeout)
-        self.bytes_down += sum(message_bytes(m) for m in messages if m.metadata.message_id in pushed)
-        ids = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}  # the grid set the ids
-        return self._pull_until_quorum(ids, pushed, timeout)
+            replies = self._delegate(messages, timeout)
+        else:
+            self.bytes_down += sum(message_bytes(m) for m in messages if m.metadata.message_id in pushed)
+            ids = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}  # the grid set the ids
+            replies = self._pull_until_quorum(ids, pushed, timeout)
+        self._record(messages, replies, self.bytes_down - down0, self.bytes_up - up0, start)
+        return replies
 
     def _delegate(self, messages: list[Message], timeout: float | None) -> list[Message]:
         self.bytes_down += sum(message_bytes(m) for m in messages)

@@ -17,15 +17,21 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from flwr.app import ConfigRecord, Context, Message
 
-from admet.train import TrainConfig
-from federation import modelio, task
 from federation.config import FederatedConfig
 from pipelines.errors import InputError
-from pipelines.partner_data import NodeDataSettings
+from pipelines.node_settings import NodeDataSettings
+
+if TYPE_CHECKING:
+    from admet.train import TrainConfig
+    from federation import task
+
+# torch, pandas, RDKit and the model code are imported where a handler needs them: on the Deployment
+# Engine every message starts a fresh flwr-clientapp process, and the SecAgg+ key / share / unmask
+# stages and the audit need none of them (docs/FEDERATION.md, Transport).
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,8 @@ def resolve_node(context: Context) -> Node:
         return Node(partner, data_path, work, cache, audit, cfg, settings)
     if cfg.partners_dir is None:
         raise InputError("no partner data: set node config data-path (or partners-dir in the run config)")
+    from federation import task
+
     folders = sorted(p for p in cfg.partners_dir.iterdir() if (p / task.DATA_FILE).exists())
     index = int(nc["partition-id"])
     if index >= len(folders):
@@ -92,6 +100,10 @@ def resolve_node(context: Context) -> Node:
 
 def load_data(node: Node, cfg: ConfigRecord) -> task.PartnerData:
     """The partner's featurized data (cached in its work folder)."""
+    import torch
+
+    from federation import task
+
     torch.set_num_threads(TORCH_THREADS)
     return task.load_partner(node.data_path, node.partner, str(cfg["featurizer"]), node.cache_dir,
                              node.work_dir, seed=int(cfg["seed"]), settings=node.data_settings)
@@ -99,6 +111,8 @@ def load_data(node: Node, cfg: ConfigRecord) -> task.PartnerData:
 
 def consortium_model(msg: Message, context: Context, cfg: ConfigRecord, node: Node):
     """The consortium model as this partner sees it: global arrays from the message + own heads."""
+    from federation import modelio, task
+
     scaling = task.ConsortiumScaling.from_config(cfg)
     model = task.build_model(scaling.n_features, scaling.tasks, tuple(int(h) for h in cfg["hidden"]),
                              float(cfg["dropout"]), int(cfg["seed"]))
@@ -115,6 +129,8 @@ def load_private_heads(model, context: Context, node: Node, cfg: ConfigRecord) -
     Only heads of the model's current task list are taken: a resumed run whose partner set changed
     (a partner dropped out) has a different union of endpoints, so a saved head may have no task
     any more (left out) and a task may have no saved head yet (it keeps its fresh initialisation)."""
+    from federation import modelio
+
     heads = (context.state[HEADS_STATE] if HEADS_STATE in context.state
              else modelio.load_heads(node.work_dir, str(cfg.get("run-token", ""))))
     if heads is None:
@@ -130,6 +146,8 @@ def load_private_heads(model, context: Context, node: Node, cfg: ConfigRecord) -
 
 
 def keep_private_heads(model, context: Context, node: Node, cfg: ConfigRecord) -> None:
+    from federation import modelio
+
     heads = modelio.heads_record(model)
     context.state[HEADS_STATE] = heads
     modelio.save_heads(node.work_dir, heads, str(cfg.get("run-token", "")))
@@ -137,6 +155,8 @@ def keep_private_heads(model, context: Context, node: Node, cfg: ConfigRecord) -
 
 def train_config(cfg: ConfigRecord, partner: str) -> TrainConfig:
     """Local training settings of one round (seed differs per round and partner)."""
+    from admet.train import TrainConfig
+
     seed = int(cfg["seed"]) * 7919 + int(cfg.get("global-round", 0)) * 104729 + sum(map(ord, partner))
     return TrainConfig(epochs=max(1, int(cfg["local-epochs"])), lr=float(cfg["lr"]),
                        batch_size=int(cfg["batch-size"]), weight_decay=float(cfg["weight-decay"]),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message
@@ -31,11 +32,13 @@ from flwr.server import LegacyContext, ServerConfig
 from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 
-from federation import modelio, node, task
-from federation.config import FederatedConfig
 from federation.metered_grid import MeteredGrid
-from federation.stages import Stage, finish_run, query_all, setup_run
-from federation.strategy import RoundLog
+
+if TYPE_CHECKING:
+    from federation.config import FederatedConfig
+
+# The node side runs in a fresh flwr-clientapp process per SecAgg+ message on the Deployment Engine;
+# only the masked-vector stage trains, so the model code (torch) is imported there, not here.
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,8 @@ class PartnerClient(NumPyClient):
         self.context = context
 
     def fit(self, parameters, config):
+        from federation import modelio, node, task
+
         setup = self.context.state[node.SETUP_STATE]
         where = node.resolve_node(self.context)
         data = node.load_data(where, setup)
@@ -99,9 +104,12 @@ class CheckpointingFedAvg(LegacyFedAvg):
 
     def __init__(self, keys: list[str], setup, cfg: FederatedConfig, grid: MeteredGrid, progress=None,
                  **kw) -> None:
+        from federation.strategy import RoundLog
+
         super().__init__(**kw)
         self.keys, self.setup, self.cfg, self.grid, self.progress = keys, setup, cfg, grid, progress
-        self.rounds: list[RoundLog] = []
+        self.rounds: list = []
+        self._round_log = RoundLog
         self.t_last = time.perf_counter()
         self.bytes_seen = grid.totals()
         self.round_seconds: list[float] = []
@@ -111,7 +119,7 @@ class CheckpointingFedAvg(LegacyFedAvg):
         rnd = self.setup.offset + server_round
         (down, up), (down0, up0) = self.grid.totals(), self.bytes_seen
         self.bytes_seen = (down, up)
-        log_entry = RoundLog(round=rnd, bytes_down=down - down0, bytes_up=up - up0,
+        log_entry = self._round_log(round=rnd, bytes_down=down - down0, bytes_up=up - up0,
                              n_replies=len(results), accepted=["<aggregate only>"] if results else [],
                              failed=[_failure_name(f, self.setup.partner_of) for f in failures])
         losses = [r.metrics.get("train-loss") for _, r in results if r.metrics]
@@ -147,6 +155,9 @@ def secagg_parameters(n: int) -> tuple[int, int]:
 
 def run_secagg_server(grid, context: Context, cfg: FederatedConfig, progress=None) -> dict:
     """The SecAgg+ mode: the whole server side of a run; returns the federation result."""
+    from federation import modelio
+    from federation.stages import Stage, finish_run, query_all, setup_run
+
     t0 = time.perf_counter()
     grid = grid if isinstance(grid, MeteredGrid) else MeteredGrid(grid)
     setup = setup_run(grid, cfg)

@@ -13,7 +13,6 @@ ClientApp registers one handler per stage (``@app.query("stats")`` ...), so Flow
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import time
@@ -22,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from federation import modelio, task
 from federation.checkpoint import Checkpointer
 from federation.config import SECAGG_MIN_PARTNERS, FederatedConfig
 from federation.metered_grid import MeteredGrid
+from federation.stage_names import Stage
 from federation.strategy import numpy_to_record, partner_in_error, record_to_numpy
 from pipelines.errors import InputError
 
@@ -37,18 +37,6 @@ log = logging.getLogger(__name__)
 RESULT_FILE = "federation_result.json"
 GLOBAL_MODEL_FILE = "global_model.npz"
 NODE_WAIT_S = 120.0
-
-
-class Stage(str, enum.Enum):
-    """A query stage; the Flower message type is ``query.<value>``."""
-
-    STATS = "stats"
-    SETUP = "setup"
-    REPORT = "report"
-
-    @property
-    def message_type(self) -> str:
-        return f"{MessageType.QUERY}.{self.value}"
 
 
 def base_config(cfg: FederatedConfig) -> dict:
@@ -255,6 +243,7 @@ def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: 
         "secagg": secagg, **timing, "scaling": setup.scaling.to_config(), "scaling_mode": cfg.scaling,
         "quorum": {"registered": cfg.n_partners, "needed": setup.minimum, "answered_stats": len(setup.partner_of)},
         "secagg_two_partner_override": bool(secagg and len(setup.partner_of) < SECAGG_MIN_PARTNERS),
+        "traffic": list(grid.exchanges) if isinstance(grid, MeteredGrid) else None,
     }
     (out / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
     if cfg.heads == "shared":

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.errors import InputError
+from pipelines.node_settings import NodeDataSettings
 from pipelines.partition import PartnerPartition
 
 log = logging.getLogger(__name__)
@@ -213,33 +214,6 @@ def prepare_node_table(raw: pd.DataFrame, catalog, endpoint_map: dict[str, str] 
     log.info("node preparation: %d rows -> %d accepted (%d rejected) -> %d after aggregating replicates",
              len(raw), len(accepted), len(rejected), len(prepared))
     return NodePreparation(accepted, rejected, prepared, summary)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeDataSettings:
-    """How a node prepares its table: the consortium catalog, the partner's mapping file, the fold secret."""
-
-    catalog_path: Path | None = None
-    """The operator's ``catalog.json`` (None: the embedded catalog)."""
-    endpoint_map_path: Path | None = None
-    """CSV ``partner_endpoint,catalog_endpoint`` (None: catalog names and aliases only)."""
-    fold_secret_path: Path | None = None
-    """File holding the consortium's fold secret (None: the public simulation key)."""
-
-    def load(self):
-        from pipelines.catalog import EndpointCatalog, read_endpoint_map
-
-        catalog = EndpointCatalog.read(self.catalog_path) if self.catalog_path else EndpointCatalog.embedded()
-        mapping = read_endpoint_map(self.endpoint_map_path, catalog) if self.endpoint_map_path else None
-        secret = None
-        if self.fold_secret_path is not None:
-            path = Path(self.fold_secret_path)
-            if not path.is_file():
-                raise InputError(f"fold secret file not found: {path}")
-            secret = path.read_bytes().strip()
-            if not secret:
-                raise InputError(f"fold secret file {path} is empty")
-        return catalog, mapping, secret
 
 
 def _table_path(data: str | Path) -> Path:

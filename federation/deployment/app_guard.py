@@ -32,6 +32,7 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -170,6 +171,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - a process entry point
         raise SystemExit(2) from None
     install(approved, args.audit, args.partner)
+    from federation.deployment.warm_clientapp import SOCKET_ENV, start_zygote
+
+    if os.environ.get(SOCKET_ENV):  # node start --warm-clientapp: the pre-imported ClientApp launcher
+        start_zygote(os.environ[SOCKET_ENV], os.getpid())
     from flwr.supernode.cli import flower_supernode
 
     sys.argv = ["flower-supernode", *argv[split + 1:]]

@@ -199,14 +199,24 @@ def run_federation(run_dir: Path, app_dir: Path, run_config: dict[str, object], 
     run_id = client.submit(app_dir, config)
     log.info("submitted run %d to %s", run_id, state.superlink_address)
     try:
-        status = client.wait(run_id, timeout=timeout, on_line=on_line)
-    except ControlError:
+        status = client.wait(run_id, timeout=timeout, on_line=on_line, alive=lambda: superlink_running(state))
+    except ControlError as exc:
+        if not superlink_running(state):  # one line for the operator, not flwr's output or a traceback
+            raise InputError(superlink_gone_message(run_dir, state, run_id)) from exc
         client.stop_run(run_id)
         raise
     report_path = out_dir / "report.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else None
     log.info("run %d ended: %s", run_id, status)
     return RunOutcome(run_id=run_id, status=status, out_dir=out_dir, report=report)
+
+
+def superlink_gone_message(run_dir: Path, state: ConsortiumState, run_id: int) -> str:
+    """What the operator reads when the SuperLink died under a run (``consortium run`` exits 2)."""
+    log_file = Path(run_dir) / "superlink" / "superlink.log"
+    return (f"the SuperLink (pid {state.superlink_pid} at {state.superlink_address}) stopped during run {run_id}; "
+            f"its log: {log_file}. Restart it with `fedadmet consortium start --run-dir {run_dir}` and continue "
+            "with `fedadmet consortium run --resume` (same --out)")
 
 
 def stop_consortium(run_dir: Path, grace: float = 5.0) -> int:

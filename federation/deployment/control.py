@@ -31,6 +31,10 @@ class ControlError(RuntimeError):
     """A ``flwr`` command against the SuperLink failed; the message carries its output."""
 
 
+class SuperLinkGone(ControlError):
+    """The SuperLink process ended while a run was being followed."""
+
+
 def write_connection(flwr_home: Path, address: str, ca_cert: Path) -> Path:
     """Write ``FLWR_HOME/config.toml`` with the ``consortium`` connection as default."""
     flwr_home.mkdir(parents=True, exist_ok=True)
@@ -117,17 +121,20 @@ class ControlClient:
         self._run("stop", str(run_id), CONNECTION, check=False)
 
     def wait(self, run_id: int, timeout: float, on_line: Callable[[str], None] | None = None,
-             poll: float = 5.0) -> str:
+             poll: float = 5.0, alive: Callable[[], bool] | None = None) -> str:
         """Follow the run until it finishes; return its status (``finished:completed``,
         ``finished:failed``, ``finished:stopped``).
 
         With ``on_line``, the run's log is streamed (``flwr log --stream``, which ends when the run
         ends) and the status is only asked now and then; every ``flwr`` call costs a Python start,
-        which matters on a small machine."""
+        which matters on a small machine. ``alive`` (optional) is asked before every status query;
+        when it returns False the wait ends with :class:`SuperLinkGone`."""
         streamer = _LogStreamer(self, run_id, on_line) if on_line else None
         deadline = time.monotonic() + timeout
         try:
             while True:
+                if alive is not None and not alive():
+                    raise SuperLinkGone(f"the SuperLink stopped while run {run_id} was running")
                 status = self.status(run_id)
                 if status.startswith(TERMINAL_PREFIX):
                     return status

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import ssl
 import sys
 import urllib.error
@@ -84,6 +85,9 @@ class SuperNodeSpec:
     """A file of further FAB hashes this node runs (the consortium app's hash is always approved)."""
     extra_approved: tuple[str, ...] = ()
     """More approved FAB hashes (tests approve their fixture app this way)."""
+    warm_clientapp: bool = False
+    """Run each message's ``flwr-clientapp`` as a fork of a pre-imported process
+    (``federation.deployment.warm_clientapp``) instead of a fresh interpreter."""
 
 
 def _https_ok(url: str, ca_cert: Path, timeout: float = 1.0) -> bool:
@@ -211,8 +215,13 @@ def start_supernode(spec: SuperNodeSpec) -> ManagedProcess:
         command += ["--auth-supernode-private-key", str(Path(spec.private_key).resolve())]
     if spec.max_retries is not None:
         command += ["--max-retries", str(spec.max_retries)]
-    proc = ManagedProcess(f"supernode {spec.partner}", command, home / "supernode.log",
-                          env=flower_env(home / "flwr-home"))
+    env = flower_env(home / "flwr-home")
+    if spec.warm_clientapp:
+        from federation.deployment.warm_clientapp import SOCKET_ENV, private_socket_path, write_shim
+
+        shim_dir = write_shim(home / "bin").parent
+        env.update({SOCKET_ENV: str(private_socket_path()), "PATH": f"{shim_dir}{os.pathsep}{env['PATH']}"})
+    proc = ManagedProcess(f"supernode {spec.partner}", command, home / "supernode.log", env=env)
     return proc.start(cwd=home)
 
 

@@ -206,7 +206,8 @@ FLOWER_PROGRAMS = ("flower-superlink", "flower-supernode", "flower-superexec", "
 
 
 #: fedadmet's wrappers around Flower's programs (``python -m <module> ...``).
-FLOWER_WRAPPERS = ("federation.deployment.app_guard", "federation.deployment.locked_superlink")
+FLOWER_WRAPPERS = ("federation.deployment.app_guard", "federation.deployment.locked_superlink",
+                   "federation.deployment.warm_clientapp")
 
 
 def _is_flower(cmdline: list[str]) -> bool:

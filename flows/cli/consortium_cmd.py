@@ -328,6 +328,10 @@ def node_start(
     port: int = typer.Option(0, "--port", min=0, max=65535,
                              help="Local port of this node's Runtime API on 127.0.0.1 (0: a free one)."),
     detach: bool = typer.Option(False, "--detach", help="Return once the node is connected; it keeps running."),
+    warm_clientapp: bool = typer.Option(False, "--warm-clientapp",
+                                        help="Run each message's ClientApp as a fork of one pre-imported process "
+                                             "(no interpreter start and imports per message; see docs/FEDERATION.md, "
+                                             "Transport)."),
     startup_timeout: float = typer.Option(30.0, "--startup-timeout",
                                           help="Seconds --detach waits for the node to connect."),
 ) -> None:
@@ -346,7 +350,8 @@ def node_start(
     spec = SuperNodeSpec(partner=partner, superlink=superlink, ca_cert=ca.resolve(), private_key=key.resolve(),
                          data_path=data.resolve(), run_dir=run_dir.resolve(), runtime_port=port,
                          data_settings=settings, audit_dir=audit_dir.resolve() if audit_dir else None,
-                         approved_apps=approved_apps.resolve() if approved_apps else None)
+                         approved_apps=approved_apps.resolve() if approved_apps else None,
+                         warm_clientapp=warm_clientapp)
     prepared_dir = node_work_dir(spec) / "prepared"
     with console.status("preparing the table (standardize, validate, convert, aggregate)..."):
         prep = prepare_node_data(spec.data_path, prepared_dir, settings)

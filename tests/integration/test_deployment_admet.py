@@ -166,3 +166,24 @@ def test_secagg_partners_only_send_masked_vectors(secagg_run):
         for v in vectors[-len(trunk):]:
             assert "int" in v["dtype"], v
             assert v["min"] >= 0 and v["max"] >= QUANTIZATION_RANGE, f"{p}: vector not masked: {v}"
+
+
+def test_the_grid_sees_every_message_on_the_deployment_engine(admet_run, secagg_run):
+    """MeteredGrid on the real transport: a plain round is one train and one evaluate exchange, a
+    SecAgg+ round its four protocol stages, each with one message per partner each way; the bytes
+    of the round log are exactly those exchanges' bytes."""
+    from flwr.common.secure_aggregation.secaggplus_constants import Stage as SecAggStage
+
+    n = len(PARTNERS)
+    plain = json.loads((admet_run[0].outcome.out_dir / "federation_result.json").read_text())
+    secagg = json.loads((secagg_run[0].outcome.out_dir / "federation_result.json").read_text())
+    stages = [f"train:{s}" for s in SecAggStage.all()]
+    assert [e["kind"] for e in plain["traffic"]] == ["query.stats", *["train", "evaluate"] * 2, "query.report"]
+    assert [e["kind"] for e in secagg["traffic"]] == ["query.stats", "query.setup", *stages, "query.report"]
+    for entry in plain["traffic"] + secagg["traffic"]:
+        assert (entry["messages_down"], entry["messages_up"], entry["errors_up"]) == (n, n, 0), entry
+    rounds = [plain["traffic"][1:3], plain["traffic"][3:5], secagg["traffic"][2:6]]
+    for rnd, exchanges in zip(plain["round_log"] + secagg["round_log"], rounds, strict=True):
+        assert rnd["bytes_down"] == sum(e["bytes_down"] for e in exchanges)
+        assert rnd["bytes_up"] == sum(e["bytes_up"] for e in exchanges)
+    assert secagg["round_log"][0]["bytes_up"] > 1.5 * plain["round_log"][0]["bytes_up"]
