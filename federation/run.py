@@ -164,7 +164,7 @@ def with_run_config(server_app: ServerApp, client_app: ClientApp, run_config: di
 
 
 def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
-    """Partition, federate, compare with local-only and pooled, report (see module docstring).
+    """Partition, federate, compare with best solo and pooled, blend, report (see module docstring).
 
     ``progress(stage, done, total)`` (optional) hears about stages and rounds (the CLI's bar).
     """

@@ -38,7 +38,7 @@ def federate(
     hidden: str = typer.Option("512", "--hidden", help="Trunk widths, comma separated."),
     proximal_mu: float = typer.Option(0.01, "--proximal-mu", help="FedProx proximal weight."),
     min_partners: int | None = typer.Option(None, "--min-partners", help="Fewest partners the run and each round need (default: the --quorum share of --partners)."),
-    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the local-only and pooled references."),
+    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the best-solo and pooled references (and the federated blend, which reuses the best-solo trees)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
     cpus: int = typer.Option(2, "--cpus", help="CPUs for the Ray backend (one ClientApp per CPU)."),
     engine: str = typer.Option("ray", "--engine", help="ray (Flower Simulation Engine) | inprocess (same apps, sequential in-process transport, no Ray)."),
@@ -46,7 +46,7 @@ def federate(
     tuned: Path | None = typer.Option(None, "--tuned", help="best_params.json of `fedadmet tune --federated`: its trunk widths, dropout, lr, batch size, weight decay and featurizer replace the defaults (and --hidden)."),
     out: Path = typer.Option(Path("runs/federated"), "--out", help="Run folder."),
 ) -> None:
-    """Federated training across partners (simulation), compared per partner with local-only and pooled."""
+    """Federated training across partners (simulation), compared per partner with its best solo model and pooled."""
     from flows.cli import checks
 
     # before Flower and Ray load
