@@ -53,9 +53,11 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedXgbBagging
 
 from federation import node, task
+from federation import partners as partners_mod
 from federation.config import FederatedConfig
 from federation.metered_grid import MeteredGrid
 from federation.mods import audit_mod, error_reply_mod
+from federation.stages import wait_for_nodes
 from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -404,7 +406,9 @@ def run_trees_server(grid: Grid, cfg: FederatedConfig, settings: TreeSettings, t
     t0 = time.perf_counter()
     grid = grid if isinstance(grid, MeteredGrid) else MeteredGrid(grid)
     base = {"featurizer": cfg.featurizer, "seed": int(cfg.seed), "token": token}
-    nodes = sorted(grid.get_node_ids())
+    # the simulation's nodes register after the ServerApp starts: wait for them as the NN app does
+    expected = len(partners_mod.partner_folders(cfg.partners_dir)) if cfg.partners_dir else cfg.n_partners
+    nodes = wait_for_nodes(grid, expected, min(expected, cfg.minimum_partners), grace=cfg.quorum_grace)
     replies = _query(grid, nodes, ENDPOINTS_STAGE, base, None, cfg.round_timeout)
     partner_of, holders, counts, types = {}, {}, {}, {}
     for r in replies:
@@ -498,7 +502,6 @@ def federated_trees(cfg: FederatedConfig, partners_dir: Path, settings: TreeSett
 
     ``progress(stage, done, total)`` hears about each finished endpoint; ``grid`` (in-process engine
     only) is the ``federation.inprocess.SequentialGrid`` to use, e.g. one that records messages."""
-    from federation import partners as partners_mod
     from federation.inprocess import run_inprocess
     from federation.run import flower_environment, node_work_dir, run_config_for, with_run_config
 
