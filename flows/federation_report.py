@@ -17,7 +17,10 @@ from flows import artifacts, plots
 
 log = logging.getLogger(__name__)
 
-SERIES = ("local", "federated", "pooled")
+#: Per-partner metric columns: the partner's best solo model (the default recipe on its own rows), the
+#: federated network, the federated model the partner keeps (the per-endpoint blend when one was
+#: computed, else the network) and the pooled reference. Older reports name the best solo ``local``.
+SERIES = ("best_solo", "federated_nn", "federated", "pooled")
 #: How the server names a node it has no partner id for: ``node-<id>`` (older runs) or
 #: ``unidentified partner (node id <id>)``.
 _NODE_NAME = re.compile(r"^(?:node-(\d+)|unidentified partner \(node id (\d+)\))$")
@@ -50,7 +53,7 @@ def partner_names(report: dict, partner_of_node: dict | None = None):
 
 def partner_frame(report: dict, expected: list[str] | None = None,
                   partner_of_node: dict | None = None) -> pd.DataFrame:
-    """One row per partner, named by partner id: local / federated / pooled metric, train / test
+    """One row per partner, named by partner id: best solo / federated NN / federated / pooled metric, train / test
     counts, and whether it took part in every round. Partners in ``expected`` (the partition's
     folders) without scores get a row with ``status`` ``failed`` (the server got an error reply
     from them) or ``missing`` (it never heard from them). A node that failed before telling its
@@ -64,7 +67,8 @@ def partner_frame(report: dict, expected: list[str] | None = None,
             status = "missing"
         elif name(p["partner"]) in failed:
             status = "missed a round"
-        rows.append({"partner": name(p["partner"]), **{s: _num(p.get(s)) for s in SERIES},
+        values = {**p, "best_solo": p.get("best_solo", p.get("local"))}
+        rows.append({"partner": name(p["partner"]), **{s: _num(values.get(s)) for s in SERIES},
                      "n_train": int(p.get("n_train") or 0), "n_test": int(p.get("n_test") or 0),
                      "status": status})
     seen = {r["partner"] for r in rows}
@@ -193,7 +197,8 @@ def publish(report: dict, out_dir: Path, expected: list[str] | None = None,
                                summary_markdown(partners, rounds, rejected, out_dir, unidentified),
                                "Federated training summary")
     artifacts.publish_table("federation-partners", partners,
-                            f"Per partner: local-only / federated / pooled metric, counts; {n_missing} missing")
+                            f"Per partner: best solo / federated NN / federated (blend) / pooled metric, counts; "
+                            f"{n_missing} missing")
     artifacts.publish_table("federation-rounds", rounds, "Per round: training loss, accepted / rejected updates"
                             + ("; epsilon / delta of the DP accountant" if "epsilon" in rounds else ""))
     artifacts.publish_table("federation-rejected-updates", rejected,

@@ -69,12 +69,14 @@ def endpoint_histograms(predictions: pd.DataFrame, endpoints: list[str], path: P
 
 
 def partner_metrics(table: pd.DataFrame, path: Path, metric_label: str = "primary metric") -> Path:
-    """Grouped bars per partner: local-only / federated / pooled (columns present in ``table``)."""
-    series = [c for c in ("local", "federated", "pooled") if c in table.columns]
+    """Grouped bars per partner: best solo / federated NN / federated / pooled (the columns present in
+    ``table``; ``local`` is an older name of the best solo model)."""
+    series = [c for c in ("local", "best_solo", "federated_nn", "federated", "pooled") if c in table.columns]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(table) + 2), 3.8))
     x = np.arange(len(table))
     width = 0.8 / max(len(series), 1)
-    colors = {"local": "#8c8c8c", "federated": "#4c72b0", "pooled": "#55a868"}
+    colors = {"local": "#8c8c8c", "best_solo": "#8c8c8c", "federated_nn": "#8da0cb", "federated": "#4c72b0",
+              "pooled": "#55a868"}
     for i, name in enumerate(series):
         ax.bar(x + (i - (len(series) - 1) / 2) * width, table[name].to_numpy(float), width,
                label=name, color=colors[name])
@@ -82,7 +84,7 @@ def partner_metrics(table: pd.DataFrame, path: Path, metric_label: str = "primar
     ax.set_xticklabels([str(p).replace("partner_", "p") for p in table.index], rotation=90, fontsize=7)
     ax.set_ylabel(metric_label)
     ax.legend(fontsize=8)
-    ax.set_title("Per-partner performance: local-only vs federated vs pooled")
+    ax.set_title("Per-partner performance: " + " vs ".join(n.replace("_", " ") for n in series))
     return _save(fig, path)
 
 

@@ -30,8 +30,8 @@ def test_partner_table_has_counts_references_and_missing_partners():
     table = federation_report.partner_frame(report, expected=["partner_00", "partner_01", "partner_02", "partner_03"])
     rows = table.set_index("partner")
     assert list(rows.index) == ["partner_00", "partner_01", "partner_02", "partner_03"]
-    assert rows.loc["partner_00", ["local", "federated", "pooled"]].tolist() == [0.5, 0.61, 0.7]
-    assert math.isnan(rows.loc["partner_01", "local"])
+    assert rows.loc["partner_00", ["best_solo", "federated", "pooled"]].tolist() == [0.5, 0.61, 0.7]
+    assert math.isnan(rows.loc["partner_01", "best_solo"])
     assert rows.loc["partner_00", "n_train"] == 40 and rows.loc["partner_01", "n_test"] == 7
     assert rows["status"].to_dict() == {"partner_00": "ok", "partner_01": "ok", "partner_02": "missed a round",
                                         "partner_03": "missing"}
