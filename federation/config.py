@@ -25,6 +25,7 @@ SCALING_MODES = ("public", "moments")
 #: SecAgg+ with 2 partners: each can subtract its own update from the sum and read the other's.
 SECAGG_MIN_PARTNERS = 3
 HEAD_MODES = ("private", "shared")
+BLEND_FALLBACKS = ("consortium", "equal")  # federation.blend.FALLBACK_RULES (blend imports admet; config stays light)
 
 
 @dataclass(slots=True)
@@ -122,6 +123,15 @@ class FederatedConfig:
     features or labels leaves it for scaling; with shared heads the per-endpoint label sums / counts
     still do). ``moments``: the older consortium scaling from every partner's summed feature and label
     moments (plain mode only: those sums leave unmasked)."""
+    blend_fallback: str = "consortium"
+    """Federated blend (simulation, ``federation.blend``), for an endpoint a partner's own valid rows
+    cannot score: ``consortium``: the option that won most often on the valid rows of the partners that
+    can score it (the federated NN where none can); ``equal``: the equal blend of net and private trees."""
+    catalog_sha256: str | None = None
+    """The consortium endpoint catalog's content SHA-256 (``EndpointCatalog.sha256``) the operator
+    publishes with the run (``consortium run`` sets it from ``--catalog``). Every node compares it with
+    the catalog it prepares its table with and, on a mismatch, answers with an error and does not
+    train. None: not checked."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -181,6 +191,8 @@ class FederatedConfig:
             problems.append("--dp-epsilon-max needs DP on (--dp-clip / --dp-noise) and a value > 0")
         if self.dp_epsilon_max is not None and self.dp_noise is not None and self.dp_noise <= 0:
             problems.append("--dp-epsilon-max needs --dp-noise > 0 (no noise: epsilon is infinite)")
+        if self.blend_fallback not in BLEND_FALLBACKS:
+            problems.append(f"blend fallback {self.blend_fallback!r} is not one of {BLEND_FALLBACKS}")
         if self.robust_f < 0:
             problems.append("robust f must be >= 0")
         if problems:

@@ -98,8 +98,38 @@ def resolve_node(context: Context) -> Node:
     return Node(partner, folders[index], Path(cfg.out_dir) / "nodes" / partner, Path(cfg.cache_dir), audit, cfg)
 
 
+def node_catalog_sha256(node: Node) -> str:
+    """Content SHA-256 of the catalog this node prepares its table with (``task.prepare_partner``'s
+    choice: the node's ``catalog`` file, else the embedded catalog; a simulated partner: its
+    partition's ``catalog.json`` when there is one)."""
+    from pipelines.catalog import EndpointCatalog
+    from pipelines.partner_data import CONSORTIUM_CATALOG
+
+    settings = node.data_settings
+    if settings is None:
+        folder = node.data_path if node.data_path.is_dir() else node.data_path.parent
+        published = folder.parent / CONSORTIUM_CATALOG
+        path = published if published.is_file() else None
+    else:
+        path = settings.catalog_path
+    return (EndpointCatalog.read(path) if path else EndpointCatalog.embedded()).sha256
+
+
+def check_catalog(node: Node, cfg: ConfigRecord) -> None:
+    """Refuse (an error reply, audited; no training) when the run's catalog is not this node's."""
+    expected = str(cfg.get("catalog-sha256", "") or "")
+    if not expected:
+        return
+    mine = node_catalog_sha256(node)
+    if mine != expected:
+        raise InputError(f"{node.partner}: this node's endpoint catalog (sha256 {mine[:16]}) is not the one the "
+                         f"run was published with (sha256 {expected[:16]}); not training. Start the node with "
+                         "the operator's catalog.json (node start --catalog)")
+
+
 def load_data(node: Node, cfg: ConfigRecord) -> task.PartnerData:
-    """The partner's featurized data (cached in its work folder)."""
+    """The partner's featurized data (cached in its work folder), once the run's catalog is checked."""
+    check_catalog(node, cfg)
     import torch
 
     from federation import task

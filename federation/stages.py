@@ -45,7 +45,7 @@ def base_config(cfg: FederatedConfig) -> dict:
             "lr": float(cfg.lr), "batch-size": int(cfg.batch_size), "weight-decay": float(cfg.weight_decay),
             "hidden": [int(h) for h in cfg.hidden], "dropout": float(cfg.dropout), "heads": cfg.heads,
             "head-finetune-epochs": int(cfg.head_finetune_epochs), "scaling": cfg.scaling,
-            "target-scaling": target_scaling(cfg)}
+            "target-scaling": target_scaling(cfg), "catalog-sha256": cfg.catalog_sha256 or ""}
 
 
 def target_scaling(cfg: FederatedConfig) -> str:

@@ -127,6 +127,9 @@ def consortium_run(
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
     app_dir: Path | None = typer.Option(None, "--app", help="Flower app folder (default: this project)."),
     timeout: float = typer.Option(3 * 3600, "--timeout", help="Seconds before the run is stopped."),
+    catalog: Path | None = typer.Option(None, "--catalog", help="The catalog.json published to the partners "
+                                        "(default: the embedded catalog); its SHA-256 goes with the run and "
+                                        "every node refuses to train on another catalog."),
 ) -> None:
     """Submit a federated ADMET run to the consortium, stream its progress, write the report."""
     from federation.config import FederatedConfig
@@ -144,7 +147,8 @@ def consortium_run(
     cfg = FederatedConfig(out_dir=out, n_partners=n_registered, rounds=rounds, local_epochs=local_epochs,
                           strategy=strategy, heads=heads, hidden=widths, min_partners=min_partners, secagg=secagg,
                           dp_clip=dp_clip, dp_noise=dp_noise, resume=resume, baselines=False, quorum=quorum,
-                          secagg_allow_two=secagg_allow_two, dp_delta=dp_delta, dp_epsilon_max=dp_epsilon_max)
+                          secagg_allow_two=secagg_allow_two, dp_delta=dp_delta, dp_epsilon_max=dp_epsilon_max,
+                          catalog_sha256=_catalog_sha256(catalog))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} rounds"), TimeElapsedColumn(),
                   console=console) as progress:
@@ -178,6 +182,14 @@ def consortium_run(
     console.print(f"report: {result.paths['json']}")
     if not result.outcome.completed:
         raise typer.Exit(1)
+
+
+def _catalog_sha256(catalog: Path | None) -> str:
+    from pipelines.catalog import EndpointCatalog
+
+    if catalog is not None and not catalog.is_file():
+        raise InputError(f"--catalog file not found: {catalog}")
+    return (EndpointCatalog.read(catalog) if catalog else EndpointCatalog.embedded()).sha256
 
 
 @consortium_app.command("status")

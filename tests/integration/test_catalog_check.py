@@ -1,0 +1,72 @@
+"""A node trains only under the catalog the run was published with (issue 10 §2).
+
+The project's real ClientApp, called as Flower calls it (``federation.inprocess.SequentialGrid``), as
+a Deployment-Engine node: node config ``data-path`` (a partner folder cut from the embedded catalog),
+``catalog`` (the node's catalog.json) and ``audit-dir``. The run config carries the operator's
+catalog SHA-256 (``FederatedConfig.catalog_sha256``, sent in every stage's config). A node whose
+catalog differs (one unit changed) answers with an error naming both hashes, the reply is in its
+audit log, and it prepares nothing; the same node with the operator's catalog answers normally.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+
+from federation.client_app import app as client_app
+from federation.config import FederatedConfig
+from federation.inprocess import FIRST_NODE_ID, SequentialGrid
+from federation.partners import prepare_partners
+from federation.stage_names import Stage
+from federation.stages import base_config
+from pipelines.catalog import EndpointCatalog
+
+
+@pytest.fixture(scope="module")
+def partner(tmp_path_factory):
+    root = tmp_path_factory.mktemp("catalog_check")
+    partners_dir = prepare_partners(FederatedConfig(out_dir=root / "partition", n_partners=2, max_rows=400,
+                                                    endpoints=("HLM_CLint", "solubility"), seed=0))
+    return root, sorted(p for p in partners_dir.iterdir() if p.is_dir())[0]
+
+
+def _stats(root, folder, catalog_path, name):
+    published = EndpointCatalog.embedded()
+    cfg = FederatedConfig(out_dir=root / f"out_{name}", n_partners=2, catalog_sha256=published.sha256)
+    grid = SequentialGrid(client_app, 1, cfg.to_run_config())
+    node_config = {"data-path": str(folder), "partner-id": folder.name, "work-dir": str(root / f"work_{name}"),
+                   "audit-dir": str(root / f"audit_{name}"), "catalog": str(catalog_path)}
+    grid.contexts[FIRST_NODE_ID] = Context(run_id=1, node_id=FIRST_NODE_ID, node_config=node_config,
+                                           state=RecordDict(), run_config=cfg.to_run_config())
+    msg = Message(content=RecordDict({"config": ConfigRecord(base_config(cfg))}), dst_node_id=FIRST_NODE_ID,
+                  message_type=Stage.STATS.message_type)
+    [reply] = grid.send_and_receive([msg])
+    audit = [json.loads(line) for line in (root / f"audit_{name}" / f"{folder.name}.jsonl").read_text().splitlines()]
+    return reply, audit, published
+
+
+def test_a_node_with_another_catalog_refuses_and_audits_it(partner):
+    root, folder = partner
+    doc = EndpointCatalog.embedded().to_json()
+    doc["endpoints"][0]["unit"] = "furlongs/fortnight"
+    other = root / "other_catalog.json"
+    other.write_text(json.dumps(doc))
+    reply, audit, published = _stats(root, folder, other, "other")
+    assert reply.has_error()
+    reason = reply.error.reason
+    assert "catalog" in reason and published.sha256[:16] in reason
+    assert EndpointCatalog.read(other).sha256[:16] in reason
+    assert "/" not in reason.replace("node start --catalog", "")  # no local paths leave the node
+    assert audit[-1]["message_type"] == "query.stats" and "catalog" in audit[-1]["error"]
+    assert not (root / "work_other" / "prepared").exists()  # nothing was prepared, nothing trained
+
+
+def test_the_same_node_with_the_published_catalog_answers(partner):
+    root, folder = partner
+    same = EndpointCatalog.embedded().write(root / "catalog.json")
+    reply, audit, _ = _stats(root, folder, same, "same")
+    assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
+    assert reply.content["metrics"]["num-examples"] > 0
+    assert "error" not in audit[-1]
