@@ -84,7 +84,21 @@ def stats(msg: Message, context: Context) -> Message:
         content["moments"] = modelio.moments_record(task.target_moments(data))
     content["partner"] = ConfigRecord(partner)
     content["metrics"] = MetricRecord(metrics)
+    if int(context.node_config.get("share-counts", 0) or 0):  # node start --share-counts (off by default)
+        content["shared-counts"] = ConfigRecord(preparation_counts(where))
     return Message(content=content, reply_to=msg)
+
+
+def preparation_counts(where: node.Node) -> dict[str, int]:
+    """What a partner shares when it opts in: how many rows of its table were accepted / rejected, per
+    rejection reason (from its node-local ``prepared/summary.json``; no rows, no SMILES, no values)."""
+    import json
+
+    summary = json.loads((where.work_dir / "prepared" / "summary.json").read_text())
+    counts = {"n-input": int(summary["n_input"]), "n-accepted": int(summary["n_accepted"]),
+              "n-rejected": int(summary["n_rejected"])}
+    counts.update({f"rejected.{reason}": int(n) for reason, n in summary.get("rejected_by_reason", {}).items()})
+    return counts
 
 
 def _scaling_for(scaling, data, cfg: ConfigRecord):

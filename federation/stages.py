@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 RESULT_FILE = "federation_result.json"
 GLOBAL_MODEL_FILE = "global_model.npz"
 NODE_WAIT_S = 120.0
+#: Stats-reply record of a partner's accepted / rejected counts (only when it opted in).
+SHARED_COUNTS = "shared-counts"
 
 
 def base_config(cfg: FederatedConfig) -> dict:
@@ -112,6 +114,7 @@ def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
     partner_of: dict[int, str] = {}
     contributions, per_partner_tasks, n_train = [], [], {}
     failed = []
+    shared_counts: dict[str, dict[str, int]] = {}
     units_of = catalog_units() if cfg.scaling != "moments" else {}
     answered = {msg.metadata.src_node_id for msg in replies}
     failed.extend(unnamed(n) for n in nodes if n not in answered)
@@ -130,6 +133,8 @@ def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
         moments = record_to_numpy(msg.content["moments"]) if "moments" in msg.content.array_records else {}
         contributions.append(([t.name for t in tasks], moments))
         n_train[partner] = int(msg.content["metrics"]["num-examples"])
+        if SHARED_COUNTS in msg.content.config_records:  # the partner opted in (node start --share-counts)
+            shared_counts[partner] = {k: int(v) for k, v in msg.content[SHARED_COUNTS].items()}
     if len(contributions) < 2:
         raise InputError(f"federated statistics need at least 2 partners; got {len(contributions)} (failed: {failed})")
     tasks = task.union_tasks(per_partner_tasks)
@@ -141,7 +146,7 @@ def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
         scaling = task.public_scaling(scaler, tasks, contributions if cfg.heads == "shared" else None)
     log.info("stats: %d partners, %d endpoints, %d features (%s scaling)", len(partner_of), len(tasks),
              scaling.n_features, cfg.scaling)
-    return partner_of, scaling, n_train, failed
+    return partner_of, scaling, n_train, failed, shared_counts
 
 
 @dataclass(slots=True)
@@ -165,6 +170,8 @@ class RunSetup:
     """Rejections of those rounds."""
     accountant_state: dict | None = None
     """DP: the privacy accountant's state at the checkpoint (a resumed run keeps spending from it)."""
+    shared_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Data-preparation counts of the partners that opted in (``node start --share-counts``)."""
 
 
 def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
@@ -175,7 +182,7 @@ def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
     if isinstance(grid, MeteredGrid):
         grid.quorum, grid.grace = minimum, cfg.quorum_grace
     nodes = wait_for_nodes(grid, cfg.n_partners, minimum, grace=cfg.quorum_grace)
-    partner_of, scaling, n_train, stats_failed = collect_stats(grid, nodes, cfg)
+    partner_of, scaling, n_train, stats_failed, shared_counts = collect_stats(grid, nodes, cfg)
     if len(partner_of) < minimum:
         raise InputError(f"only {len(partner_of)} partner(s) answered the statistics stage; the run needs "
                          f"{minimum} (missing: {', '.join(stats_failed) or 'none named'})")
@@ -209,7 +216,7 @@ def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
             log.info("resuming from checkpoint round %d", offset)
     return RunSetup(partner_of, scaling, n_train, stats_failed, arrays, offset, min(minimum, len(partner_of)),
                     checkpointer, {**base_config(cfg), **scaling.to_config(), "run-token": run_token},
-                    history, history_rejections, accountant_state)
+                    history, history_rejections, accountant_state, shared_counts)
 
 
 def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: dict[str, np.ndarray],
@@ -244,6 +251,7 @@ def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: 
         "quorum": {"registered": cfg.n_partners, "needed": setup.minimum, "answered_stats": len(setup.partner_of)},
         "secagg_two_partner_override": bool(secagg and len(setup.partner_of) < SECAGG_MIN_PARTNERS),
         "traffic": list(grid.exchanges) if isinstance(grid, MeteredGrid) else None,
+        "preparation_counts": setup.shared_counts,
     }
     (out / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
     if cfg.heads == "shared":

@@ -85,6 +85,8 @@ class SuperNodeSpec:
     """A file of further FAB hashes this node runs (the consortium app's hash is always approved)."""
     extra_approved: tuple[str, ...] = ()
     """More approved FAB hashes (tests approve their fixture app this way)."""
+    share_counts: bool = False
+    """Send the consortium this node's accepted / rejected row counts per reason (stats stage; off by default)."""
     warm_clientapp: bool = False
     """Run each message's ``flwr-clientapp`` as a fork of a pre-imported process
     (``federation.deployment.warm_clientapp``) instead of a fresh interpreter."""
@@ -165,6 +167,8 @@ def _node_config_arg(spec: SuperNodeSpec) -> str:
         ("work-dir", str(node_work_dir(spec))),
         ("audit-dir", str(node_audit_dir(spec))),
     ]
+    if spec.share_counts:
+        pairs.append(("share-counts", 1))
     settings = spec.data_settings
     if settings is not None:
         for key, path in (("catalog", settings.catalog_path), ("endpoint-map", settings.endpoint_map_path),

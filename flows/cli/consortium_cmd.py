@@ -340,6 +340,9 @@ def node_start(
     port: int = typer.Option(0, "--port", min=0, max=65535,
                              help="Local port of this node's Runtime API on 127.0.0.1 (0: a free one)."),
     detach: bool = typer.Option(False, "--detach", help="Return once the node is connected; it keeps running."),
+    share_counts: bool = typer.Option(False, "--share-counts",
+                                      help="Send the consortium this table's accepted / rejected row counts per "
+                                           "reason (counts only; off by default; docs/PRIVACY.md)."),
     warm_clientapp: bool = typer.Option(False, "--warm-clientapp",
                                         help="Run each message's ClientApp as a fork of one pre-imported process "
                                              "(no interpreter start and imports per message; see docs/FEDERATION.md, "
@@ -363,7 +366,7 @@ def node_start(
                          data_path=data.resolve(), run_dir=run_dir.resolve(), runtime_port=port,
                          data_settings=settings, audit_dir=audit_dir.resolve() if audit_dir else None,
                          approved_apps=approved_apps.resolve() if approved_apps else None,
-                         warm_clientapp=warm_clientapp)
+                         warm_clientapp=warm_clientapp, share_counts=share_counts)
     prepared_dir = node_work_dir(spec) / "prepared"
     with console.status("preparing the table (standardize, validate, convert, aggregate)..."):
         prep = prepare_node_data(spec.data_path, prepared_dir, settings)

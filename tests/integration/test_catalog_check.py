@@ -1,4 +1,5 @@
-"""A node trains only under the catalog the run was published with (issue 10 §2).
+"""A node trains only under the catalog the run was published with, and shares its preparation counts
+only when it opts in (issue 10 §2).
 
 The project's real ClientApp, called as Flower calls it (``federation.inprocess.SequentialGrid``), as
 a Deployment-Engine node: node config ``data-path`` (a partner folder cut from the embedded catalog),
@@ -32,12 +33,12 @@ def partner(tmp_path_factory):
     return root, sorted(p for p in partners_dir.iterdir() if p.is_dir())[0]
 
 
-def _stats(root, folder, catalog_path, name):
+def _stats(root, folder, catalog_path, name, **extra):
     published = EndpointCatalog.embedded()
     cfg = FederatedConfig(out_dir=root / f"out_{name}", n_partners=2, catalog_sha256=published.sha256)
     grid = SequentialGrid(client_app, 1, cfg.to_run_config())
     node_config = {"data-path": str(folder), "partner-id": folder.name, "work-dir": str(root / f"work_{name}"),
-                   "audit-dir": str(root / f"audit_{name}"), "catalog": str(catalog_path)}
+                   "audit-dir": str(root / f"audit_{name}"), "catalog": str(catalog_path), **extra}
     grid.contexts[FIRST_NODE_ID] = Context(run_id=1, node_id=FIRST_NODE_ID, node_config=node_config,
                                            state=RecordDict(), run_config=cfg.to_run_config())
     msg = Message(content=RecordDict({"config": ConfigRecord(base_config(cfg))}), dst_node_id=FIRST_NODE_ID,
@@ -70,3 +71,18 @@ def test_the_same_node_with_the_published_catalog_answers(partner):
     assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
     assert reply.content["metrics"]["num-examples"] > 0
     assert "error" not in audit[-1]
+    assert "shared-counts" not in reply.content.config_records  # counts leave only when the partner opts in
+
+
+def test_a_partner_that_opts_in_sends_its_preparation_counts_and_nothing_more(partner):
+    root, folder = partner
+    same = EndpointCatalog.embedded().write(root / "catalog.json")
+    reply, audit, _ = _stats(root, folder, same, "counts", **{"share-counts": 1})
+    assert not reply.has_error()
+    counts = dict(reply.content["shared-counts"])
+    summary = json.loads((root / "work_counts" / "prepared" / "summary.json").read_text())
+    assert counts["n-input"] == summary["n_input"] == counts["n-accepted"] + counts["n-rejected"]
+    assert {k: v for k, v in counts.items() if k.startswith("rejected.")} == {
+        f"rejected.{r}": n for r, n in summary["rejected_by_reason"].items()}
+    assert all(isinstance(v, int) for v in counts.values())
+    assert audit[-1]["configs"]["shared-counts"] == {k: "int" for k in counts}  # audited like every field

@@ -17,7 +17,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import Stage as SecAggS
 
 from federation.client_app import app as client_app
 from federation.config import FederatedConfig
-from federation.inprocess import run_inprocess
+from federation.inprocess import FIRST_NODE_ID, SequentialGrid, run_inprocess
 from federation.partners import prepare_partners
 from federation.run import run_config_for
 from federation.server_app import make_server_app
@@ -36,7 +36,11 @@ def outcomes(tmp_path_factory):
     for mode in ("plain", "secagg"):
         cfg = FederatedConfig(out_dir=root / mode, partners_dir=partners_dir, cache_dir=root / "cache",
                               secagg=(mode == "secagg"), **SLICE)
-        run_inprocess(make_server_app(), client_app, N, run_config_for(cfg, partners_dir))
+        run_config = run_config_for(cfg, partners_dir)
+        grid = SequentialGrid(client_app, N, run_config)
+        if mode == "plain":  # the first partner opts in to sharing its preparation counts
+            grid.contexts[FIRST_NODE_ID].node_config["share-counts"] = 1
+        run_inprocess(make_server_app(), client_app, N, run_config, grid=grid)
         out[mode] = json.loads((root / mode / "federation_result.json").read_text())
     return out
 
@@ -72,3 +76,12 @@ def test_plain_round_is_train_and_evaluate_and_secagg_costs_more_bytes(outcomes)
     assert rp["bytes_down"] + rp["bytes_up"] == sum(e["bytes_down"] + e["bytes_up"] for e in in_round)
     # the trunk goes up once in both modes; SecAgg+ sends it as int64 masked values (8 bytes vs 4)
     assert rs["bytes_up"] > 1.5 * rp["bytes_up"]
+
+
+def test_only_the_partner_that_opted_in_has_preparation_counts_at_the_server(outcomes):
+    plain, secagg = outcomes["plain"], outcomes["secagg"]
+    first = plain["partner_of_node"][str(FIRST_NODE_ID)]
+    assert list(plain["preparation_counts"]) == [first]
+    counts = plain["preparation_counts"][first]
+    assert counts["n-input"] == counts["n-accepted"] + counts["n-rejected"] > 0
+    assert secagg["preparation_counts"] == {}
