@@ -26,6 +26,10 @@ One command runs, side by side on the same partition, the same rounds and epochs
   scaling public feature scaling + partner-local targets (default) vs summed partner moments;
   fedtrees the base run's blend with federated trees (``federation.trees``, Flower's FedXgbBagging)
           as a fourth per-endpoint option, on the base run's folder (run after base, same --work);
+  reblend the base run's blend again from its saved predictions (no training): per partner best solo /
+          federated NN / blend with the equal fallback / blend with the consortium fallback
+          (``federation.blend``; both choose on valid rows only), on the base run's folder (same --work);
+          writes ``--reblend-out``;
   dpcurve accuracy vs epsilon: no DP and noise chosen (bisection on Flower's RDP accountant) so the
           run ends at each ``--epsilons`` value (partner-level, delta ``--dp-delta``).
 
@@ -206,6 +210,106 @@ def run_fedtrees(args) -> dict:
     return result
 
 
+def _summary_line(s: dict) -> dict:
+    return {"n_improved": s["n_improved"], "n_scored": s["n_scored"],
+            "median_relative_improvement": s["median_relative_improvement"],
+            "median_gap_closed": s["median_gap_closed"], "mean_federated": s["mean_federated"]}
+
+
+def run_reblend(args) -> dict:
+    """The base run's federated blend recomputed under both fallback rules, from what the run saved:
+    each node's bundle (the federated NN, re-predicted on the partner's valid / test rows) and its
+    ``private_trees_predictions.npz``. Nothing is trained; the choice reads valid labels only."""
+    from federation import blend
+    from federation import report as report_mod
+    from federation.run import load_all_partners, node_work_dir
+    from federation.stages import RESULT_FILE
+
+    out = Path(args.work) / "base"
+    cfg = FederatedConfig.from_dict(json.loads((out / "config.json").read_text()) | {"partners_dir": str(out / "partners")})
+    t0 = time.perf_counter()
+    partners = load_all_partners(cfg, out / "partners")
+    nn, trees = {}, {}
+    for d in partners:
+        bundle_dir = node_work_dir(cfg, d.partner) / "bundle"
+        if bundle_dir.is_dir() and (node_work_dir(cfg, d.partner) / blend.TREE_PREDICTIONS_FILE).exists():
+            nn[d.partner] = blend.federated_nn_predictions(bundle_dir, d)
+            trees[d.partner] = blend.load_private_tree_predictions(node_work_dir(cfg, d.partner), d)
+    base_rep = json.loads((out / "report.json").read_text())
+    outcome = json.loads((out / RESULT_FILE).read_text())
+    local, pooled = _reference_scores(base_rep, "best_solo"), _reference_scores(base_rep, "pooled")
+    reps, by_rule, consortium = {}, {}, {}
+    for rule in blend.FALLBACK_RULES:
+        mixed, cons = blend.blend_consortium(partners, nn, trees, fallback=rule)
+        reps[rule] = report_mod.build_report(outcome, local, pooled, blend=mixed, references=base_rep.get("references"))
+        by_rule[rule] = mixed
+        consortium = cons or consortium
+    counts = {rule: {} for rule in blend.FALLBACK_RULES}
+    for rule, mixed in by_rule.items():
+        for res in mixed.values():
+            for ep, how in res["chosen_by"].items():
+                key = f"{how}:{res['choice'][ep]}"
+                counts[rule][key] = counts[rule].get(key, 0) + 1
+    # diagnostic (reads test labels, after the choice; not part of it): how far each option's valid score
+    # is from its test score, over the partner-endpoints both folds can score, and how often the
+    # valid-row winner is the test-row winner
+    gaps: dict[str, list[float]] = {}
+    agree = n_both = 0
+    for d in partners:
+        if d.partner not in nn:
+            continue
+        res = by_rule["equal"][d.partner]
+        for ep, valid_scores in res["valid_scores"].items():
+            test_scores = {o: r["endpoints"][ep] for o, r in res["test_by_option"].items() if ep in r["endpoints"]}
+            if not valid_scores or set(test_scores) != set(valid_scores):
+                continue
+            n_both += 1
+            for o in valid_scores:
+                gaps.setdefault(o, []).append(valid_scores[o] - test_scores[o])
+            top = max(test_scores.values())
+            agree += test_scores[res["choice"][ep]] == top
+    diagnostic = {"n_partner_endpoints_scored_on_valid_and_test": n_both,
+                  "valid_winner_is_a_test_winner": agree,
+                  "mean_valid_minus_test": {o: float(np.mean(g)) for o, g in gaps.items()},
+                  "median_valid_minus_test": {o: float(np.median(g)) for o, g in gaps.items()}}
+    eq, co = reps["equal"], reps["consortium"]
+    table = []
+    for pe, pc in zip(eq["partners"], co["partners"], strict=True):
+        table.append({"partner": pe["partner"], "n_train": pe["n_train"], "n_test": pe["n_test"],
+                      "best_solo": pe["best_solo"], "federated_nn": pe["federated_nn"],
+                      "blend_equal": pe["federated_blend"], "blend_consortium": pc["federated_blend"],
+                      "pooled": pe["pooled"], "relative_nn": pe.get("delta_nn", {}).get("relative"),
+                      "relative_equal": pe["delta"]["relative"], "relative_consortium": pc["delta"]["relative"],
+                      "gap_closed_nn": pe.get("gap_closed_nn"), "gap_closed_equal": pe["gap_closed"],
+                      "gap_closed_consortium": pc["gap_closed"],
+                      "choice_consortium": by_rule["consortium"].get(pe["partner"], {}).get("choice")})
+    result = {"source": str(out), "seconds": time.perf_counter() - t0,
+              "note": "second look at the same test set: the consortium fallback was introduced after the first "
+                      "run (federation_best_solo.json) showed the equal fallback losing to the net alone; "
+                      "the rule itself reads valid rows only",
+              "summary": {"federated_nn": _summary_line(eq["summary"]["nn"]),
+                          "blend_equal_fallback": _summary_line(eq["summary"]),
+                          "blend_consortium_fallback": _summary_line(co["summary"])},
+              "choices": counts, "valid_vs_test_diagnostic": diagnostic,
+              "consortium_fallback": consortium,
+              "per_endpoint": {"equal": eq["per_endpoint"], "consortium": co["per_endpoint"]},
+              "table": table}
+    print("\n== reblend: the base run's blend, equal vs consortium fallback (saved predictions, no training) ==")
+    print(f"{'partner':<12}{'n_test':>7}{'solo':>8}{'fedNN':>8}{'b.eq':>8}{'b.cons':>8}{'pooled':>8}")
+    for r in table:
+        print(f"{r['partner']:<12}{r['n_test']:>7}  {_f(r['best_solo'])}  {_f(r['federated_nn'])}  {_f(r['blend_equal'])}"
+              f"  {_f(r['blend_consortium'])}  {_f(r['pooled'])}")
+    for name, s in result["summary"].items():
+        print(f"{name:<28} beats best solo {s['n_improved']}/{s['n_scored']}, median rel. gain "
+              f"{_f(s['median_relative_improvement'])}, median gap closed {_f(s['median_gap_closed'])}")
+    for rule, c in counts.items():
+        print(f"choices ({rule} fallback): " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
+    print(f"diagnostic over {n_both} partner-endpoints scored on valid and test: valid winner = a test winner "
+          f"{agree}/{n_both}; mean valid - test: "
+          + ", ".join(f"{o} {v:+.3f}" for o, v in diagnostic["mean_valid_minus_test"].items()))
+    return result
+
+
 def run_variant(args, name: str, partners_dir: Path, base: dict, **kw) -> dict:
     out = Path(args.work) / name
     t0 = time.perf_counter()
@@ -338,7 +442,7 @@ def main(argv=None) -> int:
                     help="private heads: refit each partner's heads on the final trunk before the report")
     ap.add_argument("--hidden", type=int, nargs="+", default=[512])
     ap.add_argument("--modes", nargs="+", default=["base", "secagg", "dp", "poison"],
-                    help="base secagg dp poison scaling dpcurve fedtrees (fedtrees: after base, same --work)")
+                    help="base secagg dp poison scaling dpcurve fedtrees reblend (fedtrees, reblend: after base, same --work)")
     ap.add_argument("--endpoints", nargs="+", default=None, help="restrict the catalog (small benchmark sizes)")
     ap.add_argument("--max-rows", type=int, default=None)
     ap.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 8.0])
@@ -353,6 +457,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default="/tmp/fedadmet_bench")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "federation.json"))
+    ap.add_argument("--reblend-out", default=str(REPO / "bench" / "results" / "federation_best_solo_reblend.json"),
+                    help="reblend: where its JSON goes (the other modes write --out)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
@@ -374,6 +480,12 @@ def main(argv=None) -> int:
     if "fedtrees" in args.modes:
         doc["fedtrees"] = run_fedtrees(args)
         save()
+    if "reblend" in args.modes:
+        reblend = {"config": vars(args), "load_average_start": os.getloadavg()} | run_reblend(args)
+        Path(args.reblend_out).write_text(json.dumps(reblend, indent=2, default=str))
+        print(f"wrote {args.reblend_out}")
+        if set(args.modes) == {"reblend"}:
+            return 0
     if "dp" in args.modes:
         doc["dp"] = run_variant(args, "dp", partners_dir, base, dp_clip=args.dp_clip, dp_noise=args.dp_noise)
         doc["dp"]["clipping_norm"], doc["dp"]["noise_multiplier"] = args.dp_clip, args.dp_noise

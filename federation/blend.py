@@ -12,9 +12,20 @@ On each partner's node, after the federated run:
   caller passes them (``extra``).
 
 Per endpoint the option with the best primary metric on the partner's **valid** rows is chosen
-(``choose``); test labels are never read for the choice. Where the valid rows cannot score an endpoint
-(fewer than ``scoring.MIN_TEST`` labels, one class) the equal blend is taken, the default family's
-rule. Ties go to the earlier option in ``PREFERENCE``.
+(``choose``); test labels are never read for the choice. Ties go to the earlier option in ``PREFERENCE``.
+Where the valid rows cannot score an endpoint (fewer than ``scoring.MIN_TEST`` labels, one class) the
+fallback rule decides (``FederatedConfig.blend_fallback``):
+
+- ``consortium``: the option that won most often on the valid rows of the *other* partners
+  that can score that endpoint (``consortium_fallback``; ties go to the earlier option in
+  ``CONSORTIUM_ORDER``); where no partner can, the federated NN, the model trained on the most data.
+  Each partner contributes only endpoint -> its winning option, for the endpoints its valid rows
+  score (``valid_votes``). In the simulation the runner computes this in its own process; no Flower
+  message carries it (``docs/PRIVACY.md``).
+- ``equal`` (the default): the equal blend, the default family's rule. It stays the default because
+  ``consortium`` measured worse on the 20-partner benchmark: the partners' valid-row votes favour the
+  private trees and the equal blend, whose LightGBM was early-stopped on those same valid rows, so
+  their valid scores run high (``bench/federation.py --modes reblend``, docs/FEDERATION.md).
 """
 
 from __future__ import annotations
@@ -34,6 +45,11 @@ FED_NN, PRIVATE_TREES, EQUAL_BLEND, FED_TREES = "federated_nn", "private_trees",
 #: Order of preference on ties (and the fallback first).
 PREFERENCE = (EQUAL_BLEND, FED_NN, PRIVATE_TREES, FED_TREES)
 FALLBACK = EQUAL_BLEND
+#: ``FederatedConfig.blend_fallback`` values: how an endpoint the partner's valid rows cannot score is chosen.
+FALLBACK_RULES = ("consortium", "equal")
+#: Consortium fallback: tie order among the most-voted options, and the first is the pick when no
+#: partner can score the endpoint (the federated NN: it is the model trained on the most data).
+CONSORTIUM_ORDER = (FED_NN, EQUAL_BLEND, PRIVATE_TREES, FED_TREES)
 BLEND_FILE = "federated_blend.json"
 TREE_PREDICTIONS_FILE = "private_trees_predictions.npz"
 
@@ -55,8 +71,14 @@ def candidates(nn: np.ndarray, trees: np.ndarray, extra: dict[str, np.ndarray] |
     return out
 
 
-def choose(valid: dict[str, np.ndarray], Y_valid: np.ndarray, tasks: list[TaskSpec]) -> dict[str, dict]:
-    """Per endpoint ``{"choice": option, "valid": {option: score}}`` from the valid fold only."""
+def choose(valid: dict[str, np.ndarray], Y_valid: np.ndarray, tasks: list[TaskSpec],
+           fallback: dict[str, str] | None = None) -> dict[str, dict]:
+    """Per endpoint ``{"choice": option, "valid": {option: score}, "by": how}`` from the valid fold only.
+
+    ``by``: ``valid`` (best on the partner's own valid rows), ``consortium`` (its valid rows cannot score
+    the endpoint; ``fallback[endpoint]``, e.g. :func:`consortium_fallback`'s pick) or ``equal`` (cannot
+    score and no ``fallback`` for it: the equal blend).
+    """
     per_option = {name: scoring.endpoint_scores(pred, Y_valid, tasks) for name, pred in valid.items()}
     order = [o for o in PREFERENCE if o in valid] + [o for o in valid if o not in PREFERENCE]
     out = {}
@@ -64,10 +86,41 @@ def choose(valid: dict[str, np.ndarray], Y_valid: np.ndarray, tasks: list[TaskSp
         scores = {o: per_option[o][t.name]["value"] for o in order if t.name in per_option[o]}
         if scores:
             best = max(scores.values())
-            pick = next(o for o in order if o in scores and scores[o] == best)
+            pick, by = next(o for o in order if o in scores and scores[o] == best), "valid"
+        elif fallback and fallback.get(t.name) in valid:
+            pick, by = fallback[t.name], "consortium"
         else:
-            pick = FALLBACK if FALLBACK in valid else order[0]
-        out[t.name] = {"choice": pick, "valid": scores}
+            pick, by = (FALLBACK if FALLBACK in valid else order[0]), "equal"
+        out[t.name] = {"choice": pick, "valid": scores, "by": by}
+    return out
+
+
+def valid_votes(choice: dict[str, dict]) -> dict[str, str]:
+    """What one partner lends the consortium fallback: endpoint -> the option that won on its own valid
+    rows, only for the endpoints its valid rows can score (nothing else: no scores, no counts)."""
+    return {ep: c["choice"] for ep, c in choice.items() if c["valid"]}
+
+
+def consortium_fallback(votes: dict[str, dict[str, str]], endpoints: list[str]) -> dict[str, dict]:
+    """Per endpoint ``{"choice": option, "votes": {option: n}}``: the option most partners' valid rows chose.
+
+    ``votes``: partner -> :func:`valid_votes`. Ties go to the earlier option in ``CONSORTIUM_ORDER``;
+    an endpoint nobody can score on valid rows gets the federated NN (the model trained on the most
+    data) with ``votes == {}``. Reads no test labels (the votes come from valid rows only).
+    """
+    out = {}
+    for ep in endpoints:
+        counts: dict[str, int] = {}
+        for partner_votes in votes.values():
+            if ep in partner_votes:
+                counts[partner_votes[ep]] = counts.get(partner_votes[ep], 0) + 1
+        if counts:
+            order = [o for o in CONSORTIUM_ORDER if o in counts] + sorted(o for o in counts if o not in CONSORTIUM_ORDER)
+            top = max(counts.values())
+            pick = next(o for o in order if counts[o] == top)
+        else:
+            pick = FED_NN
+        out[ep] = {"choice": pick, "votes": counts}
     return out
 
 
@@ -95,49 +148,94 @@ def federated_nn_predictions(bundle_dir: Path, data: task.PartnerData) -> dict[s
 
 
 def blend_partner(data: task.PartnerData, nn: dict[str, np.ndarray], trees: dict[str, np.ndarray],
-                  extra: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
+                  extra: dict[str, dict[str, np.ndarray]] | None = None,
+                  fallback: dict[str, str] | None = None) -> dict:
     """Choose on valid, score on test. ``nn`` / ``trees``: fold -> (n_fold, T_own) predictions;
-    ``extra``: option name -> fold -> predictions (e.g. federated trees)."""
+    ``extra``: option name -> fold -> predictions (e.g. federated trees); ``fallback``: endpoint ->
+    option for the endpoints the partner's valid rows cannot score (None: the equal blend)."""
     extra = extra or {}
     valid = candidates(nn["valid"], trees["valid"], {k: v["valid"] for k, v in extra.items()})
     test = candidates(nn["test"], trees["test"], {k: v["test"] for k, v in extra.items()})
-    choice = choose(valid, data.Y[data.rows("valid")], data.tasks)
+    choice = choose(valid, data.Y[data.rows("valid")], data.tasks, fallback)
     Y_test = data.Y[data.rows("test")]
     blended = scoring.endpoint_scores(apply(test, choice, data.tasks), Y_test, data.tasks)
     by_option = {name: scoring.endpoint_scores(pred, Y_test, data.tasks) for name, pred in test.items()}
     return {"metric": scoring.partner_metric(blended),
             "endpoints": {k: v["value"] for k, v in blended.items()},
             "choice": {k: v["choice"] for k, v in choice.items()},
+            "chosen_by": {k: v["by"] for k, v in choice.items()},
             "valid_scores": {k: v["valid"] for k, v in choice.items()},
             "test_by_option": {name: {"metric": scoring.partner_metric(s),
                                       "endpoints": {k: v["value"] for k, v in s.items()}}
                                for name, s in by_option.items()}}
 
 
+def partner_votes(partners: list[task.PartnerData], nn: dict[str, dict[str, np.ndarray]],
+                  trees: dict[str, dict], extra: dict[str, dict[str, dict[str, np.ndarray]]] | None = None
+                  ) -> dict[str, dict[str, str]]:
+    """partner -> :func:`valid_votes` (each partner's own valid-row choice, before any fallback)."""
+    out = {}
+    for data in partners:
+        if data.partner not in nn or data.partner not in trees:
+            continue
+        ex = (extra or {}).get(data.partner) or {}
+        valid = candidates(nn[data.partner]["valid"], trees[data.partner]["valid"], {k: v["valid"] for k, v in ex.items()})
+        out[data.partner] = valid_votes(choose(valid, data.Y[data.rows("valid")], data.tasks))
+    return out
+
+
+def blend_consortium(partners: list[task.PartnerData], nn: dict[str, dict[str, np.ndarray]], trees: dict[str, dict],
+                     extra: dict[str, dict[str, dict[str, np.ndarray]]] | None = None,
+                     fallback: str = "equal") -> tuple[dict[str, dict], dict[str, dict]]:
+    """:func:`blend_partner` for every partner with net and tree predictions, under the ``fallback`` rule.
+
+    ``nn`` / ``trees``: partner -> fold -> predictions; ``extra``: partner -> option -> fold -> predictions.
+    Returns (partner -> result, endpoint -> :func:`consortium_fallback` entry; empty under ``equal``).
+    """
+    if fallback not in FALLBACK_RULES:
+        raise ValueError(f"blend fallback {fallback!r} is not one of {FALLBACK_RULES}")
+    consortium: dict[str, dict] = {}
+    if fallback == "consortium":
+        endpoints = sorted({n for d in partners for n in d.task_names})
+        consortium = consortium_fallback(partner_votes(partners, nn, trees, extra), endpoints)
+    picks = {ep: c["choice"] for ep, c in consortium.items()} or None
+    out = {}
+    for data in partners:
+        if data.partner not in nn or data.partner not in trees:
+            continue
+        out[data.partner] = blend_partner(data, nn[data.partner], trees[data.partner],
+                                          (extra or {}).get(data.partner), picks)
+    return out, consortium
+
+
 def federated_blend(partners: list[task.PartnerData], bundle_dirs: dict[str, Path], trees: dict[str, dict],
                     extra: dict[str, dict[str, dict[str, np.ndarray]]] | None = None,
-                    write_choice: bool = True) -> dict[str, dict]:
+                    write_choice: bool = True, fallback: str = "equal") -> dict[str, dict]:
     """Per partner :func:`blend_partner`; partners without a bundle or private trees are left out.
 
-    ``trees``: partner -> fold -> private-tree predictions; ``extra``: partner -> option -> fold -> predictions.
-    With ``write_choice`` the per-endpoint choice and valid scores go to ``BLEND_FILE`` next to the
-    partner's bundle (its node-local folder).
+    ``trees``: partner -> fold -> private-tree predictions; ``extra``: partner -> option -> fold -> predictions;
+    ``fallback``: ``FederatedConfig.blend_fallback``. With ``write_choice`` the per-endpoint choice, how
+    it was made and the valid scores go to ``BLEND_FILE`` next to the partner's bundle (its node-local folder).
     """
-    out = {}
+    nn = {}
     for data in partners:
         folder = bundle_dirs.get(data.partner)
         if folder is None or not Path(folder).is_dir() or data.partner not in trees:
             log.warning("%s: no federated bundle or private trees; no federated blend", data.partner)
             continue
-        res = blend_partner(data, federated_nn_predictions(folder, data), trees[data.partner],
-                            (extra or {}).get(data.partner))
-        out[data.partner] = res
+        nn[data.partner] = federated_nn_predictions(folder, data)
+    out, consortium = blend_consortium(partners, nn, trees, extra, fallback)
+    for name, res in out.items():
         if write_choice:
-            record = {"rule": "per endpoint, best primary metric on the partner's valid rows", "choice": res["choice"],
+            folder = Path(bundle_dirs[name])
+            record = {"rule": "per endpoint, best primary metric on the partner's valid rows",
+                      "fallback": fallback, "choice": res["choice"], "chosen_by": res["chosen_by"],
+                      "consortium_votes": {ep: consortium[ep]["votes"] for ep, by in res["chosen_by"].items()
+                                           if by == "consortium"},
                       "valid_scores": res["valid_scores"]}
-            (Path(folder).parent / BLEND_FILE).write_text(json.dumps(record, indent=1))
-            save_private_tree_predictions(Path(folder).parent, data, trees[data.partner])
-        log.info("federated blend %s: %.3f (%s)", data.partner, res["metric"], res["choice"])
+            (folder.parent / BLEND_FILE).write_text(json.dumps(record, indent=1))
+            save_private_tree_predictions(folder.parent, next(d for d in partners if d.partner == name), trees[name])
+        log.info("federated blend %s: %.3f (%s)", name, res["metric"], res["choice"])
     return out
 
 

@@ -123,10 +123,12 @@ class FederatedConfig:
     features or labels leaves it for scaling; with shared heads the per-endpoint label sums / counts
     still do). ``moments``: the older consortium scaling from every partner's summed feature and label
     moments (plain mode only: those sums leave unmasked)."""
-    blend_fallback: str = "consortium"
+    blend_fallback: str = "equal"
     """Federated blend (simulation, ``federation.blend``), for an endpoint a partner's own valid rows
-    cannot score: ``consortium``: the option that won most often on the valid rows of the partners that
-    can score it (the federated NN where none can); ``equal``: the equal blend of net and private trees."""
+    cannot score: ``equal``: the equal blend of net and private trees; ``consortium``: the option that
+    won most often on the valid rows of the partners that can score it (the federated NN where none
+    can). ``equal`` stays the default: on the 20-partner benchmark ``consortium`` measured worse
+    (``bench/results/federation_best_solo_reblend.json``, docs/FEDERATION.md)."""
     catalog_sha256: str | None = None
     """The consortium endpoint catalog's content SHA-256 (``EndpointCatalog.sha256``) the operator
     publishes with the run (``consortium run`` sets it from ``--catalog``). Every node compares it with

@@ -196,7 +196,7 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
         tell("federated blend (private trees)", 0, 1)
         t_blend = time.perf_counter()
         blend = federated_blend(partners, {p.partner: node_work_dir(cfg, p.partner) / "bundle" for p in partners},
-                                {k: v.trees for k, v in base.solo.items()})
+                                {k: v.trees for k, v in base.solo.items()}, fallback=cfg.blend_fallback)
         timing["blend_seconds"] = time.perf_counter() - t_blend
     tell("report", 0, 1)
     rep = report_mod.build_report(outcome, local, pooled, timing, blend=blend, references=references)
