@@ -215,8 +215,9 @@ def superlink_gone_message(run_dir: Path, state: ConsortiumState, run_id: int) -
     """What the operator reads when the SuperLink died under a run (``consortium run`` exits 2)."""
     log_file = Path(run_dir) / "superlink" / "superlink.log"
     return (f"the SuperLink (pid {state.superlink_pid} at {state.superlink_address}) stopped during run {run_id}; "
-            f"its log: {log_file}. Restart it with `fedadmet consortium start --run-dir {run_dir}` and continue "
-            "with `fedadmet consortium run --resume` (same --out)")
+            f"its log: {log_file}. Restart it with `fedadmet consortium start --certs {state.credentials_dir} "
+            f"--run-dir {run_dir} --port {state.superlink_address.rsplit(':', 1)[-1]}` and continue with "
+            "`fedadmet consortium run --resume` (same --out)")
 
 
 def stop_consortium(run_dir: Path, grace: float = 5.0) -> int:

@@ -33,7 +33,8 @@ def nodes(tmp_path_factory):
     cons = make_consortium(root / "consortium", PARTNERS)
     try:
         for p in PARTNERS:
-            cons.start_node(p, partners_dir / p, extra_node_config=(("audit-dir", str(root / "audit")),))
+            cons.start_node(p, partners_dir / p, extra_node_config=(("audit-dir", str(root / "audit")),),
+                            share_counts=(p == PARTNERS[0]))  # one partner opts in to sharing its counts
         cons.wait_online(PARTNERS)
         yield cons, root
     finally:
@@ -187,3 +188,8 @@ def test_the_grid_sees_every_message_on_the_deployment_engine(admet_run, secagg_
         assert rnd["bytes_down"] == sum(e["bytes_down"] for e in exchanges)
         assert rnd["bytes_up"] == sum(e["bytes_up"] for e in exchanges)
     assert secagg["round_log"][0]["bytes_up"] > 1.5 * plain["round_log"][0]["bytes_up"]
+    # node start --share-counts on partner_00 only: its preparation counts reach the server, nobody else's
+    for outcome in (plain, secagg):
+        assert list(outcome["preparation_counts"]) == [PARTNERS[0]]
+        counts = outcome["preparation_counts"][PARTNERS[0]]
+        assert counts["n-input"] == counts["n-accepted"] + counts["n-rejected"] > 0
