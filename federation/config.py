@@ -81,7 +81,10 @@ class FederatedConfig:
     max_rows: int | None = None
     """Use only the first N rows of the table (small slices for tests)."""
     baselines: bool = True
-    """Also train local-only and pooled references for the report."""
+    """Also train the best-solo and pooled references (``federation.baselines``) for the report."""
+    solo_ensemble: int | None = None
+    """Members of the best-solo and pooled references (None: ``fedadmet admet train``'s default, 2).
+    The demo uses 1 to stay inside its time budget; the report records what was used."""
     resume: bool = False
     """Continue from the last checkpoint in ``out_dir``."""
     num_cpus: int = 2
@@ -154,6 +157,8 @@ class FederatedConfig:
             problems.append("a federation needs at least 2 partners")
         if self.rounds < 1 or self.local_epochs < 1:
             problems.append("rounds and local epochs must be >= 1")
+        if self.solo_ensemble is not None and not 1 <= int(self.solo_ensemble) <= 50:
+            problems.append(f"solo_ensemble must be between 1 and 50, got {self.solo_ensemble}")
         if self.head_finetune_epochs < 0:
             problems.append("head fine-tuning epochs must be >= 0")
         if (self.dp_clip is None) != (self.dp_noise is None):

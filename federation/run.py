@@ -96,6 +96,33 @@ def run_config_for(cfg: FederatedConfig, partners_dir: Path) -> dict:
     return {**cfg.to_run_config(), "partners-dir": str(partners_dir)}
 
 
+def run_apps(cfg: FederatedConfig, server_app, client_app, n_nodes: int, run_config: dict, grid=None) -> None:
+    """Run a ServerApp / ClientApp pair on ``cfg.engine`` with ``n_nodes`` simulated nodes.
+
+    ``ray``: Flower's Simulation Engine (its Python API takes no run config, so ``with_run_config``
+    puts it into each app's ``Context``, as ``flwr run`` would). ``inprocess``: the fallback transport
+    (``federation.inprocess``), where ``grid`` may be a ``SequentialGrid`` of the caller's (e.g. one
+    that records messages)."""
+    if cfg.engine == "inprocess":
+        from federation.inprocess import run_inprocess
+
+        run_inprocess(server_app, client_app, n_nodes, run_config, grid=grid)
+        return
+    from flwr.simulation import run_simulation
+
+    from federation.raystart import start_ray, stop_ray
+
+    backend = {"init_args": {"num_cpus": cfg.num_cpus, "num_gpus": 0, "include_dashboard": False,
+                             "log_to_driver": False, "object_store_memory": 300 * 1024**2},
+               "client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
+    server, client = with_run_config(server_app, client_app, run_config)
+    try:
+        start_ray(cfg.num_cpus)
+        run_simulation(server_app=server, client_app=client, num_supernodes=n_nodes, backend_config=backend)
+    finally:
+        stop_ray()
+
+
 def simulate(cfg: FederatedConfig, partners_dir: Path, progress=None) -> dict:
     """Run the project's one ServerApp / ClientApp; returns the server's outcome (``federation_result.json``).
 
@@ -103,31 +130,13 @@ def simulate(cfg: FederatedConfig, partners_dir: Path, progress=None) -> dict:
     config, so ``with_run_config`` puts it into each app's ``Context``, as ``flwr run`` would.
     ``engine="inprocess"``: the fallback transport (``federation.inprocess``), same apps.
     """
-    from flwr.simulation import run_simulation
-
     from federation.client_app import app as client_app
-    from federation.inprocess import run_inprocess
     from federation.server_app import make_server_app
 
     n_nodes = len(partners_mod.partner_folders(partners_dir))
-    run_config = run_config_for(cfg, partners_dir)
-    server_app = make_server_app(progress)
     result_path = Path(cfg.out_dir) / RESULT_FILE
     result_path.unlink(missing_ok=True)
-    if cfg.engine == "inprocess":
-        run_inprocess(server_app, client_app, n_nodes, run_config)
-    else:
-        backend = {"init_args": {"num_cpus": cfg.num_cpus, "num_gpus": 0, "include_dashboard": False,
-                                 "log_to_driver": False, "object_store_memory": 300 * 1024**2},
-                   "client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
-        from federation.raystart import start_ray, stop_ray
-
-        server, client = with_run_config(server_app, client_app, run_config)
-        try:
-            start_ray(cfg.num_cpus)
-            run_simulation(server_app=server, client_app=client, num_supernodes=n_nodes, backend_config=backend)
-        finally:
-            stop_ray()
+    run_apps(cfg, make_server_app(progress), client_app, n_nodes, run_config_for(cfg, partners_dir))
     if not result_path.exists():
         raise RuntimeError(f"the simulation ended without a result ({result_path}); see the log above")
     return json.loads(result_path.read_text())
@@ -190,7 +199,7 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
         from federation.blend import federated_blend
 
         tell("best-solo and pooled references", 0, 1)
-        base = run_baselines(cfg, partners)
+        base = run_baselines(cfg, partners, ensemble=cfg.solo_ensemble)
         local, pooled, references = base.local, base.pooled, base.recipe
         timing.update({"local_all_partners_seconds": base.local_seconds, "pooled_seconds": base.pooled_seconds})
         tell("federated blend (private trees)", 0, 1)

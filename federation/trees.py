@@ -502,8 +502,7 @@ def federated_trees(cfg: FederatedConfig, partners_dir: Path, settings: TreeSett
 
     ``progress(stage, done, total)`` hears about each finished endpoint; ``grid`` (in-process engine
     only) is the ``federation.inprocess.SequentialGrid`` to use, e.g. one that records messages."""
-    from federation.inprocess import run_inprocess
-    from federation.run import flower_environment, node_work_dir, run_config_for, with_run_config
+    from federation.run import flower_environment, node_work_dir, run_apps, run_config_for
 
     refuse_protected_modes(cfg)
     settings = settings or TreeSettings()
@@ -513,23 +512,7 @@ def federated_trees(cfg: FederatedConfig, partners_dir: Path, settings: TreeSett
     run_config = run_config_for(cfg, partners_dir)
     server = make_trees_server_app(settings, token, progress)
     flower_environment(Path(cfg.out_dir))
-    if cfg.engine == "inprocess":
-        run_inprocess(server, trees_client_app, len(folders), run_config, grid=grid)
-    else:
-        from flwr.simulation import run_simulation
-
-        from federation.raystart import start_ray, stop_ray
-
-        backend = {"init_args": {"num_cpus": cfg.num_cpus, "num_gpus": 0, "include_dashboard": False,
-                                 "log_to_driver": False, "object_store_memory": 300 * 1024**2},
-                   "client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
-        wrapped_server, wrapped_client = with_run_config(server, trees_client_app, run_config)
-        try:
-            start_ray(cfg.num_cpus)
-            run_simulation(server_app=wrapped_server, client_app=wrapped_client, num_supernodes=len(folders),
-                           backend_config=backend)
-        finally:
-            stop_ray()
+    run_apps(cfg, server, trees_client_app, len(folders), run_config, grid=grid)
     path = Path(cfg.out_dir) / TREES_DIR / RESULT_FILE
     outcome = json.loads(path.read_text()) if path.exists() else {}
     if outcome.get("token") != token:

@@ -93,7 +93,7 @@ def demo(
     local_epochs: int = typer.Option(1, help="Local epochs per round."),
     library: Path | None = typer.Option(None, help="Screening library (default: bundled 10k MOSES sample)."),
     top: int = typer.Option(25, help="Compounds in the top table."),
-    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip local-only / pooled references."),
+    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the best-solo / pooled references."),
     endpoints: str | None = typer.Option(None, help="Comma-separated embedded endpoints (default: the demo's "
                                          "11-endpoint ADMET panel, flows.demo.DEMO_ENDPOINTS)."),
     featurizer: str = typer.Option("morgan_count", help="Featurizer spec (morgan_count+rdkit2d: stronger, slower)."),
@@ -131,7 +131,7 @@ def demo(
         _print_frame(f"{cfg.n_partners} partners (per-endpoint counts in the report)",
                      result.manifest[compact] if compact else result.manifest)
     if result.partner_table is not None:
-        _print_frame("federated vs local-only vs pooled (mean primary metric per partner)", result.partner_table)
+        _print_frame("best solo vs federated vs pooled (mean primary metric per partner)", result.partner_table)
     if result.model_choice:
         console.print(f"screening model: {result.model_choice['chosen']} ({result.model_choice['reason']})")
     if result.screening_summary:
