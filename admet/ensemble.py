@@ -30,8 +30,10 @@ class Ensemble:
 
     @classmethod
     def fit(cls, X: np.ndarray, Y: np.ndarray, censor: np.ndarray, tasks: Sequence[TaskSpec],
-            cfg: ModelConfig, progress: Callable[[int, int], None] | None = None) -> "Ensemble":
-        """Member i uses seed ``cfg.seed + i``; with ``cfg.bootstrap`` it trains on a resample."""
+            cfg: ModelConfig, progress: Callable[[int, int], None] | None = None,
+            valid: tuple | None = None) -> "Ensemble":
+        """Member i uses seed ``cfg.seed + i``; with ``cfg.bootstrap`` it trains on a resample.
+        ``valid`` = (X, Y, censor): rows every member stops early on (``admet.members.fit_member``)."""
         members = []
         for i in range(cfg.ensemble):
             seed = cfg.seed + i
@@ -40,7 +42,7 @@ class Ensemble:
                 rows = np.sort(np.random.default_rng(seed).integers(0, len(X), len(X)))
             log.info("training %s member %d/%d (seed %d, %d rows)", cfg.model, i + 1, cfg.ensemble,
                      seed, len(rows))
-            members.append(fit_member(cfg.model, X[rows], Y[rows], censor[rows], tasks, cfg, seed))
+            members.append(fit_member(cfg.model, X[rows], Y[rows], censor[rows], tasks, cfg, seed, valid=valid))
             if progress is not None:
                 progress(i + 1, cfg.ensemble)
         return cls(members, tasks)

@@ -252,9 +252,12 @@ def member_class(family: str) -> type:
 
 
 def fit_member(family: str, X, Y, censor, tasks: Sequence[TaskSpec], cfg: ModelConfig,
-               seed: int) -> Member:
-    """Fit one member of ``family`` (``mtnn``, ``lgbm``, ``dc`` or ``blend``)."""
-    return member_class(family).fit(X, Y, censor, tasks, cfg, seed)
+               seed: int, valid: tuple | None = None) -> Member:
+    """Fit one member of ``family`` (``mtnn``, ``lgbm``, ``dc`` or ``blend``); ``valid`` = (X, Y, censor)
+    rows to stop early on (the families that take them; None: each family's own default)."""
+    if valid is None:
+        return member_class(family).fit(X, Y, censor, tasks, cfg, seed)
+    return member_class(family).fit(X, Y, censor, tasks, cfg, seed, valid=valid)
 
 
 def load_member(folder: Path) -> Member:

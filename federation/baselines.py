@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from admet.config import ModelConfig
+from admet.ensemble import Ensemble
 from admet.features import FeatureScaler
 from admet.members import BlendMember
 from admet.tasks import TaskSpec
@@ -37,19 +38,21 @@ SOLO_FAMILY = "blend"
 
 @dataclass(slots=True)
 class SoloModel:
-    """An ensemble of ``blend`` members with the feature scaler fit on its training rows."""
+    """An ``admet.ensemble.Ensemble`` of ``blend`` members with the feature scaler fit on its training rows."""
 
     scaler: FeatureScaler
-    members: list[BlendMember]
-    tasks: list[TaskSpec]
+    ensemble: Ensemble
+
+    @property
+    def members(self) -> list[BlendMember]:
+        return self.ensemble.members
 
     def _scaled(self, X_raw: np.ndarray) -> np.ndarray:
         return self.scaler.transform(X_raw)
 
     def predict(self, X_raw: np.ndarray) -> np.ndarray:
         """The blend (net + LightGBM, equal weight), mean over members: (n, T)."""
-        Xs = self._scaled(X_raw)
-        return np.mean([m.predict(Xs) for m in self.members], axis=0)
+        return self.ensemble.predict(self._scaled(X_raw))[0]
 
     def predict_parts(self, X_raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(net, trees) predictions, each the mean over members; trees NaN where LightGBM has no model."""
@@ -109,9 +112,7 @@ def fit_solo(X_train: np.ndarray, Y_train: np.ndarray, C_train: np.ndarray, task
     v = None
     if valid is not None and len(valid[0]) and np.isfinite(valid[1]).any():
         v = (scaler.transform(valid[0]), np.asarray(valid[1], float), np.asarray(valid[2], np.int8))
-    members = [BlendMember.fit(Xs, Y_train, C_train, tasks, mcfg, mcfg.seed + i, valid=v)
-               for i in range(mcfg.ensemble)]
-    return SoloModel(scaler, members, list(tasks))
+    return SoloModel(scaler, Ensemble.fit(Xs, Y_train, C_train, tasks, mcfg, valid=v))
 
 
 def _score(pred: np.ndarray, Y: np.ndarray, tasks: list[TaskSpec], own: list[str]) -> dict:
