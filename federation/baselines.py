@@ -9,9 +9,11 @@
   partners' ``valid`` rows), the centralized upper reference, scored on each partner's own test rows.
 
 Both are scored exactly like the federated model (``federation.scoring``, the partner's ``test`` rows).
-A partner's best-solo LightGBM is also its *private trees* for the federated blend
-(``federation.blend``): its predictions on the partner's valid and test rows are kept in
-:class:`SoloFit` (arrays, not written to the report).
+Beside its best solo model each partner also fits the federated blend's *private trees*
+(``federation.blend.fit_private_trees``: the same LightGBM settings, early-stopped on an inner scaffold
+split of its train rows, so the blend can be chosen fairly on the valid rows the best-solo model stopped
+on); their predictions on the partner's valid and test rows are kept in :class:`SoloFit` (arrays, not
+written to the report), their fitting time apart from the best-solo time (``blend_trees_seconds``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from admet.features import FeatureScaler
 from admet.members import BlendMember
 from admet.tasks import TaskSpec
 from federation import scoring, task
+from federation.blend import INNER_VALID_FRACTION, fit_private_trees
 from federation.config import FederatedConfig
 
 log = logging.getLogger(__name__)
@@ -78,8 +81,15 @@ class SoloFit:
     scores: dict
     """``{"metric": x, "endpoints": {ep: score}, "best_epochs": [...], "tree_rounds": [...]}``"""
     trees: dict[str, np.ndarray] = field(default_factory=dict)
-    """fold (``valid`` / ``test``) -> (n_fold, T_own) private LightGBM predictions (partner's task order)."""
+    """fold (``valid`` / ``test``) -> (n_fold, T_own) predictions of the blend's private trees
+    (``federation.blend.PrivateTrees``, never fitted or stopped on ``valid``), partner's task order."""
     model: SoloModel | None = None
+    solo_trees: dict[str, np.ndarray] = field(default_factory=dict)
+    """The same folds from the best-solo model's own LightGBM (early-stopped on ``valid``; diagnostics only)."""
+    private_trees: object | None = None
+    """The ``federation.blend.PrivateTrees`` model (kept: a node-local bundle can package it)."""
+    tree_seconds: float = 0.0
+    """Wall time of fitting and predicting the private trees."""
 
 
 @dataclass(slots=True)
@@ -88,7 +98,10 @@ class BaselineResult:
     """partner -> best-solo ``{"metric": x, "endpoints": {ep: score}, ...}``"""
     pooled: dict[str, dict] = field(default_factory=dict)
     local_seconds: float = 0.0
+    """Best solo of all partners in turn (the private trees' time not included)."""
     pooled_seconds: float = 0.0
+    blend_trees_seconds: float = 0.0
+    """The blend's private trees of all partners in turn."""
     solo: dict[str, SoloFit] = field(default_factory=dict)
     """partner -> its best-solo fit (scores + private-tree predictions for ``federation.blend``)."""
     recipe: dict = field(default_factory=dict)
@@ -125,15 +138,23 @@ def _fold(data: task.PartnerData, fold: str, Y: np.ndarray, C: np.ndarray):
     return data.X[rows], Y[rows], C[rows]
 
 
-def best_solo(mcfg: ModelConfig, data: task.PartnerData, keep_model: bool = False) -> SoloFit:
-    """The partner's best solo model on its own endpoints, scored on its own test rows."""
+def best_solo(mcfg: ModelConfig, data: task.PartnerData, keep_model: bool = False,
+              private_trees: bool = True) -> SoloFit:
+    """The partner's best solo model on its own endpoints, scored on its own test rows; with
+    ``private_trees`` also the blend's private trees (``federation.blend.fit_private_trees``)."""
     X_tr, Y_tr, C_tr = _fold(data, "train", data.Y, data.censor)
     model = fit_solo(X_tr, Y_tr, C_tr, data.tasks, mcfg, _fold(data, "valid", data.Y, data.censor))
     test = data.rows("test")
     scores = _score(model.predict(data.X[test]), data.Y[test], data.tasks, data.task_names)
     scores.update(best_epochs=model.best_epochs, tree_rounds=model.tree_rounds)
-    trees = {fold: model.predict_parts(data.X[data.rows(fold)])[1] for fold in ("valid", "test")}
-    return SoloFit(scores, trees, model if keep_model else None)
+    solo_trees = {fold: model.predict_parts(data.X[data.rows(fold)])[1] for fold in ("valid", "test")}
+    fit = SoloFit(scores, {}, model if keep_model else None, solo_trees)
+    if private_trees:
+        t0 = time.perf_counter()
+        fit.private_trees = fit_private_trees(data, mcfg)
+        fit.trees = {fold: fit.private_trees.predict(data.X[data.rows(fold)]) for fold in ("valid", "test")}
+        fit.tree_seconds = time.perf_counter() - t0
+    return fit
 
 
 def local_best_solo(mcfg: ModelConfig, partners: list[task.PartnerData],
@@ -144,7 +165,7 @@ def local_best_solo(mcfg: ModelConfig, partners: list[task.PartnerData],
         out[data.partner] = best_solo(mcfg, data, keep_models)
         log.info("best solo %s: %.3f (net best epochs %s)", data.partner, out[data.partner].scores["metric"],
                  out[data.partner].scores["best_epochs"])
-    return out, time.perf_counter() - t0
+    return out, time.perf_counter() - t0 - sum(f.tree_seconds for f in out.values())
 
 
 def pooled(mcfg: ModelConfig, partners: list[task.PartnerData]) -> tuple[dict[str, dict], float]:
@@ -182,5 +203,11 @@ def run_baselines(cfg: FederatedConfig, partners: list[task.PartnerData],
     mcfg = solo_config(cfg, ensemble)
     solo, t_local = local_best_solo(mcfg, partners)
     pool, t_pool = pooled(mcfg, partners)
+    rec = recipe(mcfg) | {"blend_private_trees": {
+        "family": "lgbm", "ensemble": mcfg.ensemble, "lgbm_n_estimators": mcfg.lgbm_n_estimators,
+        "fit_on": f"{1 - INNER_VALID_FRACTION:.0%} of the partner's train rows (whole scaffold groups)",
+        "early_stopping": f"the other {INNER_VALID_FRACTION:.0%} of its train rows (inner scaffold split); "
+                          "never the valid rows the blend is chosen on"}}
     return BaselineResult(local={k: v.scores for k, v in solo.items()}, pooled=pool, local_seconds=t_local,
-                          pooled_seconds=t_pool, solo=solo, recipe=recipe(mcfg))
+                          pooled_seconds=t_pool, blend_trees_seconds=sum(f.tree_seconds for f in solo.values()),
+                          solo=solo, recipe=rec)

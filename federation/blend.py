@@ -4,8 +4,11 @@ On each partner's node, after the federated run:
 
 - **federated NN**: the partner's own bundle (global trunk + its heads; ``modelio.report_metrics``
   writes it in the node-local folder) predicts the partner's ``valid`` and ``test`` rows;
-- **private trees**: the LightGBM part of the partner's best-solo model (``federation.baselines``),
-  trained on the partner's own rows only; nothing about it leaves the node;
+- **private trees** (:class:`PrivateTrees`, :func:`fit_private_trees`): LightGBM per endpoint with the
+  default recipe's settings (``ModelConfig.cli_default``, the reference's ensemble size), trained on
+  the partner's own ``train`` rows only and early-stopped on an *inner* scaffold split of those train
+  rows (``INNER_VALID_FRACTION`` of them; :func:`inner_split`), never on the ``valid`` rows; nothing
+  about it leaves the node;
 - **equal blend**: the mean of the two (the net alone where LightGBM has no model, as
   ``admet.members.BlendMember`` does);
 - **federated trees** (optional): per-partner predictions from a federated tree ensemble, when the
@@ -13,25 +16,41 @@ On each partner's node, after the federated run:
 
 Per endpoint the option with the best primary metric on the partner's **valid** rows is chosen
 (``choose``); test labels are never read for the choice. Ties go to the earlier option in ``PREFERENCE``.
+
+Why the choice is fair (issue 10 §5): none of the options was fitted or early-stopped on the valid rows
+it is chosen on. The federated NN trains on ``train`` rows only; its ``evaluate`` phase computes a
+valid loss each round that the server only logs (and federated tuning may prune on); the last round's
+model is kept, no round is selected on it, and head fine-tuning (off by default) uses train rows.
+The private trees stop early on an inner split of the train rows. The best-solo reference
+(``federation.baselines``) stays exactly the default recipe, LightGBM early-stopped on ``valid``; its
+LightGBM used to be the private trees, and then the valid scores it was chosen on ran high
+(mean valid - test +0.075 against -0.026 for the net on the 40k-row 20-partner run,
+``bench/results/federation_best_solo_reblend.json``). The design chosen over cross-fitting two halves
+of valid: one extra LightGBM fit per partner (on 80 % of its train rows) instead of two, and the whole
+valid fold stays available to the choice. Its cost: the private trees see 80 % of the partner's train
+rows, not all of them (no refit on all train rows: that would double the cost).
+
 Where the valid rows cannot score an endpoint (fewer than ``scoring.MIN_TEST`` labels, one class) the
 fallback rule decides (``FederatedConfig.blend_fallback``):
 
+- ``nn`` (the default): the federated NN. There is no partner-specific evidence, so take the model
+  trained on the most data. It became the default after the 40k-row benchmark (there the equal
+  fallback lost to the net alone: 369 of 450 partner-endpoints could not be scored on valid rows);
+  the full-catalog run (``bench/results/federation_best_solo_full.json``) is its first fresh check;
 - ``consortium``: the option that won most often on the valid rows of the *other* partners
   that can score that endpoint (``consortium_fallback``; ties go to the earlier option in
-  ``CONSORTIUM_ORDER``); where no partner can, the federated NN, the model trained on the most data.
+  ``CONSORTIUM_ORDER``); where no partner can, the federated NN.
   Each partner contributes only endpoint -> its winning option, for the endpoints its valid rows
   score (``valid_votes``). In the simulation the runner computes this in its own process; no Flower
-  message carries it (``docs/PRIVACY.md``).
-- ``equal`` (the default): the equal blend, the default family's rule. It stays the default because
-  ``consortium`` measured worse on the 20-partner benchmark: the partners' valid-row votes favour the
-  private trees and the equal blend, whose LightGBM was early-stopped on those same valid rows, so
-  their valid scores run high (``bench/federation.py --modes reblend``, docs/FEDERATION.md).
+  message carries it (``docs/PRIVACY.md``);
+- ``equal``: the equal blend, the default family's rule (the earlier default).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +61,17 @@ from federation import scoring, task
 log = logging.getLogger(__name__)
 
 FED_NN, PRIVATE_TREES, EQUAL_BLEND, FED_TREES = "federated_nn", "private_trees", "equal_blend", "federated_trees"
-#: Order of preference on ties (and the fallback first).
+#: Order of preference on ties.
 PREFERENCE = (EQUAL_BLEND, FED_NN, PRIVATE_TREES, FED_TREES)
-FALLBACK = EQUAL_BLEND
 #: ``FederatedConfig.blend_fallback`` values: how an endpoint the partner's valid rows cannot score is chosen.
-FALLBACK_RULES = ("consortium", "equal")
+FALLBACK_RULES = ("nn", "consortium", "equal")
+DEFAULT_FALLBACK_RULE = "nn"
+#: The option a rule gives an endpoint that neither the partner's valid rows nor the consortium can score.
+RULE_OPTION = {"nn": FED_NN, "consortium": FED_NN, "equal": EQUAL_BLEND}
+#: The default rule's option (``choose`` without ``default``).
+FALLBACK = RULE_OPTION[DEFAULT_FALLBACK_RULE]
+#: Share of a partner's train rows (whole scaffold groups) the private trees stop early on.
+INNER_VALID_FRACTION = 0.2
 #: Consortium fallback: tie order among the most-voted options, and the first is the pick when no
 #: partner can score the endpoint (the federated NN: it is the model trained on the most data).
 CONSORTIUM_ORDER = (FED_NN, EQUAL_BLEND, PRIVATE_TREES, FED_TREES)
@@ -72,12 +97,12 @@ def candidates(nn: np.ndarray, trees: np.ndarray, extra: dict[str, np.ndarray] |
 
 
 def choose(valid: dict[str, np.ndarray], Y_valid: np.ndarray, tasks: list[TaskSpec],
-           fallback: dict[str, str] | None = None) -> dict[str, dict]:
+           fallback: dict[str, str] | None = None, default: str = FALLBACK) -> dict[str, dict]:
     """Per endpoint ``{"choice": option, "valid": {option: score}, "by": how}`` from the valid fold only.
 
     ``by``: ``valid`` (best on the partner's own valid rows), ``consortium`` (its valid rows cannot score
-    the endpoint; ``fallback[endpoint]``, e.g. :func:`consortium_fallback`'s pick) or ``equal`` (cannot
-    score and no ``fallback`` for it: the equal blend).
+    the endpoint; ``fallback[endpoint]``, e.g. :func:`consortium_fallback`'s pick), else the ``default``
+    option (the federated NN unless the caller says otherwise): ``nn`` / ``equal`` for those two options.
     """
     per_option = {name: scoring.endpoint_scores(pred, Y_valid, tasks) for name, pred in valid.items()}
     order = [o for o in PREFERENCE if o in valid] + [o for o in valid if o not in PREFERENCE]
@@ -90,7 +115,8 @@ def choose(valid: dict[str, np.ndarray], Y_valid: np.ndarray, tasks: list[TaskSp
         elif fallback and fallback.get(t.name) in valid:
             pick, by = fallback[t.name], "consortium"
         else:
-            pick, by = (FALLBACK if FALLBACK in valid else order[0]), "equal"
+            pick = default if default in valid else order[0]
+            by = {FED_NN: "nn", EQUAL_BLEND: "equal"}.get(pick, "default")
         out[t.name] = {"choice": pick, "valid": scores, "by": by}
     return out
 
@@ -149,14 +175,14 @@ def federated_nn_predictions(bundle_dir: Path, data: task.PartnerData) -> dict[s
 
 def blend_partner(data: task.PartnerData, nn: dict[str, np.ndarray], trees: dict[str, np.ndarray],
                   extra: dict[str, dict[str, np.ndarray]] | None = None,
-                  fallback: dict[str, str] | None = None) -> dict:
+                  fallback: dict[str, str] | None = None, default: str = FALLBACK) -> dict:
     """Choose on valid, score on test. ``nn`` / ``trees``: fold -> (n_fold, T_own) predictions;
     ``extra``: option name -> fold -> predictions (e.g. federated trees); ``fallback``: endpoint ->
-    option for the endpoints the partner's valid rows cannot score (None: the equal blend)."""
+    option for the endpoints the partner's valid rows cannot score; ``default`` where it names none."""
     extra = extra or {}
     valid = candidates(nn["valid"], trees["valid"], {k: v["valid"] for k, v in extra.items()})
     test = candidates(nn["test"], trees["test"], {k: v["test"] for k, v in extra.items()})
-    choice = choose(valid, data.Y[data.rows("valid")], data.tasks, fallback)
+    choice = choose(valid, data.Y[data.rows("valid")], data.tasks, fallback, default)
     Y_test = data.Y[data.rows("test")]
     blended = scoring.endpoint_scores(apply(test, choice, data.tasks), Y_test, data.tasks)
     by_option = {name: scoring.endpoint_scores(pred, Y_test, data.tasks) for name, pred in test.items()}
@@ -186,11 +212,11 @@ def partner_votes(partners: list[task.PartnerData], nn: dict[str, dict[str, np.n
 
 def blend_consortium(partners: list[task.PartnerData], nn: dict[str, dict[str, np.ndarray]], trees: dict[str, dict],
                      extra: dict[str, dict[str, dict[str, np.ndarray]]] | None = None,
-                     fallback: str = "equal") -> tuple[dict[str, dict], dict[str, dict]]:
+                     fallback: str = DEFAULT_FALLBACK_RULE) -> tuple[dict[str, dict], dict[str, dict]]:
     """:func:`blend_partner` for every partner with net and tree predictions, under the ``fallback`` rule.
 
     ``nn`` / ``trees``: partner -> fold -> predictions; ``extra``: partner -> option -> fold -> predictions.
-    Returns (partner -> result, endpoint -> :func:`consortium_fallback` entry; empty under ``equal``).
+    Returns (partner -> result, endpoint -> :func:`consortium_fallback` entry; empty under ``nn`` / ``equal``).
     """
     if fallback not in FALLBACK_RULES:
         raise ValueError(f"blend fallback {fallback!r} is not one of {FALLBACK_RULES}")
@@ -204,16 +230,16 @@ def blend_consortium(partners: list[task.PartnerData], nn: dict[str, dict[str, n
         if data.partner not in nn or data.partner not in trees:
             continue
         out[data.partner] = blend_partner(data, nn[data.partner], trees[data.partner],
-                                          (extra or {}).get(data.partner), picks)
+                                          (extra or {}).get(data.partner), picks, RULE_OPTION[fallback])
     return out, consortium
 
 
 def federated_blend(partners: list[task.PartnerData], bundle_dirs: dict[str, Path], trees: dict[str, dict],
                     extra: dict[str, dict[str, dict[str, np.ndarray]]] | None = None,
-                    write_choice: bool = True, fallback: str = "equal") -> dict[str, dict]:
+                    write_choice: bool = True, fallback: str = DEFAULT_FALLBACK_RULE) -> dict[str, dict]:
     """Per partner :func:`blend_partner`; partners without a bundle or private trees are left out.
 
-    ``trees``: partner -> fold -> private-tree predictions; ``extra``: partner -> option -> fold -> predictions;
+    ``trees``: partner -> fold -> private-tree predictions (:func:`fit_private_trees`); ``extra``: partner -> option -> fold -> predictions;
     ``fallback``: ``FederatedConfig.blend_fallback``. With ``write_choice`` the per-endpoint choice, how
     it was made and the valid scores go to ``BLEND_FILE`` next to the partner's bundle (its node-local folder).
     """
@@ -263,3 +289,98 @@ def federated_tree_option(per_endpoint: dict[str, dict[str, np.ndarray]], data: 
         out[fold] = np.column_stack([np.asarray(per_endpoint[name][fold], float) if name in per_endpoint
                                      else np.full(n, np.nan) for name in data.task_names]).reshape(n, len(data.tasks))
     return out
+
+
+@dataclass(slots=True)
+class PrivateTrees:
+    """The blend's private trees of one partner: LightGBM members (``admet.members.LGBMMember``, the
+    default recipe's settings) on the partner's feature scaling, early-stopped on an inner split of its
+    train rows. ``predict`` takes raw (unscaled) features, as ``data.X`` holds them."""
+
+    scaler: object
+    """``admet.features.FeatureScaler`` fit on the partner's ``train`` rows (as the best-solo model's)."""
+    members: list
+    """``admet.members.LGBMMember`` per seed (``mcfg.seed + i``); their mean is the prediction."""
+    inner_valid: np.ndarray
+    """bool over the partner's ``train`` rows (``data.rows("train")`` order): True = stopped early on."""
+    task_names: list[str]
+
+    def predict(self, X_raw: np.ndarray) -> np.ndarray:
+        """(n, T) mean over members; NaN where an endpoint has no booster (the blend then uses the net)."""
+        Xs = self.scaler.transform(X_raw)
+        with np.errstate(all="ignore"):
+            return np.mean([m.predict(Xs) for m in self.members], axis=0)
+
+    @property
+    def best_iterations(self) -> list[list[int | None]]:
+        return [list(m.best_iterations) for m in self.members]
+
+
+def inner_split(data: task.PartnerData, fraction: float = INNER_VALID_FRACTION, seed: int = 0) -> np.ndarray:
+    """bool over the partner's train rows: True for the rows the private trees stop early on.
+
+    A balanced Bemis-Murcko scaffold split of the train rows' SMILES (``pipelines.split.scaffold_split``,
+    whole scaffold groups on one side, as the partner's own folds are); where the partner carries no
+    SMILES (synthetic data), a seeded random ``fraction`` of the rows.
+    """
+    train = data.rows("train")
+    if data.smiles is None:
+        rng = np.random.default_rng(seed)
+        mask = np.zeros(len(train), bool)
+        mask[rng.permutation(len(train))[:int(round(fraction * len(train)))]] = True
+        return mask
+    from pipelines.split import scaffold_split
+
+    fold = scaffold_split([str(s) for s in data.smiles[train]], fractions=(1.0 - fraction, fraction, 0.0), seed=seed)
+    return np.asarray(fold) != "train"
+
+
+def fit_private_trees(data: task.PartnerData, mcfg, fraction: float = INNER_VALID_FRACTION) -> PrivateTrees:
+    """LightGBM per endpoint on the partner's inner-train rows, early-stopped on its inner-valid rows
+    (:func:`inner_split`); ``mcfg``: an ``admet.config.ModelConfig`` (its LightGBM settings, ``seed`` and
+    ``ensemble``: member i uses seed ``mcfg.seed + i``). Reads no ``valid`` or ``test`` rows."""
+    from admet.features import FeatureScaler
+    from admet.members import LGBMMember
+
+    train = data.rows("train")
+    X, Y, C = data.X[train], data.Y[train], data.censor[train]
+    scaler = FeatureScaler.fit(X, clip=mcfg.feature_clip)
+    Xs = scaler.transform(X)
+    inner = inner_split(data, fraction, mcfg.seed)
+    fit_rows, stop_rows = np.flatnonzero(~inner), np.flatnonzero(inner)
+    members = [LGBMMember.fit(Xs[fit_rows], Y[fit_rows], C[fit_rows], data.tasks, mcfg, mcfg.seed + i,
+                              valid=(Xs[stop_rows], Y[stop_rows], C[stop_rows]))
+               for i in range(int(mcfg.ensemble))]
+    return PrivateTrees(scaler, members, inner, list(data.task_names))
+
+
+def valid_test_gaps(results: dict[str, dict]) -> dict:
+    """How far each option's valid score sits above its test score, over the partner-endpoints that
+    both folds score for every option (``results``: partner -> :func:`blend_partner` result). A fair
+    choice has no option whose valid scores run systematically high. Reads test scores: a diagnostic
+    for the report, never an input to the choice."""
+    gaps: dict[str, list[float]] = {}
+    n_both = agree = 0
+    for res in results.values():
+        for ep, valid_scores in res["valid_scores"].items():
+            test_scores = {o: r["endpoints"][ep] for o, r in res["test_by_option"].items() if ep in r["endpoints"]}
+            if not valid_scores or set(test_scores) != set(valid_scores):
+                continue
+            n_both += 1
+            for o in valid_scores:
+                gaps.setdefault(o, []).append(valid_scores[o] - test_scores[o])
+            agree += test_scores[res["choice"][ep]] == max(test_scores.values())
+    return {"n_partner_endpoints_scored_on_valid_and_test": n_both,
+            "valid_winner_is_a_test_winner": agree,
+            "mean_valid_minus_test": {o: float(np.mean(g)) for o, g in gaps.items()},
+            "median_valid_minus_test": {o: float(np.median(g)) for o, g in gaps.items()}}
+
+
+def choice_counts(results: dict[str, dict]) -> dict[str, int]:
+    """``"how:option" -> n`` over every partner-endpoint (``how``: valid / consortium / nn / equal)."""
+    counts: dict[str, int] = {}
+    for res in results.values():
+        for ep, how in res["chosen_by"].items():
+            key = f"{how}:{res['choice'][ep]}"
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))

@@ -25,7 +25,7 @@ SCALING_MODES = ("public", "moments")
 #: SecAgg+ with 2 partners: each can subtract its own update from the sum and read the other's.
 SECAGG_MIN_PARTNERS = 3
 HEAD_MODES = ("private", "shared")
-BLEND_FALLBACKS = ("consortium", "equal")  # federation.blend.FALLBACK_RULES (blend imports admet; config stays light)
+BLEND_FALLBACKS = ("nn", "consortium", "equal")  # federation.blend.FALLBACK_RULES (blend imports admet; config stays light)
 
 
 @dataclass(slots=True)
@@ -126,12 +126,13 @@ class FederatedConfig:
     features or labels leaves it for scaling; with shared heads the per-endpoint label sums / counts
     still do). ``moments``: the older consortium scaling from every partner's summed feature and label
     moments (plain mode only: those sums leave unmasked)."""
-    blend_fallback: str = "equal"
+    blend_fallback: str = "nn"
     """Federated blend (simulation, ``federation.blend``), for an endpoint a partner's own valid rows
-    cannot score: ``equal``: the equal blend of net and private trees; ``consortium``: the option that
-    won most often on the valid rows of the partners that can score it (the federated NN where none
-    can). ``equal`` stays the default: on the 20-partner benchmark ``consortium`` measured worse
-    (``bench/results/federation_best_solo_reblend.json``, docs/FEDERATION.md)."""
+    cannot score: ``nn`` (default): the federated NN, the model trained on the most data (chosen after
+    the 40k-row benchmark, where the equal fallback lost to the net alone,
+    ``bench/results/federation_best_solo_reblend.json``); ``consortium``: the option that won most often
+    on the valid rows of the partners that can score it (the federated NN where none can); ``equal``:
+    the equal blend of net and private trees (docs/FEDERATION.md)."""
     catalog_sha256: str | None = None
     """The consortium endpoint catalog's content SHA-256 (``EndpointCatalog.sha256``) the operator
     publishes with the run (``consortium run`` sets it from ``--catalog``). Every node compares it with

@@ -144,6 +144,16 @@ def summarize(partners: list[dict], key: str = "federated") -> dict:
             if rows and any(_num(p.get("pooled")) for p in rows) else float("nan")}
 
 
+def beats_target(summary: dict, n_partners: int, share: float = 0.9) -> dict:
+    """Issue 10 §5's count target ("beats best solo for >= 18 of 20"): met when ``n_improved`` reaches
+    ``ceil(share * n_partners)`` of *all* partners; a partner that cannot be scored (too few test rows,
+    no reference) counts as missed, not as left out. ``summary``: :func:`summarize`'s output."""
+    need = math.ceil(round(share * n_partners, 9))
+    return {"met": summary["n_improved"] >= need, "n_improved": summary["n_improved"], "needed": need,
+            "n_partners": n_partners, "n_scored": summary["n_scored"],
+            "n_unscorable_counted_missed": n_partners - summary["n_scored"]}
+
+
 PER_ENDPOINT_KEYS = ("best_solo", "federated_nn", "federated_blend", "pooled")
 
 

@@ -201,7 +201,8 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
         tell("best-solo and pooled references", 0, 1)
         base = run_baselines(cfg, partners, ensemble=cfg.solo_ensemble)
         local, pooled, references = base.local, base.pooled, base.recipe
-        timing.update({"local_all_partners_seconds": base.local_seconds, "pooled_seconds": base.pooled_seconds})
+        timing.update({"local_all_partners_seconds": base.local_seconds, "pooled_seconds": base.pooled_seconds,
+                       "blend_trees_seconds": base.blend_trees_seconds})
         tell("federated blend (private trees)", 0, 1)
         t_blend = time.perf_counter()
         blend = federated_blend(partners, {p.partner: node_work_dir(cfg, p.partner) / "bundle" for p in partners},

@@ -111,12 +111,17 @@ def test_choice_is_made_on_valid_and_never_reads_test_labels():
     assert swapped["choice"]["y"] != blend.FED_NN and swapped["choice"]["c"] != blend.PRIVATE_TREES
 
 
-def test_endpoint_the_valid_fold_cannot_score_falls_back_to_the_equal_blend():
+def test_endpoint_the_valid_fold_cannot_score_falls_back_to_the_federated_nn():
     data = _partner()
     data.Y[data.rows("valid"), 1] = np.nan  # no valid labels for the classification endpoint
     nn, trees = _fixed_predictions(data)
     res = blend.blend_partner(data, nn, trees)
-    assert res["choice"]["c"] == blend.FALLBACK == blend.EQUAL_BLEND and res["valid_scores"]["c"] == {}
+    assert res["choice"]["c"] == blend.FALLBACK == blend.FED_NN and res["valid_scores"]["c"] == {}
+    assert res["chosen_by"] == {"y": "valid", "c": "nn"}
+    # the scorable endpoint is still chosen on valid; the old rule is still there by name
+    eq = blend.blend_partner(data, nn, trees, default=blend.RULE_OPTION["equal"])
+    assert eq["choice"]["c"] == blend.EQUAL_BLEND and eq["chosen_by"]["c"] == "equal"
+    assert eq["choice"]["y"] == res["choice"]["y"]
 
 
 def test_report_has_best_solo_nn_blend_and_pooled_per_partner_and_endpoint():

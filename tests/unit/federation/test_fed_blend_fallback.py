@@ -53,9 +53,12 @@ def test_consortium_fallback_takes_what_won_on_the_other_partners_valid_rows():
     assert cons["y"] == {"choice": blend.PRIVATE_TREES, "votes": {blend.PRIVATE_TREES: 2}}
     assert out["p2"]["choice"]["y"] == blend.PRIVATE_TREES and out["p2"]["chosen_by"]["y"] == "consortium"
     assert out["p0"]["chosen_by"]["y"] == "valid"
-    # the equal rule on the same predictions keeps the old behaviour
+    # the equal rule on the same predictions keeps the old behaviour; the nn rule (default) takes the net
     eq, none = blend.blend_consortium(partners, nn, trees, fallback="equal")
     assert none == {} and eq["p2"]["choice"]["y"] == blend.EQUAL_BLEND and eq["p2"]["chosen_by"]["y"] == "equal"
+    net, none = blend.blend_consortium(partners, nn, trees)
+    assert none == {} and net["p2"]["choice"]["y"] == blend.FED_NN and net["p2"]["chosen_by"]["y"] == "nn"
+    assert net["p0"]["choice"] == out["p0"]["choice"]  # scorable endpoints: the same valid-row choice
     # the fallback follows the votes: swap the two (the net is now the good one), p2 takes the net
     out2, cons2 = blend.blend_consortium(partners, trees, nn, fallback="consortium")
     assert cons2["y"]["votes"] == {blend.FED_NN: 2} and out2["p2"]["choice"]["y"] == blend.FED_NN
@@ -97,9 +100,12 @@ def test_consortium_choice_never_reads_test_labels():
 
 
 def test_config_switch_is_validated(tmp_path):
-    assert FederatedConfig(out_dir=tmp_path).blend_fallback == "equal"
+    assert FederatedConfig(out_dir=tmp_path).blend_fallback == "nn" == blend.DEFAULT_FALLBACK_RULE
     assert FederatedConfig(out_dir=tmp_path, blend_fallback="consortium").to_run_config()["blend-fallback"] == "consortium"
+    from federation.config import BLEND_FALLBACKS
+
+    assert BLEND_FALLBACKS == blend.FALLBACK_RULES
     with pytest.raises(InputError, match="blend fallback"):
-        FederatedConfig(out_dir=tmp_path, blend_fallback="nn")
+        FederatedConfig(out_dir=tmp_path, blend_fallback="net")
     with pytest.raises(ValueError, match="blend fallback"):
-        blend.blend_consortium([], {}, {}, fallback="nn")
+        blend.blend_consortium([], {}, {}, fallback="net")
