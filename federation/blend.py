@@ -35,7 +35,7 @@ fallback rule decides (``FederatedConfig.blend_fallback``):
 
 - ``nn`` (the default): the federated NN. There is no partner-specific evidence, so take the model
   trained on the most data. It became the default after the 40k-row benchmark (there the equal
-  fallback lost to the net alone: 369 of 450 partner-endpoints could not be scored on valid rows);
+  fallback lost to the net alone: 369 of 511 partner-endpoints could not be scored on valid rows);
   the full-catalog run (``bench/results/federation_best_solo_full.json``) is its first fresh check;
 - ``consortium``: the option that won most often on the valid rows of the *other* partners
   that can score that endpoint (``consortium_fallback``; ties go to the earlier option in
