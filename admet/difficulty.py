@@ -18,11 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def member_components(member, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(the member's prediction, its component predictions): a blend's parts, else itself."""
-    net, gbm = getattr(member, "net", None), getattr(member, "gbm", None)
-    if net is not None and gbm is not None and getattr(member, "family", "") == "blend":
-        a, b = net.predict(X), gbm.predict(X)
-        return np.where(np.isnan(b), a, 0.5 * (a + b)), [a, np.where(np.isnan(b), a, b)]
+    """(the member's prediction, its component predictions): a blend's parts (``BlendMember.components``:
+    its per-endpoint weights), else itself."""
+    if getattr(member, "family", "") == "blend" and hasattr(member, "components"):
+        return member.components(X)
     p = member.predict(X)
     return p, [p]
 

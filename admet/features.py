@@ -22,11 +22,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class FeatureScaler:
-    """Per-feature ``(x - center) / scale``, NaN -> center, clipped to ``+/- clip``."""
+    """Per-feature ``(x - center) / scale``, NaN -> center, clipped to ``+/- clip``.
+
+    ``impute=False`` keeps NaN as NaN (only :meth:`identity` uses it: a bundle whose model parts each
+    scale their own inputs passes the raw features through unchanged, NaN included)."""
 
     center: np.ndarray
     scale: np.ndarray
     clip: float = 6.0
+    impute: bool = True
+
+    @classmethod
+    def identity(cls, n_features: int) -> "FeatureScaler":
+        """The exact identity on raw features (no centring, scaling, clipping or imputation)."""
+        return cls(center=np.zeros(n_features, np.float32), scale=np.ones(n_features, np.float32),
+                   clip=float("inf"), impute=False)
 
     @classmethod
     def fit(cls, X: np.ndarray, clip: float = 6.0) -> "FeatureScaler":
@@ -59,18 +69,20 @@ class FeatureScaler:
         if X.ndim != 2 or X.shape[1] != len(self.center):
             raise InputError(f"feature matrix has {X.shape[-1]} columns, the scaler expects "
                              f"{len(self.center)}: featurizer mismatch")
-        out = np.where(np.isfinite(X), X, self.center)
+        out = np.where(np.isfinite(X), X, self.center) if self.impute else X
         out = (out - self.center) / self.scale
         np.clip(out, -self.clip, self.clip, out=out)
         return out.astype(np.float32, copy=False)
 
     def save(self, path: Path) -> None:
-        np.savez(path, center=self.center, scale=self.scale, clip=np.float64(self.clip))
+        extra = {} if self.impute else {"impute": np.bool_(False)}  # files of imputing scalers are unchanged
+        np.savez(path, center=self.center, scale=self.scale, clip=np.float64(self.clip), **extra)
 
     @classmethod
     def load(cls, path: Path) -> "FeatureScaler":
         with np.load(path) as z:
-            return cls(center=z["center"], scale=z["scale"], clip=float(z["clip"]))
+            impute = bool(z["impute"]) if "impute" in z.files else True
+            return cls(center=z["center"], scale=z["scale"], clip=float(z["clip"]), impute=impute)
 
 
 def feature_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

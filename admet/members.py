@@ -5,7 +5,8 @@
 their bound, the usual gradient-boosting approximation). ``dc``: DeepChem multitask networks
 (``admet.dc_member``), one per task type. ``blend``: one ``mtnn`` and one ``lgbm`` member trained
 with the same seed on the same rows, predictions averaged with equal weight (the configuration
-that beats the peers in ``bench/admet_quality.py``). Predictions are in original units for
+that beats the peers in ``bench/admet_quality.py``), or with a weight per endpoint (the federated
+blend's bundle, ``federation.blend_bundle``). Predictions are in original units for
 regression and P(class 1) for classification. An ensemble holds several members of one family.
 
 Families are a registry (``MEMBERS``, the shape ``pipelines.registry`` gives featurizers and
@@ -209,18 +210,37 @@ def _load_booster(lgb, path: Path):
 
 @MEMBERS.register("blend")
 class BlendMember:
-    """Equal-weight mean of a multitask network and LightGBM, fitted on the same rows.
+    """A multitask network and LightGBM, combined per endpoint: ``w * net + (1 - w) * trees``.
 
-    Where LightGBM has no model for an endpoint (fewer than 5 labels, one class) the network's
-    prediction is used alone, so the blend never predicts NaN where the network does not.
+    ``net_weight`` (one value in [0, 1] per endpoint, the network's weight) defaults to 0.5 everywhere:
+    the equal-weight mean of the two parts fitted on the same rows (``fit``, the default family). A
+    per-endpoint weight of exactly 1 gives the network's prediction and 0 LightGBM's, bit for bit (the
+    federated blend's per-endpoint choice, ``federation.blend_bundle``). Where LightGBM has no model for
+    an endpoint (fewer than 5 labels, one class) the network's prediction is used alone, so the blend
+    never predicts NaN where the network does not.
+
+    ``scalers`` (optional, ``(net's, LightGBM's)`` :class:`admet.features.FeatureScaler`, either may be
+    None): each part transforms the member's input with its own scaler first. A bundle of such members
+    keeps the identity as its own scaler (``FeatureScaler.identity``), so each part sees exactly the
+    features it was trained on (a federated net on the consortium's scaling, private trees on the
+    partner's; the scalers clip and impute differently, so one shared scaling would change predictions).
     """
 
     family = "blend"
     PARTS = ("mtnn", "lgbm")
+    SCALER_FILES = ("net_scaler.npz", "lgbm_scaler.npz")
 
-    def __init__(self, net: "MTNNMember", gbm: "LGBMMember") -> None:
+    def __init__(self, net: "MTNNMember", gbm: "LGBMMember", net_weight: Sequence[float] | None = None,
+                 scalers: tuple | None = None) -> None:
         self.net = net
         self.gbm = gbm
+        self.scalers = tuple(scalers) if scalers is not None else (None, None)
+        self.net_weight = None
+        if net_weight is not None:
+            w = np.asarray(net_weight, dtype=float)
+            if w.ndim != 1 or not np.all((w >= 0) & (w <= 1)):
+                raise ValueError(f"blend net weights must be one value in [0, 1] per endpoint, got {net_weight!r}")
+            self.net_weight = w
 
     @classmethod
     def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int, valid: tuple | None = None) -> "BlendMember":
@@ -228,20 +248,63 @@ class BlendMember:
         return cls(MTNNMember.fit(X, Y, censor, tasks, cfg, seed, valid=valid),
                    LGBMMember.fit(X, Y, censor, tasks, cfg, seed, valid=valid))
 
+    def combine(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The blend of the network's ``a`` and LightGBM's ``b`` (both (n, T)); ``b`` NaN -> ``a``."""
+        if self.net_weight is None:
+            return np.where(np.isnan(b), a, 0.5 * (a + b))
+        w = self.net_weight
+        if len(w) != a.shape[1]:
+            raise ValueError(f"{len(w)} blend weights for {a.shape[1]} endpoints")
+        with np.errstate(invalid="ignore"):
+            mixed = np.where(w == 0.5, 0.5 * (a + b), w * a + (1.0 - w) * b)
+        out = np.where(w == 1.0, a, np.where(w == 0.0, b, mixed))
+        return np.where(np.isnan(b), a, out)
+
+    def parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(network, LightGBM) predictions, each part on its own scaling of ``X``; LightGBM NaN where
+        it has no model for an endpoint."""
+        net_scaler, gbm_scaler = self.scalers
+        a = self.net.predict(X if net_scaler is None else net_scaler.transform(X))
+        b = self.gbm.predict(X if gbm_scaler is None else gbm_scaler.transform(X))
+        return a, b
+
+    def components(self, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(the blend, its parts): the network and LightGBM, each where its weight is above 0 (the
+        other part in its place elsewhere, so an endpoint that uses one part has no spread)."""
+        a, b = self.parts(X)
+        b_used = np.where(np.isnan(b), a, b)
+        if self.net_weight is None:
+            return self.combine(a, b), [a, b_used]
+        w = self.net_weight
+        return self.combine(a, b), [np.where(w == 0.0, b_used, a), np.where(w == 1.0, a, b_used)]
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        a, b = self.net.predict(X), self.gbm.predict(X)
-        return np.where(np.isnan(b), a, 0.5 * (a + b))
+        return self.combine(*self.parts(X))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.net.save(folder / "mtnn")
         self.gbm.save(folder / "lgbm")
-        (folder / "member.json").write_text(json.dumps({"family": self.family, "parts": list(self.PARTS),
-                                                        "weights": [0.5, 0.5]}, indent=1))
+        meta = {"family": self.family, "parts": list(self.PARTS)}
+        if self.net_weight is None:
+            meta["weights"] = [0.5, 0.5]
+        else:
+            meta["net_weight"] = [float(v) for v in self.net_weight]
+        for scaler, name in zip(self.scalers, self.SCALER_FILES):
+            if scaler is not None:
+                scaler.save(folder / name)
+                meta.setdefault("part_scalers", []).append(name)
+        (folder / "member.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
     def load(cls, folder: Path) -> "BlendMember":
-        return cls(MTNNMember.load(folder / "mtnn"), LGBMMember.load(folder / "lgbm"))
+        from admet.features import FeatureScaler
+
+        meta = json.loads((folder / "member.json").read_text())
+        scalers = tuple(FeatureScaler.load(folder / name) if name in meta.get("part_scalers", []) else None
+                        for name in cls.SCALER_FILES)
+        return cls(MTNNMember.load(folder / "mtnn"), LGBMMember.load(folder / "lgbm"), meta.get("net_weight"),
+                   scalers)
 
 
 def member_class(family: str) -> type:

@@ -44,14 +44,20 @@ def render_model_card(bundle: "ModelBundle") -> str:
         "## Model",
         f"- Family: `{cfg.model}` (ensemble of {len(bundle.ensemble.members)} member(s), seeds "
         f"{cfg.seed}..{cfg.seed + len(bundle.ensemble.members) - 1}{', bootstrap resamples' if cfg.bootstrap else ''})",
-        f"- Features: `{bundle.features.spec}`, robust scaling (median/IQR, NaN -> median, clipped to "
-        f"+/-{bundle.features.clip}) fitted on the training fold only",
+        f"- Features: `{bundle.features.spec}`, " + str(info.get(
+            "feature_scaling", f"robust scaling (median/IQR, NaN -> median, clipped to +/-{bundle.features.clip}) "
+                               "fitted on the training fold only")),
     ]
-    if cfg.model in ("mtnn", "dc", "blend"):
+    if cfg.model in ("mtnn", "dc", "blend") and info.get("network_training"):
+        lines.append(f"- Network: hidden {list(cfg.hidden)}, dropout {cfg.dropout}, {info['network_training']}")
+    elif cfg.model in ("mtnn", "dc", "blend"):
         lines.append(f"- Network: hidden {list(cfg.hidden)}, dropout {cfg.dropout}, lr {cfg.lr}, "
                      f"batch {cfg.batch_size}, weight decay {cfg.weight_decay}, up to {cfg.epochs} epochs, "
                      f"early stopping patience {cfg.patience}")
-    if cfg.model == "blend":
+    if cfg.model == "blend" and getattr(bundle.ensemble.members[0], "net_weight", None) is not None:
+        lines.append("- Blend: per endpoint, weight w on the network and 1 - w on LightGBM (the weights are "
+                     "in the Composition section below)")
+    elif cfg.model == "blend":
         lines.append("- Blend: each member is the equal-weight mean of the network above and LightGBM "
                      "trained with the same seed on the same rows")
     if cfg.model in ("lgbm", "blend"):
@@ -60,6 +66,10 @@ def render_model_card(bundle: "ModelBundle") -> str:
     lines += [
         f"- Training data hash (sha256): `{bundle.data_hash}`",
         f"- Split: {info.get('split_method', 'n/a')}; molecules per fold: {info.get('split_counts', {})}",
+    ]
+    if info.get("composition"):  # what a composed model (e.g. a partner's federated blend) is made of
+        lines += ["", "## Composition", *[str(line) for line in info["composition"]]]
+    lines += [
         "",
         "## Endpoints",
         "Per endpoint: the unit predictions are given in, which way is desirable (`context`: neither "

@@ -3,7 +3,8 @@
 ``run_federated(FederatedConfig) -> FederatedResult``: partition (or reuse) the partners' data,
 warm the feature cache, run Flower's Simulation Engine (Ray backend, one CPU per ClientApp),
 train the best-solo and pooled references (``federation.baselines``), blend each partner's federated
-net with its private trees (``federation.blend``), and write the report.
+net with its private trees (``federation.blend``), package each partner's blend as a bundle in its
+node folder (``federation.blend_bundle``), and write the report.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class FederatedResult:
     """The global model bundle (shared heads), else ``None``: partners hold their bundles."""
     partner_bundles: dict[str, Path] = field(default_factory=dict)
     """Each partner's own bundle (global trunk + its heads), in its node-local folder."""
+    blend_bundles: dict[str, Path] = field(default_factory=dict)
+    """Each partner's blended bundle (federated net + its private trees per endpoint,
+    ``federation.blend_bundle``), in its node-local folder; only with references (``baselines``)."""
     seconds: float = 0.0
 
     def partner_table(self):
@@ -193,10 +197,12 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
     tell("federated rounds", 0, cfg.rounds)
     outcome = simulate(cfg, partners_dir, progress)
     local = pooled = blend = references = None
+    blend_bundles: dict[str, Path] = {}
     timing = {"federated_wall_seconds": outcome.get("server_seconds")}
     if cfg.baselines:
-        from federation.baselines import run_baselines
+        from federation.baselines import run_baselines, solo_config
         from federation.blend import federated_blend
+        from federation.blend_bundle import write_simulated_bundles
 
         tell("best-solo and pooled references", 0, 1)
         base = run_baselines(cfg, partners, ensemble=cfg.solo_ensemble)
@@ -208,6 +214,12 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
         blend = federated_blend(partners, {p.partner: node_work_dir(cfg, p.partner) / "bundle" for p in partners},
                                 {k: v.trees for k, v in base.solo.items()}, fallback=cfg.blend_fallback)
         timing["blend_seconds"] = time.perf_counter() - t_blend
+        tell("blended bundles (node-local)", 0, 1)
+        t_pack = time.perf_counter()
+        blend_bundles = write_simulated_bundles(
+            partners, blend, {k: v.private_trees for k, v in base.solo.items()},
+            {p.partner: node_work_dir(cfg, p.partner) for p in partners}, solo_config(cfg, cfg.solo_ensemble))
+        timing["blend_bundle_seconds"] = time.perf_counter() - t_pack
     tell("report", 0, 1)
     rep = report_mod.build_report(outcome, local, pooled, timing, blend=blend, references=references)
     rep["engine"] = cfg.engine
@@ -216,4 +228,5 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
     partner_bundles = {p.partner: node_work_dir(cfg, p.partner) / "bundle" for p in partners
                        if (node_work_dir(cfg, p.partner) / "bundle").exists()}
     return FederatedResult(out_dir=out, report=rep, report_paths=paths, bundle_dir=bundle,
-                           partner_bundles=partner_bundles, seconds=time.perf_counter() - t0)
+                           partner_bundles=partner_bundles, blend_bundles=blend_bundles,
+                           seconds=time.perf_counter() - t0)

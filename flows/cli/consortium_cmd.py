@@ -1,4 +1,5 @@
-"""``fedadmet certs``, ``fedadmet consortium start|run|stop|add-partner``, ``fedadmet node start``:
+"""``fedadmet certs``, ``fedadmet consortium start|run|stop|add-partner``, ``fedadmet node start`` (and
+``node blend``, ``flows.cli.node_blend_cmd``):
 federated training across real sites with Flower's Deployment Engine (TLS + SuperNode auth).
 
 The operator runs ``certs`` once, ships ``ca.crt`` and ``partners/<id>/node.key`` to each partner,
@@ -407,6 +408,9 @@ def node_start(
 
 
 def register(app: typer.Typer) -> None:
+    from flows.cli.node_blend_cmd import node_blend
+
+    node_app.command("blend")(node_blend)
     app.command("certs")(certs)
     app.add_typer(consortium_app, name="consortium")
     app.add_typer(node_app, name="node")

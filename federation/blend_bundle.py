@@ -1,0 +1,251 @@
+"""A partner's federated blend as a model bundle it can predict with, on its own node.
+
+``federation.blend`` chooses, per endpoint of a partner, between its federated net (global trunk + its
+private heads, the node's ``bundle/``), its private trees (``blend.PrivateTrees``: LightGBM fitted on the
+partner's own rows only) and their equal blend. This module packages that choice as one
+``admet.bundle.ModelBundle`` (``blend_bundle/`` in the node's work folder) that ``fedadmet admet
+predict -m`` and ``fedadmet screen -m`` load like any bundle:
+
+- one ``admet.members.BlendMember`` per private-tree member, each holding the federated net restricted to
+  the partner's own endpoints and one LightGBM member, combined per endpoint with the chosen option's
+  weight on the net (``NET_WEIGHT``: federated NN 1, private trees 0, equal blend 0.5; exactly the net or
+  the trees at 1 / 0). With more than one tree member the bundle's prediction is the members' mean,
+  which equals the blend's choice applied to the net and the mean of the trees up to float rounding;
+- each part scales its own inputs (``BlendMember`` scalers): the net the consortium's feature scaling
+  it was federated on, the trees the partner's own scaling they were fitted on (the two clip at +/-6 of
+  different scales and impute NaN with different medians, so one shared scaling would change the trees'
+  predictions); the bundle's own scaler is the identity (``FeatureScaler.identity``);
+- the applicability domain of the partner's federated bundle (its own training structures);
+- in ``bundle.json`` ``info``: what it is made of, the per-endpoint choice with its valid scores, and
+  that the trees never left the node; the same in the model card's Composition section.
+
+The blended bundle covers the partner's own endpoints only (those it has labels for, where the choice
+is made); for the consortium's other endpoints the federated ``bundle/`` still predicts.
+
+Two callers: ``fedadmet node blend`` on the deployment path (:func:`blend_node`: fits the private trees
+with ``blend.fit_private_trees``, chooses on the node's valid rows, writes the bundle and a node-local
+summary), and the simulation runner (``federation.run``), which packages the private trees and the
+choice it already made (:func:`write_blend_bundle`). Neither sends anything anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from admet.bundle import ModelBundle, load_bundle
+from admet.config import ModelConfig
+from admet.ensemble import Ensemble
+from admet.features import FeatureScaler, FeatureSet
+from admet.members import BlendMember, MTNNMember
+from admet.model import MultitaskNet, head_key
+from admet.train import TargetScaler
+from federation import blend, scoring, task
+from pipelines.errors import InputError
+
+log = logging.getLogger(__name__)
+
+BUNDLE_DIR = "blend_bundle"
+SUMMARY_FILE = "blend_summary.json"
+KIND = "federated_blend"
+#: The network's weight per chosen option (the trees get ``1 - w``).
+NET_WEIGHT = {blend.FED_NN: 1.0, blend.PRIVATE_TREES: 0.0, blend.EQUAL_BLEND: 0.5}
+
+
+def net_weights(choice: dict[str, str], names: list[str]) -> list[float]:
+    """The net's weight per endpoint of ``names`` from ``choice`` (endpoint -> option)."""
+    out = []
+    for name in names:
+        option = choice.get(name)
+        if option not in NET_WEIGHT:
+            raise ValueError(f"endpoint {name}: option {option!r} cannot be packaged in a blended bundle "
+                             f"(packaged: {sorted(NET_WEIGHT)})")
+        out.append(NET_WEIGHT[option])
+    return out
+
+
+def own_endpoint_net(member: MTNNMember, names: list[str]) -> MTNNMember:
+    """``member``'s network with only the heads of ``names`` (same trunk and head weights: each
+    column's output is exactly the full network's column)."""
+    model = member.model
+    missing = [n for n in names if n not in model.task_names]
+    if missing:
+        raise InputError(f"the federated model has no head for endpoint(s) {missing}")
+    cols = [model.task_names.index(n) for n in names]
+    sub = MultitaskNet(model.n_features, [model.tasks[c] for c in cols], hidden=model.hidden,
+                       dropout=model.dropout, input_dropout=model.input_dropout)
+    sub.trunk.load_state_dict(model.trunk.state_dict())
+    for name in names:
+        sub.heads[head_key(name)].load_state_dict(model.heads[head_key(name)].state_dict())
+    sub.eval()
+    ts = member.target_scaler
+    return MTNNMember(sub, TargetScaler(ts.mean[cols], ts.std[cols], ts.is_classification[cols]), member.best_epoch)
+
+
+def _composition(partner: str, names: list[str], choice: dict[str, str], by: dict[str, str],
+                 n_trees: int, fed_info: dict) -> list[str]:
+    lines = [
+        f"A federated blend of partner `{partner}`, built on its own node (nothing of it was sent anywhere):",
+        "- federated network: the consortium's global trunk with this partner's own heads (the federated "
+        f"run's node bundle{', heads ' + str(fed_info.get('heads')) if fed_info.get('heads') else ''}), "
+        "on the consortium's feature scaling;",
+        f"- private trees: {n_trees} LightGBM member(s), one booster per endpoint, trained on this partner's "
+        "own rows only (early-stopped on an inner split of its train rows), on its own feature scaling; "
+        "the trees never left the node;",
+        "- per endpoint, the option with the best primary metric on the partner's valid rows (the fallback "
+        "rule where they cannot score it): weight on the network 1 (federated NN), 0 (private trees) or "
+        "0.5 (equal blend).",
+        "",
+        "| endpoint | option | weight on network | chosen by |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {n} | {choice[n]} | {NET_WEIGHT[choice[n]]:g} | {by.get(n, '-')} |" for n in names]
+    return lines
+
+
+def build_blend_bundle(fed: ModelBundle, trees: blend.PrivateTrees, result: dict, partner: str,
+                       mcfg: ModelConfig | None = None) -> ModelBundle:
+    """The blended bundle from the partner's federated bundle ``fed``, its private ``trees`` and
+    ``result`` (a ``blend.blend_partner`` result: ``choice``, ``chosen_by``, ``valid_scores``, and the
+    test scores ``endpoints`` / ``metric`` as metrics)."""
+    names = list(trees.task_names)
+    if len(fed.ensemble.members) != 1 or not isinstance(fed.ensemble.members[0], MTNNMember):
+        raise InputError("the federated bundle must hold one federated network (an mtnn member)")
+    missing = [n for n in names if n not in fed.task_names]
+    if missing:
+        raise InputError(f"the federated bundle does not predict the partner's endpoint(s) {missing}")
+    choice = {n: result["choice"][n] for n in names}
+    weights = net_weights(choice, names)
+    net = own_endpoint_net(fed.ensemble.members[0], names)
+    net_scaler = fed.features.scaler
+    members = [BlendMember(net, gbm, weights, scalers=(net_scaler, trees.scaler)) for gbm in trees.members]
+    tasks = [fed.tasks[fed.task_names.index(n)] for n in names]
+    features = FeatureSet(spec=fed.features.spec, clip=fed.features.clip)
+    features.scaler = FeatureScaler.identity(len(net_scaler.center))
+    features.featurizer_config = fed.featurizer_config
+    base = (mcfg or ModelConfig.cli_default()).to_json_dict()
+    base.update(model="blend", featurizer=fed.features.spec, feature_clip=fed.features.clip,
+                hidden=list(net.model.hidden), dropout=net.model.dropout, ensemble=len(members))
+    cfg = ModelConfig.build(**base)
+    by = dict(result.get("chosen_by", {}))
+    fed_info = dict(fed.info or {})
+    info = {
+        "trained_by": "federation", "kind": KIND, "partner": partner, "partner_endpoints": names,
+        "made_of": {"federated_net": "global trunk + this partner's heads (the node's federated bundle)",
+                    "private_trees": f"{len(members)} LightGBM member(s) trained on this partner's rows only; "
+                                     "they never left the node",
+                    "combination": "per endpoint w * net + (1 - w) * trees, w from the chosen option"},
+        "trees_left_node": False,
+        "blend": {n: {"choice": choice[n], "net_weight": w, "chosen_by": by.get(n),
+                      "valid_scores": result.get("valid_scores", {}).get(n, {})} for n, w in zip(names, weights)},
+        "federated_run": {k: fed_info[k] for k in ("run_token", "rounds", "heads", "scaling") if k in fed_info},
+        "feature_scaling": "each part on its own scaling: the network on the consortium's (the federated "
+                           "run's), the trees on the partner's train rows' robust scaling (median/IQR, "
+                           f"NaN -> median, clipped to +/-{trees.scaler.clip:g}); the bundle passes raw features",
+        "network_training": "trained by federated averaging of the trunk (the federated run's recipe); "
+                            "heads are this partner's",
+        "composition": _composition(partner, names, choice, by, len(members), fed_info),
+    }
+    primary = {t.name: scoring.primary_metric_name(t) for t in tasks}
+    metrics = {"test": {n: {primary[n]: v} for n, v in result.get("endpoints", {}).items() if n in primary},
+               "test_metric": result.get("metric"), "test_by_option": result.get("test_by_option", {})}
+    return ModelBundle(tasks=tasks, config=cfg, features=features, ensemble=Ensemble(members, tasks),
+                       conformal={}, calibrators={}, domain=fed.domain, approved=None, metrics=metrics,
+                       data_hash=fed.data_hash, featurizer_config=fed.featurizer_config, info=info)
+
+
+def blend_summary(data: task.PartnerData, result: dict) -> dict:
+    """The node-local summary: per endpoint the choice, how it was made, each option's valid score,
+    the labelled valid / test rows, and the test score of each option and of the blend."""
+    n_valid = (~np.isnan(data.Y[data.rows("valid")])).sum(0)
+    n_test = (~np.isnan(data.Y[data.rows("test")])).sum(0)
+    per = {}
+    for j, name in enumerate(data.task_names):
+        per[name] = {"choice": result["choice"][name], "chosen_by": result["chosen_by"][name],
+                     "net_weight": NET_WEIGHT.get(result["choice"][name]),
+                     "valid": result["valid_scores"].get(name, {}), "n_valid": int(n_valid[j]),
+                     "n_test": int(n_test[j]), "test_blend": result["endpoints"].get(name),
+                     "test": {o: r["endpoints"].get(name) for o, r in result.get("test_by_option", {}).items()}}
+    return {"partner": data.partner, "scores": "primary metric per endpoint (Spearman / AUROC), "
+            f"scored where at least {scoring.MIN_TEST} labels (both classes)",
+            "test_metric_blend": result["metric"],
+            "test_metric_by_option": {o: r["metric"] for o, r in result.get("test_by_option", {}).items()},
+            "endpoints": per, "sent_anywhere": False}
+
+
+def _clear_out(out: Path) -> None:
+    """An existing ``out`` may only be empty or a previous blended bundle (which is replaced)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    if not any(out.iterdir()):
+        return
+    meta = out / "bundle.json"
+    try:
+        kind = json.loads(meta.read_text()).get("info", {}).get("kind") if meta.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        kind = None
+    if kind != KIND:
+        raise InputError(f"--out {out} exists and is not a blended bundle; choose an empty or new folder")
+    shutil.rmtree(out)
+
+
+def write_blend_bundle(fed_bundle_dir: Path, data: task.PartnerData, trees: blend.PrivateTrees, result: dict,
+                       out: Path, mcfg: ModelConfig | None = None) -> Path:
+    """Save the blended bundle to ``out`` (a previous one there is replaced), with ``SUMMARY_FILE`` in it."""
+    fed = load_bundle(fed_bundle_dir)
+    bundle = build_blend_bundle(fed, trees, result, data.partner, mcfg)
+    out = Path(out)
+    _clear_out(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SUMMARY_FILE).write_text(json.dumps(blend_summary(data, result), indent=1, default=_finite))
+    return bundle.save(out)
+
+
+def _finite(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    raise TypeError(f"not JSON serializable: {type(obj)}")
+
+
+def blend_node(data: task.PartnerData, fed_bundle_dir: Path, out: Path, mcfg: ModelConfig,
+               fallback: str = blend.DEFAULT_FALLBACK_RULE) -> tuple[Path, dict]:
+    """On the partner's node, after a federated run: fit the private trees (``blend.fit_private_trees``,
+    the partner's own train rows), choose per endpoint on its valid rows (``blend.blend_partner``, the
+    ``fallback`` rule's option where they cannot score it: ``nn`` or ``equal``; ``consortium`` needs the
+    other partners' votes and is not available on one node), write the blended bundle to ``out``.
+    Returns (the bundle folder, the summary)."""
+    if fallback not in blend.RULE_OPTION or fallback == "consortium":
+        raise InputError(f"--fallback must be nn or equal on a node, got {fallback!r}")
+    nn = blend.federated_nn_predictions(fed_bundle_dir, data)
+    trees = blend.fit_private_trees(data, mcfg)
+    tree_pred = {fold: trees.predict(data.X[data.rows(fold)]) for fold in ("valid", "test")}
+    result = blend.blend_partner(data, nn, tree_pred, default=blend.RULE_OPTION[fallback])
+    path = write_blend_bundle(fed_bundle_dir, data, trees, result, out, mcfg)
+    return path, json.loads((path / SUMMARY_FILE).read_text())
+
+
+def write_simulated_bundles(partners: list[task.PartnerData], results: dict[str, dict], private_trees: dict,
+                            node_dirs: dict[str, Path], mcfg: ModelConfig | None = None) -> dict[str, Path]:
+    """The simulation's blended bundles: per partner with a blend result and its private trees,
+    ``node_dirs[partner] / BUNDLE_DIR`` from its node bundle, the trees and the choice already made (no
+    refit). A partner whose bundle cannot be written is logged and left out (the run's scores stand)."""
+    out = {}
+    for data in partners:
+        name = data.partner
+        trees = private_trees.get(name)
+        if name not in results or trees is None:
+            continue
+        node = Path(node_dirs[name])
+        if not (node / "bundle" / "bundle.json").is_file():
+            continue  # no federated bundle on this node (the run did not write one)
+        try:
+            out[name] = write_blend_bundle(node / "bundle", data, trees, results[name], node / BUNDLE_DIR, mcfg)
+        except Exception as exc:  # noqa: BLE001 - packaging comes after the run's scores; it must not lose them
+            log.warning("%s: blended bundle not written: %s: %s", name, type(exc).__name__, exc)
+    return out

@@ -1,0 +1,119 @@
+"""``fedadmet node blend``: after a federated run, a partner packages its federated blend on its own node.
+
+It reads the node's prepared table and its federated bundle (``WORK/bundle``, written by the node when
+the run ends), fits its private trees on its own rows, chooses per endpoint on its valid rows and writes
+a blended bundle (``federation.blend_bundle``) that ``fedadmet admet predict -m`` / ``fedadmet screen
+-m`` load. No network: nothing is sent anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.errors import InputError
+
+console = Console()
+
+_WORK_HELP = ("The node's work folder, holding the federated bundle (bundle/) and the prepared table "
+              "(prepared/): <run-dir>/nodes/<partner>/work for `node start`, <out>/nodes/<partner> for `federate`.")
+
+
+def check_preparation_matches(work: Path, settings) -> None:
+    """The catalog and fold secret given now must be the ones the node trained with (its
+    ``prepared/summary.json``): other folds would put the federated net's training rows into the valid
+    rows the blend is chosen on."""
+    from pipelines.partner_data import NODE_SUMMARY
+    from pipelines.split import SIMULATION_FOLD_SECRET, fold_secret_fingerprint
+
+    path = work / "prepared" / NODE_SUMMARY
+    if not path.is_file():
+        return
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    catalog, _, secret = settings.load()
+    if before.get("fold_secret_check") and before["fold_secret_check"] != fold_secret_fingerprint(
+            secret or SIMULATION_FOLD_SECRET):
+        raise InputError(f"the fold secret differs from the one this node trained with ({path}); pass the same "
+                         "--fold-secret as to `node start`")
+    if before.get("catalog_sha256") and before["catalog_sha256"] != catalog.sha256:
+        raise InputError(f"the endpoint catalog differs from the one this node trained with ({path}); pass the "
+                         "same --catalog as to `node start`")
+
+
+def _fmt(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.3f}"
+
+
+def _print_summary(summary: dict, path: Path) -> None:
+    from federation import blend
+
+    options = (blend.FED_NN, blend.PRIVATE_TREES, blend.EQUAL_BLEND)
+    table = Table(title=f"federated blend of {summary['partner']} (valid rows choose; test rows score)")
+    for col in ("endpoint", "choice", "by", "n valid", "valid net", "valid trees", "valid equal", "test blend"):
+        table.add_column(col, justify="left" if col in ("endpoint", "choice", "by") else "right")
+    for name, e in summary["endpoints"].items():
+        table.add_row(name, e["choice"], e["chosen_by"], str(e["n_valid"]),
+                      *[_fmt(e["valid"].get(o)) for o in options], _fmt(e["test_blend"]))
+    console.print(table)
+    by_option = summary["test_metric_by_option"]
+    console.print("test metric (mean primary metric): blend " + _fmt(summary["test_metric_blend"]) + "; "
+                  + ", ".join(f"{o} {_fmt(v)}" for o, v in by_option.items()))
+    console.print(f"wrote the blended bundle {path} and its summary {path / 'blend_summary.json'} "
+                  "(they stay on this node; nothing was sent)")
+    console.print(f"predict with: fedadmet admet predict INPUT -m {path} --out predictions.csv")
+
+
+def node_blend(
+    data: Path = typer.Option(..., "--data", help="This partner's raw table (the one given to `node start`)."),
+    work: Path = typer.Option(..., "--work", help=_WORK_HELP),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the blended bundle (default: WORK/blend_bundle)."),
+    catalog: Path | None = typer.Option(None, "--catalog", help="The consortium's catalog.json (as for `node start`)."),
+    endpoint_map: Path | None = typer.Option(None, "--endpoint-map", help="Your endpoint mapping (as for `node start`)."),
+    fold_secret: Path | None = typer.Option(None, "--fold-secret", help="The fold secret file (as for `node start`)."),
+    ensemble: int = typer.Option(2, "--ensemble", min=1, max=50,
+                                 help="LightGBM members of the private trees (the default recipe's 2)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the private trees (member i: seed + i)."),
+    fallback: str = typer.Option("nn", "--fallback",
+                                 help="Endpoints the valid rows cannot score: nn (the federated net) or equal."),
+) -> None:
+    """Package this partner's federated blend as a bundle on its node: per endpoint the federated net,
+    private LightGBM trained on its own rows, or their equal blend, chosen on its valid rows."""
+    from admet.bundle import load_bundle
+    from admet.config import ModelConfig
+    from federation import task
+    from federation.blend_bundle import BUNDLE_DIR, blend_node
+    from flows.cli.consortium_cmd import _node_settings
+
+    if not work.is_dir():
+        raise InputError(f"--work folder not found: {work}")
+    fed_dir = work / "bundle"
+    if not (fed_dir / "bundle.json").is_file():
+        raise InputError(f"no federated bundle in {fed_dir}: the node writes it when a federated run ends "
+                         "(--work is the node's work folder)")
+    if fallback not in ("nn", "equal"):
+        raise InputError(f"--fallback must be nn or equal, got {fallback!r}")
+    fed = load_bundle(fed_dir)
+    if (fed.info or {}).get("trained_by") != "federation" or not fed.info.get("partner"):
+        raise InputError(f"{fed_dir} is not a partner's federated bundle")
+    settings = _node_settings(catalog, endpoint_map, fold_secret)
+    check_preparation_matches(work, settings)
+    partner = str(fed.info["partner"])
+    with console.status("preparing and featurizing the table (cached when `node start` did it)..."):
+        part = task.load_partner(data, partner, fed.features.spec, work / "feature_cache", work, seed=seed,
+                                 settings=settings)
+    unknown = [n for n in part.task_names if n not in fed.task_names]
+    if unknown:
+        raise InputError(f"endpoint(s) {unknown} of this table are not in the federated model; pass the "
+                         "--catalog / --endpoint-map used for `node start`")
+    mcfg = ModelConfig.cli_default(featurizer=fed.features.spec, seed=seed, ensemble=ensemble)
+    with console.status("fitting the private trees and choosing per endpoint on the valid rows..."):
+        path, summary = blend_node(part, fed_dir, out or work / BUNDLE_DIR, mcfg, fallback)
+    _print_summary(summary, path)
