@@ -189,19 +189,27 @@ class ModelBundle:
     def _threshold(self) -> float:
         return self.domain.threshold if self.domain is not None else 0.0
 
+    def predict_inputs(self, smiles: Sequence[str], inputs) -> pd.DataFrame:
+        """:meth:`predict_features` of standardized SMILES from their
+        :class:`admet.prediction_inputs.PredictionInputs` (features, valid mask and domain inputs of one
+        parse): the step every prediction entry point ends in."""
+        return self.predict_features(inputs.X, smiles, inputs.valid, domain_bits=inputs.domain)
+
     def predict_smiles(self, smiles: Sequence[object]) -> pd.DataFrame:
-        """One row per input, in order: ``input, smiles, status, reason`` + the endpoint columns."""
+        """One row per input, in order: ``input, smiles, status, reason`` + the endpoint columns.
+
+        Standardized with the project's pipeline, then featurized once per molecule
+        (``admet.prediction_inputs``; ``features.n_jobs`` worker processes for a long list)."""
+        from admet.prediction_inputs import prediction_inputs
         from pipelines.standardize import standardize_many
 
         inputs = list(smiles)
         std = standardize_many(inputs, with_inchikey=False)
         ok = [i for i, s in enumerate(std) if s.ok]
         ok_smiles = [std[i].smiles for i in ok]
-        if ok_smiles:
-            X_raw, valid = self.features.featurize(ok_smiles)
-        else:
-            X_raw, valid = np.zeros((0, self.features.n_features), np.float32), np.zeros(0, bool)
-        preds_ok = self.predict_features(X_raw, ok_smiles, valid)
+        prepared = prediction_inputs(ok_smiles, self.featurizer_spec, n_jobs=self.features.n_jobs)
+        preds_ok = self.predict_inputs(ok_smiles, prepared)
+        valid = prepared.valid
         head = pd.DataFrame({
             "input": pd.Series(inputs, dtype=object),
             "smiles": pd.Series([s.smiles if s.ok else None for s in std], dtype=object),
@@ -209,10 +217,8 @@ class ModelBundle:
             "reason": pd.Series([str(s.reason.value) if s.reason else "" for s in std], dtype=object),
         })
         ok_arr = np.asarray(ok, dtype=int)
-        good = ok_arr[valid] if len(ok_arr) else ok_arr
-        head.loc[good, "status"] = "ok"
-        failed = ok_arr[~valid] if len(ok_arr) else ok_arr
-        head.loc[failed, "reason"] = FEATURIZATION_FAILED
+        head.loc[ok_arr[valid], "status"] = "ok"
+        head.loc[ok_arr[~valid], "reason"] = FEATURIZATION_FAILED
         preds_ok.index = ok_arr
         preds = preds_ok.reindex(pd.RangeIndex(len(inputs)))
         return pd.concat([head, preds], axis=1)

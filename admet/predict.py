@@ -38,23 +38,13 @@ import pyarrow.parquet as pq
 
 from admet.bundle import DOMAIN_TEXT_COLUMNS, FEATURIZATION_FAILED, ModelBundle, load_bundle, output_columns
 from admet.columns import parquet_metadata, write_sidecar
-from admet.domain import (
-    AD_BITS,
-    AD_RADIUS,
-    BOX_DESCRIPTORS,
-    DomainInputs,
-    domain_inputs,
-    domain_inputs_from_mols,
-)
+from admet.prediction_inputs import PredictionInputs, featurize_for_prediction
 from pipelines.errors import InputError
 from pipelines.library_stream import iter_library
-from pipelines.physchem import PHYSCHEM_COLUMNS, physchem_frame
+from pipelines.physchem import PHYSCHEM_COLUMNS
 from pipelines.sources import Source, as_source
 
 log = logging.getLogger(__name__)
-
-#: featurizers take any size of molecule (the screening size limit is a standardization rule)
-_NO_SIZE_LIMIT = 100_000
 
 HEAD_COLUMNS = ("row", "input", "smiles", "status", "reason")
 #: After the input's ID columns: the compound identity and the first row with the same identity.
@@ -94,97 +84,9 @@ def output_format(out_path: Path) -> str:
     return fmt
 
 
-#: physchem column -> the rdkit2d descriptor computed by the same RDKit function (``pipelines.physchem``;
-#: value-exact, ``tests/unit/admet/test_predict_single_pass.py``)
-_PHYSCHEM_FROM_RDKIT2D = {"MW": "MolWt", "cLogP": "MolLogP", "TPSA": "TPSA", "HBD": "NumHDonors",
-                          "HBA": "NumHAcceptors", "rotatable_bonds": "NumRotatableBonds", "QED": "qed"}
-
-
-def _physchem_from_descriptors(values: dict[str, np.ndarray], n: int) -> np.ndarray:
-    """``physchem_frame``'s columns from rdkit2d's float64 values: a row is NaN where any value but QED
-    is (``physchem_frame`` leaves a row NaN when a descriptor fails, QED alone when only QED does)."""
-    out = np.full((n, len(PHYSCHEM_COLUMNS)), np.nan)
-    for j, col in enumerate(PHYSCHEM_COLUMNS):
-        if col in _PHYSCHEM_FROM_RDKIT2D:
-            out[:, j] = values[_PHYSCHEM_FROM_RDKIT2D[col]]
-    mw, logp, hbd, hba = (out[:, PHYSCHEM_COLUMNS.index(c)] for c in ("MW", "cLogP", "HBD", "HBA"))
-    out[:, PHYSCHEM_COLUMNS.index("lipinski_violations")] = (
-        (mw > 500).astype(int) + (logp > 5) + (hbd > 5) + (hba > 10))
-    others = [j for j, c in enumerate(PHYSCHEM_COLUMNS) if c != "QED"]
-    out[np.isnan(out[:, others]).any(axis=1)] = np.nan
-    return out
-
-
-def featurize_for_prediction(smiles: list[str], spec: str) -> tuple:
-    """``(X, valid, domain_inputs, physchem)`` of standardized SMILES, each molecule parsed once.
-
-    ``X`` and ``valid`` equal ``featurize_smiles(smiles, spec, n_jobs=1)`` bit for bit (the same parser,
-    featurizers, order and storage dtypes as ``pipelines.featurize.parallel.featurize_chunk``). What the
-    domain and the physchem columns need is read off the same work where the spec has it: the domain's
-    fingerprint bits are the non-zero bins of a Morgan count featurizer with the domain's radius and
-    size, and the descriptor box and physchem values are rdkit2d's float64 values (the same RDKit
-    functions) before the float32 storage; anything the spec lacks is computed from the parsed molecule.
-    Measured on the shipped model's spec (1,000 MOSES molecules, one core, CPU time): physchem
-    (1.9 ms/molecule, mostly QED) and the domain inputs (0.7 ms) were computed apart, each parsing again,
-    next to 6.4 ms of featurization.
-    """
-    from pipelines.featurize.base import get_featurizer, parse_spec
-    from pipelines.featurize.fingerprints import MorganCountFeaturizer
-    from pipelines.featurize.rdkit2d import RDKit2DFeaturizer
-    from pipelines.standardize import parse_smiles
-
-    featurizers = [get_featurizer(name) for name in parse_spec(spec)]
-    n = len(smiles)
-    blocks = [np.zeros((n, f.n_features), dtype=f.storage_dtype) for f in featurizers]
-    oks = [np.zeros(n, dtype=bool) for _ in featurizers]
-    morgan = next((k for k, f in enumerate(featurizers) if isinstance(f, MorganCountFeaturizer)
-                   and (f.radius, f.n_bits) == (AD_RADIUS, AD_BITS)), None)
-    desc = next((k for k, f in enumerate(featurizers) if isinstance(f, RDKit2DFeaturizer)), None)
-    wanted = [name for name in dict.fromkeys([*BOX_DESCRIPTORS, *_PHYSCHEM_FROM_RDKIT2D.values()])
-              if desc is not None and name in featurizers[desc].names]
-    columns = [featurizers[desc].names.index(name) for name in wanted] if wanted else []
-    raw = np.full((n, len(wanted)), np.nan)
-    mols: list = [None] * n
-    for i, text in enumerate(smiles):
-        mol, _ = parse_smiles(text, max_heavy_atoms=_NO_SIZE_LIMIT)
-        if mol is None:
-            continue
-        mols[i] = mol
-        for k, (block, ok, feat) in enumerate(zip(blocks, oks, featurizers)):
-            try:
-                values = feat.featurize_mol(mol)
-                block[i] = values
-            except Exception:  # noqa: BLE001 - one molecule never kills the chunk (as featurize_chunk)
-                continue
-            ok[i] = True
-            if k == desc and columns:
-                raw[i] = np.asarray(values, dtype=np.float64)[columns]
-    X = np.empty((n, sum(f.n_features for f in featurizers)), dtype=np.float32)
-    valid = np.ones(n, dtype=bool)
-    start = 0
-    for feat, block, ok in zip(featurizers, blocks, oks):
-        cols = slice(start, start + feat.n_features)
-        X[:, cols] = feat.compact(block)
-        X[~ok, cols] = np.nan
-        valid &= ok
-        start += feat.n_features
-    # Rows where a featurizer failed are invalid: predict_frame never reads their domain inputs or
-    # physchem (it predicts valid rows only and blanks physchem where status is not ok).
-    known = {name: raw[:, j] for j, name in enumerate(wanted)}
-    bits = None
-    if morgan is not None:
-        counts, ok_m = blocks[morgan], oks[morgan]
-        bits = [np.flatnonzero(counts[i]).tolist() if ok_m[i] else None for i in range(n)]
-    dom = domain_inputs_from_mols(mols, bits, {k: v for k, v in known.items() if k in BOX_DESCRIPTORS})
-    if all(name in known for name in _PHYSCHEM_FROM_RDKIT2D.values()):
-        phys = _physchem_from_descriptors(known, n)
-    else:
-        phys = physchem_frame(smiles).to_numpy(float)
-    return X, valid, dom, phys
-
-
 def _prepare_chunk(inputs: list, forced: list | None, spec: str) -> tuple:
-    """Worker: standardize + featurize one chunk; returns what the main process needs."""
+    """Worker: standardize + featurize one chunk (``admet.prediction_inputs``, each molecule parsed
+    once); returns what the main process needs."""
     from pipelines.standardize import standardize_many
 
     std = standardize_many(inputs, with_inchikey=True)
@@ -196,15 +98,8 @@ def _prepare_chunk(inputs: list, forced: list | None, spec: str) -> tuple:
             if r:
                 smiles[i], reasons[i] = None, r
     ok = [i for i, s in enumerate(smiles) if s is not None]
-    ok_smiles = [smiles[i] for i in ok]
-    if ok_smiles:
-        # fingerprints, descriptor box, rule flags and physchem from the featurization's own parse
-        X, valid, bits, phys = featurize_for_prediction(ok_smiles, spec)
-    else:
-        X, valid = None, np.zeros(0, bool)
-        bits = domain_inputs(ok_smiles)
-        phys = physchem_frame(ok_smiles).to_numpy(float)
-    return smiles, reasons, np.asarray(ok, dtype=np.int64), X, valid, bits, keys, phys
+    prepared = featurize_for_prediction([smiles[i] for i in ok], spec)
+    return smiles, reasons, np.asarray(ok, dtype=np.int64), keys, prepared
 
 
 def id_column_names(chunk_columns, task_names: list[str]) -> dict[str, str]:
@@ -240,19 +135,16 @@ def predict_frame(bundle: ModelBundle, chunk: pd.DataFrame, prepared: tuple,
                   seen: dict[str, int] | None = None) -> pd.DataFrame:
     """The output rows of one chunk from its worker result. ``seen`` (InChIKey -> first row) makes
     ``duplicate_of`` span chunks; without it duplicates are found within the chunk."""
-    smiles, reasons, ok, X, valid, bits, keys, phys = prepared
+    smiles, reasons, ok, keys, inputs = prepared
+    valid = inputs.valid
     n = len(chunk)
     status = np.full(n, "rejected", dtype=object)
     reasons = np.asarray(reasons, dtype=object)
-    if len(ok):
-        status[ok[valid]] = "ok"
-        reasons[ok[~valid]] = FEATURIZATION_FAILED
-        preds_ok = bundle.predict_features(X, [smiles[i] for i in ok], valid, domain_bits=bits)
-        preds_ok.index = ok
-        preds = preds_ok.reindex(pd.RangeIndex(n))
-    else:
-        preds = bundle.predict_features(np.zeros((0, 1), np.float32), [], np.zeros(0, bool)).reindex(
-            pd.RangeIndex(n))
+    status[ok[valid]] = "ok"
+    reasons[ok[~valid]] = FEATURIZATION_FAILED
+    preds_ok = bundle.predict_inputs([smiles[i] for i in ok], inputs)
+    preds_ok.index = ok
+    preds = preds_ok.reindex(pd.RangeIndex(n))
     head = pd.DataFrame({
         "row": chunk["row"].to_numpy(dtype=np.int64),
         "input": pd.Series([None if v is None else str(v) for v in chunk["input"]], dtype=object),
@@ -268,8 +160,7 @@ def predict_frame(bundle: ModelBundle, chunk: pd.DataFrame, prepared: tuple,
                              "duplicate_of": duplicate_rows(head["row"].to_numpy(), keys,
                                                             {} if seen is None else seen)})
     physchem = np.full((n, len(PHYSCHEM_COLUMNS)), np.nan)
-    if len(ok):
-        physchem[ok] = phys
+    physchem[ok] = inputs.physchem
     physchem[~is_ok] = np.nan
     physchem = pd.DataFrame(physchem, columns=list(PHYSCHEM_COLUMNS))
     return pd.concat([head, ids, identity, physchem, preds.reset_index(drop=True)], axis=1)
@@ -439,21 +330,14 @@ def _join_prepared(blocks: list[tuple], starts: list[int]) -> tuple:
     """One chunk's ``_prepare_chunk`` result from its blocks' (row ``starts`` within the chunk)."""
     if len(blocks) == 1:
         return blocks[0]
-    smiles, reasons, keys, ok, Xs, valid, bits, descs, flags, phys = ([] for _ in range(10))
-    for (s_, r_, ok_, X_, v_, d_, k_, p_), start in zip(blocks, starts, strict=True):
+    smiles, reasons, keys, ok, parts = [], [], [], [], []
+    for (s_, r_, ok_, k_, p_), start in zip(blocks, starts, strict=True):
         smiles += s_
         reasons += r_
         keys += k_
         ok.append(ok_ + start)
-        if X_ is not None:
-            Xs.append(X_)
-        valid.append(v_)
-        bits += d_.bits
-        descs.append(d_.descriptors)
-        flags += d_.flags
-        phys.append(p_)
-    return (smiles, reasons, np.concatenate(ok), np.concatenate(Xs) if Xs else None, np.concatenate(valid),
-            DomainInputs(bits, np.concatenate(descs), flags), keys, np.concatenate(phys))
+        parts.append(p_)
+    return smiles, reasons, np.concatenate(ok), keys, PredictionInputs.concat(parts)
 
 
 def _run(workers, chunks, resumed, finish, forced, spec) -> None:

@@ -3,6 +3,7 @@
     .venv/bin/python bench/admet_throughput.py                  # 10,000 MOSES molecules + 1M streamed
     .venv/bin/python bench/admet_throughput.py --quick          # 500 molecules, no stream, no ADMET-AI
     .venv/bin/python bench/admet_throughput.py --n 2000 --stream-n 0
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/admet_throughput.py --predict-path   # issue 9
 
 fedadmet: ``admet.predict.predict_file`` (read, standardize, featurize, every endpoint with ensemble
 spread, conformal interval, applicability-domain flag and approved-drug percentile, written to
@@ -21,6 +22,9 @@ endpoint counts next to every ratio.
 ``--bundle-featurizer SPEC`` / ``--bundle-model FAMILY`` train that bundle on another feature spec (e.g.
 ``morgan_count+rdkit2d_fast``) or model family (e.g. ``blend``).
 Writes bench/results/admet_throughput.json (or ``--out NAME``) and prints a Markdown table.
+``--predict-path``: only CPU time per molecule of ``ModelBundle.predict_smiles`` and of one screening chunk on
+the first ``--n`` (2,000) MOSES molecules with the shipped model (or ``--bundle``), the separate steps as they
+were vs the one prediction path, outputs compared exactly -> bench/results/predict_path_unified.json.
 """
 
 from __future__ import annotations
@@ -220,6 +224,111 @@ def endpoint_counts(fed: dict, admetai: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------- main
+# ------------------------------------------------------------------- one prediction path (issue 9)
+def _old_predict_smiles(bundle, inputs: list):
+    """``ModelBundle.predict_smiles`` as it was before the one prediction path: ``featurize_smiles``, then
+    ``predict_features`` recomputing the domain inputs from the SMILES (a second and third parse)."""
+    import numpy as np
+    import pandas as pd
+
+    from admet.bundle import FEATURIZATION_FAILED
+    from pipelines.featurize import featurize_smiles
+    from pipelines.standardize import standardize_many
+
+    std = standardize_many(inputs, with_inchikey=False)
+    ok = np.array([i for i, s in enumerate(std) if s.ok], dtype=int)
+    ok_smiles = [std[i].smiles for i in ok]
+    fm = featurize_smiles(ok_smiles, spec=bundle.featurizer_spec, n_jobs=1)
+    preds = bundle.predict_features(fm.X, ok_smiles, fm.valid)
+    preds.index = ok
+    head = pd.DataFrame({"input": pd.Series(inputs, dtype=object),
+                         "smiles": pd.Series([s.smiles if s.ok else None for s in std], dtype=object),
+                         "status": "rejected",
+                         "reason": pd.Series([str(s.reason.value) if s.reason else "" for s in std], dtype=object)})
+    head.loc[ok[fm.valid], "status"] = "ok"
+    head.loc[ok[~fm.valid], "reason"] = FEATURIZATION_FAILED
+    return pd.concat([head, preds.reindex(pd.RangeIndex(len(inputs)))], axis=1)
+
+
+def _old_screening_chunk(bundle, smiles: list[str]):
+    """The screening chunk as it was: ``featurize_smiles``, ``physchem_frame`` and ``predict_features``
+    (domain inputs from the SMILES), each parsing the molecules."""
+    import pandas as pd
+
+    from pipelines.featurize import featurize_smiles
+    from pipelines.physchem import physchem_frame
+
+    fm = featurize_smiles(smiles, spec=bundle.featurizer_spec, n_jobs=1)
+    return pd.concat([physchem_frame(smiles), bundle.predict_features(fm.X, smiles, fm.valid)], axis=1)
+
+
+def predict_path(bundle_dir: Path, n: int, repeats: int, out_name: str) -> int:
+    """CPU seconds per molecule of ``predict_smiles`` and of one screening chunk (the same first ``n`` MOSES
+    molecules; the chunk holds their standardized SMILES), the separate steps as they were vs the one
+    prediction path now, interleaved in this process; outputs compared exactly."""
+    import pandas as pd
+    import torch
+
+    from admet.bundle import load_bundle
+    from flows import screening_steps as steps
+    from pipelines.standardize import standardize_many
+
+    torch.set_num_threads(1)
+    bundle = load_bundle(bundle_dir)
+    bundle.features.n_jobs = 1  # one process, one thread: CPU time is this process's
+    lib = write_library(n, WORK / f"moses_{n}.smi")
+    inputs = [line.strip() for line in open(lib)]
+    chunk = [s.smiles for s in standardize_many(inputs, with_inchikey=False) if s.ok]
+    cached = steps.cached_bundle(str(bundle_dir))  # the screening tasks' bundle, loaded before the clock
+    ways = {
+        ("predict_smiles", "before"): lambda: _old_predict_smiles(bundle, inputs),
+        ("predict_smiles", "after"): lambda: bundle.predict_smiles(inputs),
+        ("screening_chunk", "before"): lambda: _old_screening_chunk(bundle, chunk),
+        ("screening_chunk", "after"): lambda: steps.predict_chunk(
+            bundle_dir, chunk, steps.featurize_chunk(chunk, bundle.featurizer_spec)),
+    }
+    for warm in (bundle, cached):  # warm-up (imports, first-call costs) outside the clock
+        warm.predict_smiles(inputs[:50])
+    cpu: dict = {key: [] for key in ways}
+    frames: dict = {}
+    for _ in range(repeats):
+        for key, fn in ways.items():
+            t0 = time.process_time()
+            frames[key] = fn()
+            cpu[key].append(time.process_time() - t0)
+            log.info("%s %s: %.1f s CPU", *key, cpu[key][-1])
+    rows, results = [], {}
+    for entry in ("predict_smiles", "screening_chunk"):
+        before, after = frames[(entry, "before")], frames[(entry, "after")]
+        try:
+            pd.testing.assert_frame_equal(after, before, check_exact=True)
+            same = True
+        except AssertionError as exc:
+            log.error("%s outputs differ: %s", entry, exc)
+            same = False
+        m = len(inputs) if entry == "predict_smiles" else len(chunk)
+        b, a = min(cpu[(entry, "before")]), min(cpu[(entry, "after")])
+        results[entry] = {"molecules": m, "cpu_s_before": cpu[(entry, "before")], "cpu_s_after": cpu[(entry, "after")],
+                          "cpu_ms_per_mol_before": 1000 * b / m, "cpu_ms_per_mol_after": 1000 * a / m,
+                          "ratio_before_over_after": b / a, "outputs_identical": same,
+                          "columns": int(before.shape[1])}
+        rows.append([entry, m, 1000 * b / m, 1000 * a / m, b / a, same])
+    table = ac.markdown_table(["entry point", "molecules", "CPU ms/mol before", "CPU ms/mol after", "ratio",
+                               "outputs identical"], rows)
+    print(table)
+    commit = subprocess.run(["git", "-C", str(ac.REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    payload = {"benchmark": "predict_path_unified", "bundle": str(bundle_dir), "n": n, "repeats": repeats,
+               "results": results, "markdown": table, "head": commit, "machine": ac.machine_info(),
+               "what": "before = the separate steps the entry points ran until this change (featurize_smiles, "
+                       "physchem_frame, predict_features recomputing the domain inputs from SMILES; reproduced "
+                       "in this script), after = the code now (admet.prediction_inputs + "
+                       "ModelBundle.predict_inputs); one process, one thread, torch 1 thread, modes "
+                       "interleaved, fastest repeat per mode; CPU time = time.process_time()"}
+    print(f"\nwrote {ac.write_json(out_name, payload)}")
+    return 0 if all(r["outputs_identical"] for r in results.values()) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -239,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="admet_throughput.json", help="result file name under bench/results/")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the fedadmet predict process (main process only; workers not profiled)")
+    parser.add_argument("--predict-path", action="store_true",
+                        help="only the one-prediction-path check (issue 9): predict_smiles and one screening "
+                             "chunk, before vs after, on --n molecules (default 2000) -> predict_path_unified.json")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats for --predict-path")
     parser.add_argument("--child", nargs=4, metavar=("BUNDLE", "INPUT", "OUT", "STATS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -257,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         child(*args.child, chunk_size=args.chunk_size)
         return 0
+    if args.predict_path:
+        bundle = Path(args.bundle) if args.bundle else ac.REPO / "models" / "fedadmet-base-1.1"
+        return predict_path(bundle, args.n or 2000, args.repeats, "predict_path_unified.json")
     n = args.n or (500 if args.quick else 10_000)
     stream_n = args.stream_n if args.stream_n is not None else (0 if args.quick else 1_000_000)
     t_start = time.perf_counter()

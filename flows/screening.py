@@ -30,7 +30,9 @@ Progress = Callable[[int, int], None]
 
 
 def _featurize_cache_key(context, parameters) -> str:
-    return "featurize-" + steps.content_hash(parameters["smiles"], parameters["spec"])
+    # "prediction-inputs-": a chunk's cached result is its PredictionInputs (features, domain inputs and
+    # physchem of one parse); results cached under the older "featurize-" keys held features only
+    return "prediction-inputs-" + steps.content_hash(parameters["smiles"], parameters["spec"])
 
 
 @task(name="read-library", task_run_name="read-library", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE,

@@ -141,19 +141,21 @@ def bundle_featurizer_spec(bundle_dir: Path) -> str:
 
 
 def featurize_chunk(smiles: list[str], spec: str):
-    """FeatureMatrix of one chunk (rows align with ``smiles``; invalid rows flagged)."""
-    from pipelines.featurize import featurize_smiles
+    """:class:`admet.prediction_inputs.PredictionInputs` of one chunk (each molecule parsed once: features,
+    valid mask, domain inputs, physchem; rows align with ``smiles``)."""
+    from admet.prediction_inputs import featurize_for_prediction
 
-    return featurize_smiles(list(smiles), spec=spec, n_jobs=1)
+    return featurize_for_prediction(list(smiles), spec)
 
 
 def predict_chunk(bundle_dir: Path, smiles: list[str], features) -> pd.DataFrame:
-    """The bundle's per-endpoint predictions (mean, std, interval, domain) for featurized rows."""
-    from pipelines.physchem import physchem_frame
+    """The physicochemical columns and the bundle's per-endpoint predictions (mean, std, interval,
+    domain) of one featurized chunk (``featurize_chunk``'s result); NaN on invalid rows."""
+    from pipelines.physchem import PHYSCHEM_COLUMNS
 
     bundle = cached_bundle(str(bundle_dir))
-    preds = bundle.predict_features(features.X, smiles=list(smiles), valid=features.valid)
-    return pd.concat([physchem_frame(list(smiles)), preds], axis=1)
+    preds = bundle.predict_inputs(list(smiles), features)
+    return pd.concat([pd.DataFrame(features.physchem, columns=list(PHYSCHEM_COLUMNS)), preds], axis=1)
 
 
 # --- ranking and outputs -------------------------------------------------------------------

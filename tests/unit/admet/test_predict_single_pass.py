@@ -1,4 +1,4 @@
-"""predict's single-pass worker step (``admet.predict.featurize_for_prediction``) gives exactly what the
+"""The single-pass prediction step (``admet.prediction_inputs.featurize_for_prediction``) gives exactly what the
 separate steps gave: ``featurize_smiles`` + ``domain_inputs`` + ``physchem_frame``, each parsing again.
 Real molecules: slices of the vendored TDC sets (salts, charges, isotopes, large molecules) after the
 project's standardization, plus rule-flag cases; and the shipped model's output columns both ways."""
@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from admet.domain import domain_inputs
-from admet.predict import _prepare_chunk, featurize_for_prediction, predict_frame
+from admet.predict import _prepare_chunk, predict_frame
+from admet.prediction_inputs import PredictionInputs, featurize_for_prediction
 from pipelines.featurize import featurize_smiles
 from pipelines.physchem import physchem_frame
 from pipelines.standardize import standardize_many
@@ -49,7 +50,8 @@ def library() -> list[str]:
 @pytest.mark.parametrize("spec", ["morgan_count+rdkit2d", "morgan_count+rdkit2d_fast", "morgan_count",
                                   "rdkit2d+morgan_bits"])
 def test_single_pass_equals_the_separate_steps(library, spec):
-    X, valid, dom, phys = featurize_for_prediction(library, spec)
+    got = featurize_for_prediction(library, spec)
+    X, valid, dom, phys = got.X, got.valid, got.domain, got.physchem
     fm = featurize_smiles(library, spec=spec, n_jobs=1)
     assert X.dtype == fm.X.dtype and X.shape == fm.X.shape
     assert np.array_equal(X, fm.X, equal_nan=True)
@@ -78,11 +80,11 @@ def test_bits_come_from_the_morgan_counts_and_descriptors_from_rdkit2d(library, 
     monkeypatch.setattr(domain, "_generator", no_generator)
     monkeypatch.setattr(domain, "BOX_DESCRIPTORS", {k: (v if k == "NetCharge" else no_generator)
                                                     for k, v in domain.BOX_DESCRIPTORS.items()})
-    monkeypatch.setattr("admet.predict.physchem_frame", lambda s: no_generator())
-    _, _, dom, phys = featurize_for_prediction(library, "morgan_count+rdkit2d")
-    assert dom.bits == expected[2].bits
-    assert np.array_equal(dom.descriptors, expected[2].descriptors, equal_nan=True)
-    assert np.array_equal(phys, expected[3], equal_nan=True)
+    monkeypatch.setattr("admet.prediction_inputs.physchem_frame", lambda s: no_generator())
+    got = featurize_for_prediction(library, "morgan_count+rdkit2d")
+    assert got.domain.bits == expected.domain.bits
+    assert np.array_equal(got.domain.descriptors, expected.domain.descriptors, equal_nan=True)
+    assert np.array_equal(got.physchem, expected.physchem, equal_nan=True)
 
 
 def _old_prepare(inputs: list, spec: str) -> tuple:
@@ -93,8 +95,8 @@ def _old_prepare(inputs: list, spec: str) -> tuple:
     ok_smiles = [smiles[i] for i in ok]
     fm = featurize_smiles(ok_smiles, spec=spec, n_jobs=1)
     return (smiles, [str(s.reason.value) if s.reason else "" for s in std], np.asarray(ok, dtype=np.int64),
-            fm.X, fm.valid, domain_inputs(ok_smiles), [s.inchikey if s.ok else None for s in std],
-            physchem_frame(ok_smiles).to_numpy(float))
+            [s.inchikey if s.ok else None for s in std],
+            PredictionInputs(fm.X, fm.valid, domain_inputs(ok_smiles), physchem_frame(ok_smiles).to_numpy(float)))
 
 
 @pytest.mark.skipif(not (SHIPPED / "bundle.json").exists(), reason="shipped model not in this checkout")
