@@ -193,3 +193,26 @@ def test_the_grid_sees_every_message_on_the_deployment_engine(admet_run, secagg_
         assert list(outcome["preparation_counts"]) == [PARTNERS[0]]
         counts = outcome["preparation_counts"][PARTNERS[0]]
         assert counts["n-input"] == counts["n-accepted"] + counts["n-rejected"] > 0
+
+
+def test_a_partner_blends_its_federated_model_on_its_node(admet_run, tmp_path):
+    """After the deployment run, ``fedadmet node blend`` on one node's work folder (its federated bundle
+    and prepared table, as the ClientApp left them) writes a blended bundle that predicts SMILES."""
+    from typer.testing import CliRunner
+
+    from admet.bundle import load_bundle
+    from federation.blend_bundle import BUNDLE_DIR, SUMMARY_FILE
+    from flows.cli import app
+
+    _, cons, _ = admet_run
+    partner = PARTNERS[1]
+    work = cons.run_dir / "nodes" / partner / "work"
+    data = cons.run_dir.parent / "partition" / "partners" / partner
+    res = CliRunner().invoke(app, ["node", "blend", "--data", str(data), "--work", str(work), "--ensemble", "1"])
+    assert res.exit_code == 0, res.output
+    bundle = load_bundle(work / BUNDLE_DIR)
+    summary = json.loads((work / BUNDLE_DIR / SUMMARY_FILE).read_text())
+    assert bundle.info["partner"] == partner and set(summary["endpoints"]) == set(bundle.task_names)
+    assert set(bundle.task_names) <= set(load_bundle(work / "bundle").task_names)
+    pred = bundle.predict_smiles(["CCOc1ccc(CC(=O)N2CCN(C)CC2)cc1", "c1ccccc1O"])
+    assert (pred["status"] == "ok").all() and np.isfinite(pred[bundle.task_names].to_numpy(float)).all()
