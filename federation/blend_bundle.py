@@ -146,8 +146,8 @@ def build_blend_bundle(fed: ModelBundle, trees: blend.PrivateTrees, result: dict
         "feature_scaling": "each part on its own scaling: the network on the consortium's (the federated "
                            "run's), the trees on the partner's train rows' robust scaling (median/IQR, "
                            f"NaN -> median, clipped to +/-{trees.scaler.clip:g}); the bundle passes raw features",
-        "network_training": "trained by federated averaging of the trunk (the federated run's recipe); "
-                            "heads are this partner's",
+        "network_training": "trained in the federated run (its strategy aggregates the trunk across partners; "
+                            "the heads are this partner's)",
         "composition": _composition(partner, names, choice, by, len(members), fed_info),
     }
     primary = {t.name: scoring.primary_metric_name(t) for t in tasks}

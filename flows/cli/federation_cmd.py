@@ -111,6 +111,9 @@ def _print(result) -> None:
     elif result.partner_bundles:
         console.print(f"private heads: each partner's bundle is in its node folder, e.g. "
                       f"{next(iter(result.partner_bundles.values()))}")
+    if result.blend_bundles:
+        console.print(f"federated blend: each partner's blended bundle (net + its private trees) is in its node "
+                      f"folder, e.g. {next(iter(result.blend_bundles.values()))}")
 
 
 def register(app: typer.Typer) -> None:
