@@ -254,8 +254,10 @@ def machine_info() -> dict:
 
 
 def write_json(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
+    """``name`` alone goes to ``bench/results/``; a name with a folder (``bench/results/x.json``,
+    ``/tmp/x.json``) is used as given, so ``--out bench/results/x.json`` no longer doubles the folder."""
+    path = Path(name) if Path(name).parent != Path(".") else RESULTS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=float))
     tmp.replace(path)
