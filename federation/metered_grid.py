@@ -25,6 +25,8 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 from flwr.common.serde import message_to_proto
 from flwr.serverapp import Grid
 
+from federation.grids import DelegatingGrid
+
 log = logging.getLogger(__name__)
 
 PULL_INTERVAL_S = 0.2
@@ -46,11 +48,11 @@ def message_kind(message: Message) -> str:
     return kind
 
 
-class MeteredGrid(Grid):
+class MeteredGrid(DelegatingGrid):
     """Delegates to ``inner``; ``bytes_down`` / ``bytes_up`` grow with every message sent / received."""
 
     def __init__(self, inner: Grid, quorum: int | None = None, grace: float = 60.0) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.bytes_down = 0
         self.bytes_up = 0
         self.quorum = quorum
@@ -67,19 +69,6 @@ class MeteredGrid(Grid):
 
     def totals(self) -> tuple[int, int]:
         return self.bytes_down, self.bytes_up
-
-    def set_run(self, run) -> None:
-        self.inner.set_run(run)
-
-    @property
-    def run(self):
-        return self.inner.run
-
-    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None) -> Message:
-        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
-
-    def get_node_ids(self) -> Iterable[int]:
-        return self.inner.get_node_ids()
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         messages = list(messages)

@@ -54,7 +54,8 @@ from flwr.serverapp.strategy import FedXgbBagging
 
 from federation import node, task
 from federation import partners as partners_mod
-from federation.config import FederatedConfig
+from federation.config import TREE_PATIENCE, TREE_ROUNDS, TREES_PROTECTED_MESSAGE, FederatedConfig
+from federation.grids import DelegatingGrid
 from federation.metered_grid import MeteredGrid
 from federation.mods import audit_mod, error_reply_mod
 from federation.stages import wait_for_nodes
@@ -78,9 +79,9 @@ BASE_SCORE = {"regression": 0.0, "classification": 0.5}
 class TreeSettings:
     """xgboost and round settings of the federated trees (the same for every endpoint)."""
 
-    rounds: int = 30
+    rounds: int = TREE_ROUNDS
     """Most federated rounds per endpoint (each adds one tree per participating partner)."""
-    patience: int = 5
+    patience: int = TREE_PATIENCE
     """Stop after this many rounds without a better weighted valid loss."""
     eta: float = 0.3
     """Step per round; each partner's tree is shrunk by ``eta * n_partner / n_endpoint``."""
@@ -98,6 +99,11 @@ class TreeSettings:
     def to_config(self) -> dict:
         return {k.replace("_", "-"): v for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_config(cls, cfg: FederatedConfig) -> "TreeSettings":
+        """The settings a run config asks for (``tree_rounds``, ``tree_patience``; the rest as here)."""
+        return cls(rounds=int(cfg.tree_rounds), patience=int(cfg.tree_patience), seed=int(cfg.seed))
+
 
 @dataclass(slots=True)
 class FederatedTreesResult:
@@ -112,6 +118,8 @@ class FederatedTreesResult:
     bytes_down: int = 0
     bytes_up: int = 0
     seconds: float = 0.0
+    token: str = ""
+    """The run's token: each node keeps the final model per endpoint at ``model_path(work, token, endpoint)``."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -260,6 +268,21 @@ def predictions_path(work_dir: Path, token: str, endpoint: str) -> Path:
     return Path(work_dir) / TREES_DIR / token / f"{safe}.npz"
 
 
+def model_path(work_dir: Path, token: str, endpoint: str) -> Path:
+    """Where a node keeps the final federated model of ``endpoint`` (xgboost JSON; empty: the base score)."""
+    return predictions_path(work_dir, token, endpoint).with_suffix(".json")
+
+
+def node_models(work_dir: Path, token: str, endpoints: list[str]) -> dict[str, bytes]:
+    """endpoint -> the final model's bytes, for the endpoints this node received a model of."""
+    out = {}
+    for name in endpoints:
+        path = model_path(work_dir, token, name)
+        if path.is_file():
+            out[name] = path.read_bytes()
+    return out
+
+
 @trees_client_app.query(PREDICT_STAGE)
 def predict(msg: Message, context: Context) -> Message:
     """The final model's predictions for every valid and test row, written to the node's own folder."""
@@ -272,6 +295,8 @@ def predict(msg: Message, context: Context) -> Message:
     path = predictions_path(where.work_dir, str(cfg["token"]), endpoint)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **out)
+    # the model itself stays on the node too, so its blended bundle can carry it (federation.blend_bundle)
+    model_path(where.work_dir, str(cfg["token"]), endpoint).write_bytes(_bytes_of(msg.content["arrays"]))
     return Message(RecordDict({"metrics": MetricRecord({"n-valid": len(out["valid"]), "n-test": len(out["test"])})}),
                    reply_to=msg)
 
@@ -280,33 +305,15 @@ def predict(msg: Message, context: Context) -> Message:
 # ServerApp: Flower's FedXgbBagging per endpoint, on the nodes that measure it
 # ---------------------------------------------------------------------------------------------------
 
-class NodeSubset(Grid):
+class NodeSubset(DelegatingGrid):
     """A view of a grid that lists only ``node_ids`` (so the strategy samples only those)."""
 
     def __init__(self, inner: Grid, node_ids: list[int]) -> None:
-        self.inner, self.node_ids = inner, list(node_ids)
-
-    def set_run(self, run) -> None:
-        self.inner.set_run(run)
-
-    @property
-    def run(self):
-        return self.inner.run
-
-    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None) -> Message:
-        return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
+        super().__init__(inner)
+        self.node_ids = list(node_ids)
 
     def get_node_ids(self):
         return list(self.node_ids)
-
-    def push_messages(self, messages):
-        return self.inner.push_messages(messages)
-
-    def pull_messages(self, message_ids):
-        return self.inner.pull_messages(message_ids)
-
-    def send_and_receive(self, messages, *, timeout=None):
-        return self.inner.send_and_receive(messages, timeout=timeout)
 
 
 def summed_metrics(contents: list[RecordDict], weighted_by_key: str) -> MetricRecord:
@@ -492,8 +499,7 @@ def make_trees_server_app(settings: TreeSettings, token: str, progress=None) -> 
 def refuse_protected_modes(cfg: FederatedConfig) -> None:
     """Trees are not aggregated under SecAgg+ or DP: a config asking for either is refused."""
     if cfg.secagg or cfg.dp_noise is not None or cfg.dp_clip is not None:
-        raise InputError("federated trees run without secure aggregation and without DP (each partner's trees "
-                         "reach the server in the clear); turn off --secagg / DP to use them")
+        raise InputError(TREES_PROTECTED_MESSAGE)
 
 
 def federated_trees(cfg: FederatedConfig, partners_dir: Path, settings: TreeSettings | None = None,
@@ -505,7 +511,7 @@ def federated_trees(cfg: FederatedConfig, partners_dir: Path, settings: TreeSett
     from federation.run import flower_environment, node_work_dir, run_apps, run_config_for
 
     refuse_protected_modes(cfg)
-    settings = settings or TreeSettings()
+    settings = settings or TreeSettings.from_config(cfg)
     t0 = time.perf_counter()
     token = uuid.uuid4().hex[:12]
     folders = partners_mod.partner_folders(partners_dir)
@@ -518,7 +524,7 @@ def federated_trees(cfg: FederatedConfig, partners_dir: Path, settings: TreeSett
     if outcome.get("token") != token:
         raise RuntimeError("the federated trees run ended without a result; see the log above")
     result = FederatedTreesResult(endpoints=outcome["endpoints"], bytes_down=int(outcome["bytes_down"]),
-                                  bytes_up=int(outcome["bytes_up"]))
+                                  bytes_up=int(outcome["bytes_up"]), token=token)
     for name, info in outcome["endpoints"].items():
         for partner in info.get("predicted", []):
             with np.load(predictions_path(node_work_dir(cfg, partner), token, name)) as z:
