@@ -116,6 +116,13 @@ class CheckpointingFedAvg(LegacyFedAvg):
 
     def aggregate_fit(self, server_round, results, failures):
         params, metrics = super().aggregate_fit(server_round, results, failures)
+        if params is not None:
+            # SecAgg+ dequantizes the unmasked sum to float64 and the legacy mean keeps it; back to the
+            # model's dtype once, so the next round's arrays, the checkpoints and the final model are
+            # what the plain path has (float32: half the bytes on the wire)
+            arrays = dict(zip(self.keys, parameters_to_ndarrays(params)))
+            arrays = {k: np.asarray(a, dtype=self.setup.arrays[k].dtype) for k, a in arrays.items()}
+            params = ndarrays_to_parameters([arrays[k] for k in self.keys])
         rnd = self.setup.offset + server_round
         (down, up), (down0, up0) = self.grid.totals(), self.bytes_seen
         self.bytes_seen = (down, up)
@@ -126,7 +133,6 @@ class CheckpointingFedAvg(LegacyFedAvg):
         log_entry.train_loss = float(np.mean(losses)) if losses else float("nan")
         self.rounds.append(log_entry)
         if params is not None:
-            arrays = dict(zip(self.keys, parameters_to_ndarrays(params)))
             self.setup.checkpointer.save(rnd, arrays, {"strategy": self.cfg.strategy, "secagg": True,
                                                        "run-token": self.setup.round_config["run-token"],
                                                        "round_log": [*self.setup.history,

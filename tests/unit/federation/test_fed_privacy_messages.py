@@ -114,8 +114,20 @@ def _check_common(outcome, grid, shapes, train_reply):
         _check_report(described, own[partner_of[node]])
 
 
-def test_plain_private_heads_sends_trunk_scalars_and_names_only(small):
-    outcome, grid, shapes = _run(small, "plain")
+@pytest.fixture(scope="module")
+def plain(small):
+    """The plain (no SecAgg+, no DP) private-heads run, shared by the tests that compare with it."""
+    return _run(small, "plain")
+
+
+def _global_dtypes(out) -> dict[str, str]:
+    """The dtypes of the run's final global arrays (``GLOBAL_MODEL_FILE``)."""
+    with np.load(out / GLOBAL_MODEL_FILE) as z:
+        return {str(k): str(z[f"a{i:04d}"].dtype) for i, k in enumerate(z["keys"])}
+
+
+def test_plain_private_heads_sends_trunk_scalars_and_names_only(plain):
+    outcome, grid, shapes = plain
     assert all(k.startswith("trunk.") for k in shapes)  # private heads: only the trunk travels
     _check_common(outcome, grid, shapes, {"stats": lambda n: _stats(n),
                                           "train": lambda own: {**_arrays(shapes), "metrics": TRAIN_METRICS, "configs": {}}})
@@ -164,7 +176,7 @@ def test_dp_sends_the_same_fields_and_each_update_is_clipped(small):
         assert diff <= clip * (1 + 1e-5)  # Flower's fixedclipping_mod clipped the update before it left
 
 
-def test_secagg_uploads_are_masked_not_the_true_update_and_sum_to_it(small, monkeypatch):
+def test_secagg_uploads_are_masked_not_the_true_update_and_sum_to_it(small, plain, monkeypatch):
     true_updates = {}
     fit = secagg.PartnerClient.fit
 
@@ -216,3 +228,12 @@ def test_secagg_uploads_are_masked_not_the_true_update_and_sum_to_it(small, monk
     stack = np.stack([np.concatenate([a.ravel() for a in arrays]) for arrays, _ in true_updates.values()])
     weights = np.array([n for _, n in true_updates.values()], dtype=np.float64)
     assert np.abs(got - weights @ stack / weights.sum()).max() < 1e-4  # the unmasked aggregate is the true one
+    # SecAgg+ dequantizes to float64; the aggregate goes back to the model's dtype: the global arrays,
+    # the checkpoint and the arrays the server sends next (the report query) are the plain run's dtypes
+    want = _global_dtypes(small[0] / "plain")
+    assert set(want.values()) == {"float32"} and _global_dtypes(small[0] / "secagg") == want
+    with np.load(small[0] / "secagg" / "checkpoints" / "round_001.npz") as z:
+        assert {str(z[f"a{i:04d}"].dtype) for i in range(len(shapes))} == {"float32"}
+    sent = [next(iter(m.content.array_records.values())) for m, _ in grid.exchanges
+            if m.metadata.message_type == "query.report"]
+    assert len(sent) == 3 and all({k: str(a.numpy().dtype) for k, a in rec.items()} == want for rec in sent)
