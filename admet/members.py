@@ -208,6 +208,76 @@ def _load_booster(lgb, path: Path):
     return lgb.Booster(model_file=str(path))
 
 
+class XGBEndpointModels:
+    """One xgboost model per endpoint, on raw features (non-finite values as xgboost's missing value).
+
+    A part of :class:`BlendMember`, not a family of its own: the federated trees of
+    ``federation.trees`` (one bagged model per endpoint, grown by the consortium, kept on the node).
+    ``models[j]``: the xgboost JSON of endpoint j, ``b""`` where the federation's model has no tree
+    (it predicts its base score, ``constants[j]``), ``None`` where the node has no model (NaN).
+    ``predict`` is ``federation.trees.predict_raw`` on the same inputs, bit for bit."""
+
+    FILE = "models.json"
+
+    def __init__(self, task_names: Sequence[str], models: Sequence[bytes | None], constants: Sequence[float | None]):
+        if not len(task_names) == len(models) == len(constants):
+            raise ValueError("xgboost part: one model and one constant per endpoint")
+        self.task_names = list(task_names)
+        self.models = [None if m is None else bytes(m) for m in models]
+        self.constants = [None if c is None else float(c) for c in constants]
+        self._boosters: list | None = None
+
+    def boosters(self) -> list:
+        if self._boosters is None:
+            import xgboost as xgb
+
+            out = []
+            for raw in self.models:
+                bst = None
+                if raw:
+                    bst = xgb.Booster()
+                    bst.load_model(bytearray(raw))
+                out.append(bst)
+            self._boosters = out
+        return self._boosters
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(n, T): probability of class 1 (classification) or original units; NaN where no model."""
+        import xgboost as xgb
+
+        X = np.asarray(X, dtype=np.float32)
+        X = np.where(np.isfinite(X), X, np.nan)
+        out = np.full((len(X), len(self.models)), np.nan)
+        dm = None
+        for j, (bst, raw, const) in enumerate(zip(self.boosters(), self.models, self.constants, strict=True)):
+            if bst is not None and len(X):
+                dm = dm if dm is not None else xgb.DMatrix(X, nthread=1)
+                out[:, j] = np.asarray(bst.predict(dm), dtype=np.float64)
+            elif raw is not None and const is not None:
+                out[:, j] = const
+        return out
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        files = []
+        for j, raw in enumerate(self.models):
+            name = None
+            if raw:
+                name = f"endpoint_{j:03d}.json"
+                (folder / name).write_bytes(raw)
+            files.append(name)
+        meta = {"task_names": self.task_names, "files": files, "empty": [m == b"" for m in self.models],
+                "constants": self.constants}
+        (folder / self.FILE).write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> "XGBEndpointModels":
+        meta = json.loads((folder / cls.FILE).read_text())
+        models = [(folder / f).read_bytes() if f else (b"" if empty else None)
+                  for f, empty in zip(meta["files"], meta["empty"], strict=True)]
+        return cls(meta["task_names"], models, meta["constants"])
+
+
 @MEMBERS.register("blend")
 class BlendMember:
     """A multitask network and LightGBM, combined per endpoint: ``w * net + (1 - w) * trees``.
@@ -224,16 +294,29 @@ class BlendMember:
     keeps the identity as its own scaler (``FeatureScaler.identity``), so each part sees exactly the
     features it was trained on (a federated net on the consortium's scaling, private trees on the
     partner's; the scalers clip and impute differently, so one shared scaling would change predictions).
+
+    ``xgb`` (optional, :class:`XGBEndpointModels` on raw features) with ``xgb_endpoints`` (bool per
+    endpoint): where True the member predicts exactly the xgboost model (the federated trees chosen by
+    the federated blend), the rest of the blend where that model is NaN. Without it nothing changes,
+    in memory or in the saved files.
     """
 
     family = "blend"
     PARTS = ("mtnn", "lgbm")
     SCALER_FILES = ("net_scaler.npz", "lgbm_scaler.npz")
+    XGB_DIR = "xgb"
 
     def __init__(self, net: "MTNNMember", gbm: "LGBMMember", net_weight: Sequence[float] | None = None,
-                 scalers: tuple | None = None) -> None:
+                 scalers: tuple | None = None, xgb: "XGBEndpointModels | None" = None,
+                 xgb_endpoints: Sequence[bool] | None = None) -> None:
         self.net = net
         self.gbm = gbm
+        if (xgb is None) != (xgb_endpoints is None):
+            raise ValueError("a blend's xgboost part needs its endpoints (xgb_endpoints), and they need the part")
+        self.xgb = xgb
+        self.xgb_endpoints = None if xgb_endpoints is None else np.asarray(xgb_endpoints, dtype=bool)
+        if xgb is not None and len(self.xgb_endpoints) != len(xgb.models):
+            raise ValueError(f"{len(self.xgb_endpoints)} xgboost flags for {len(xgb.models)} endpoint models")
         self.scalers = tuple(scalers) if scalers is not None else (None, None)
         self.net_weight = None
         if net_weight is not None:
@@ -270,16 +353,35 @@ class BlendMember:
 
     def components(self, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """(the blend, its parts): the network and LightGBM, each where its weight is above 0 (the
-        other part in its place elsewhere, so an endpoint that uses one part has no spread)."""
+        other part in its place elsewhere, so an endpoint that uses one part has no spread); where the
+        xgboost part is used, it is in both parts' place."""
         a, b = self.parts(X)
         b_used = np.where(np.isnan(b), a, b)
         if self.net_weight is None:
-            return self.combine(a, b), [a, b_used]
-        w = self.net_weight
-        return self.combine(a, b), [np.where(w == 0.0, b_used, a), np.where(w == 1.0, a, b_used)]
+            blend, comps = self.combine(a, b), [a, b_used]
+        else:
+            w = self.net_weight
+            blend, comps = self.combine(a, b), [np.where(w == 0.0, b_used, a), np.where(w == 1.0, a, b_used)]
+        if self.xgb is None:
+            return blend, comps
+        use = self._xgb_used(X)
+        return (self._with_xgb(blend, use), [self._with_xgb(c, use) for c in comps])
+
+    def _xgb_used(self, X: np.ndarray) -> np.ndarray:
+        """(n, T): the xgboost part's predictions where they replace the blend, NaN elsewhere."""
+        cols = np.flatnonzero(self.xgb_endpoints)
+        out = np.full((len(X), len(self.xgb_endpoints)), np.nan)
+        if len(cols):
+            out[:, cols] = self.xgb.predict(X)[:, cols]
+        return out
+
+    @staticmethod
+    def _with_xgb(pred: np.ndarray, used: np.ndarray) -> np.ndarray:
+        return np.where(np.isnan(used), pred, used)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.combine(*self.parts(X))
+        out = self.combine(*self.parts(X))
+        return out if self.xgb is None else self._with_xgb(out, self._xgb_used(X))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -294,6 +396,9 @@ class BlendMember:
             if scaler is not None:
                 scaler.save(folder / name)
                 meta.setdefault("part_scalers", []).append(name)
+        if self.xgb is not None:
+            self.xgb.save(folder / self.XGB_DIR)
+            meta["xgb_endpoints"] = [bool(v) for v in self.xgb_endpoints]
         (folder / "member.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -303,8 +408,9 @@ class BlendMember:
         meta = json.loads((folder / "member.json").read_text())
         scalers = tuple(FeatureScaler.load(folder / name) if name in meta.get("part_scalers", []) else None
                         for name in cls.SCALER_FILES)
+        xgb = XGBEndpointModels.load(folder / cls.XGB_DIR) if "xgb_endpoints" in meta else None
         return cls(MTNNMember.load(folder / "mtnn"), LGBMMember.load(folder / "lgbm"), meta.get("net_weight"),
-                   scalers)
+                   scalers, xgb, meta.get("xgb_endpoints"))
 
 
 def member_class(family: str) -> type:

@@ -19,6 +19,13 @@ predict -m`` and ``fedadmet screen -m`` load like any bundle:
 - in ``bundle.json`` ``info``: what it is made of, the per-endpoint choice with its valid scores, and
   that the trees never left the node; the same in the model card's Composition section.
 
+With ``fedadmet federate --federated-trees`` the blend has a fourth option, the federated trees
+(``federation.trees``: one bagged xgboost model per endpoint, grown by the partners that measure it).
+Every node already holds the final model of each endpoint it took part in (``trees.model_path``); the
+bundle carries the models of the endpoints whose choice they are (``admet.members.XGBEndpointModels``,
+on raw features) in every member, and there the member predicts exactly that model (the net where the node has none, as
+the blend's option does). The default blend's files are unchanged.
+
 The blended bundle covers the partner's own endpoints only (those it has labels for, where the choice
 is made); for the consortium's other endpoints the federated ``bundle/`` still predicts.
 
@@ -41,7 +48,7 @@ from admet.bundle import ModelBundle, load_bundle
 from admet.config import ModelConfig
 from admet.ensemble import Ensemble
 from admet.features import FeatureScaler, FeatureSet
-from admet.members import BlendMember, MTNNMember
+from admet.members import BlendMember, MTNNMember, XGBEndpointModels
 from admet.model import MultitaskNet, head_key
 from admet.train import TargetScaler
 from federation import blend, scoring, task
@@ -56,16 +63,31 @@ KIND = "federated_blend"
 NET_WEIGHT = {blend.FED_NN: 1.0, blend.PRIVATE_TREES: 0.0, blend.EQUAL_BLEND: 0.5}
 
 
-def net_weights(choice: dict[str, str], names: list[str]) -> list[float]:
-    """The net's weight per endpoint of ``names`` from ``choice`` (endpoint -> option)."""
+def net_weights(choice: dict[str, str], names: list[str], fed_trees: bool = False) -> list[float]:
+    """The net's weight per endpoint of ``names`` from ``choice`` (endpoint -> option). With the federated
+    trees in the bundle (``fed_trees``) their endpoints get 1: the net is what the member falls back to
+    where the node has no federated model (``blend.candidates`` does the same)."""
     out = []
+    packaged = {**NET_WEIGHT, **({blend.FED_TREES: 1.0} if fed_trees else {})}
     for name in names:
         option = choice.get(name)
-        if option not in NET_WEIGHT:
+        if option not in packaged:
             raise ValueError(f"endpoint {name}: option {option!r} cannot be packaged in a blended bundle "
-                             f"(packaged: {sorted(NET_WEIGHT)})")
-        out.append(NET_WEIGHT[option])
+                             f"(packaged: {sorted(packaged)})")
+        out.append(packaged[option])
     return out
+
+
+def federated_trees_part(node_dir: Path, token: str, endpoints: dict[str, dict], names: list[str]) -> XGBEndpointModels:
+    """The federated trees this node holds (``federation.trees``: the final model per endpoint, kept in
+    its work folder under the run's ``token``), in the order of ``names``; ``endpoints``: the trees run's
+    per-endpoint info (its ``task_type`` gives an empty model's base score). No model: NaN (the net)."""
+    from federation.trees import BASE_SCORE, node_models
+
+    models = node_models(Path(node_dir), token, names)
+    raw = [models.get(n) for n in names]
+    constants = [BASE_SCORE[endpoints[n]["task_type"]] if n in endpoints else None for n in names]
+    return XGBEndpointModels(names, raw, constants)
 
 
 def own_endpoint_net(member: MTNNMember, names: list[str]) -> MTNNMember:
@@ -86,8 +108,12 @@ def own_endpoint_net(member: MTNNMember, names: list[str]) -> MTNNMember:
     return MTNNMember(sub, TargetScaler(ts.mean[cols], ts.std[cols], ts.is_classification[cols]), member.best_epoch)
 
 
+def _option_weight(option: str) -> str:
+    return "federated trees" if option == blend.FED_TREES else f"{NET_WEIGHT[option]:g}"
+
+
 def _composition(partner: str, names: list[str], choice: dict[str, str], by: dict[str, str],
-                 n_trees: int, fed_info: dict) -> list[str]:
+                 n_trees: int, fed_info: dict, fed_trees: bool = False) -> list[str]:
     lines = [
         f"A federated blend of partner `{partner}`, built on its own node (nothing of it was sent anywhere):",
         "- federated network: the consortium's global trunk with this partner's own heads (the federated "
@@ -99,19 +125,23 @@ def _composition(partner: str, names: list[str], choice: dict[str, str], by: dic
         "- per endpoint, the option with the best primary metric on the partner's valid rows (the fallback "
         "rule where they cannot score it): weight on the network 1 (federated NN), 0 (private trees) or "
         "0.5 (equal blend).",
-        "",
-        "| endpoint | option | weight on network | chosen by |",
-        "|---|---|---|---|",
     ]
-    lines += [f"| {n} | {choice[n]} | {NET_WEIGHT[choice[n]]:g} | {by.get(n, '-')} |" for n in names]
+    if fed_trees:
+        lines.insert(3, "- federated trees: per endpoint the bagged xgboost model the partners that measure it grew "
+                        "with Flower's FedXgbBagging (this node received it; its own trees went to the server in the "
+                        "clear, docs/PRIVACY.md); where chosen, the member predicts exactly that model (the network "
+                        "where this node has none);")
+    lines += ["", "| endpoint | option | weight on network | chosen by |", "|---|---|---|---|"]
+    lines += [f"| {n} | {choice[n]} | {_option_weight(choice[n])} | {by.get(n, '-')} |" for n in names]
     return lines
 
 
 def build_blend_bundle(fed: ModelBundle, trees: blend.PrivateTrees, result: dict, partner: str,
-                       mcfg: ModelConfig | None = None) -> ModelBundle:
+                       mcfg: ModelConfig | None = None, fed_trees: XGBEndpointModels | None = None) -> ModelBundle:
     """The blended bundle from the partner's federated bundle ``fed``, its private ``trees`` and
     ``result`` (a ``blend.blend_partner`` result: ``choice``, ``chosen_by``, ``valid_scores``, and the
-    test scores ``endpoints`` / ``metric`` as metrics)."""
+    test scores ``endpoints`` / ``metric`` as metrics); ``fed_trees``: the federated trees this node holds
+    (:func:`federated_trees_part`), needed only where the choice names them."""
     names = list(trees.task_names)
     if len(fed.ensemble.members) != 1 or not isinstance(fed.ensemble.members[0], MTNNMember):
         raise InputError("the federated bundle must hold one federated network (an mtnn member)")
@@ -119,10 +149,20 @@ def build_blend_bundle(fed: ModelBundle, trees: blend.PrivateTrees, result: dict
     if missing:
         raise InputError(f"the federated bundle does not predict the partner's endpoint(s) {missing}")
     choice = {n: result["choice"][n] for n in names}
-    weights = net_weights(choice, names)
+    uses_fed_trees = any(c == blend.FED_TREES for c in choice.values())
+    if uses_fed_trees and (fed_trees is None or fed_trees.task_names != names):
+        raise ValueError("the choice names the federated trees: pass this node's models (federated_trees_part) "
+                         "for the partner's endpoints")
+    weights = net_weights(choice, names, fed_trees=uses_fed_trees)
     net = own_endpoint_net(fed.ensemble.members[0], names)
     net_scaler = fed.features.scaler
-    members = [BlendMember(net, gbm, weights, scalers=(net_scaler, trees.scaler)) for gbm in trees.members]
+    xgb_kw = {}
+    if uses_fed_trees:  # only the chosen endpoints' models go into the bundle (the others are not used)
+        used = [choice[n] == blend.FED_TREES for n in names]
+        part = XGBEndpointModels(names, [m if u else None for m, u in zip(fed_trees.models, used, strict=True)],
+                                 [c if u else None for c, u in zip(fed_trees.constants, used, strict=True)])
+        xgb_kw = {"xgb": part, "xgb_endpoints": used}
+    members = [BlendMember(net, gbm, weights, scalers=(net_scaler, trees.scaler), **xgb_kw) for gbm in trees.members]
     tasks = [fed.tasks[fed.task_names.index(n)] for n in names]
     features = FeatureSet(spec=fed.features.spec, clip=fed.features.clip)
     features.scaler = FeatureScaler.identity(len(net_scaler.center))
@@ -140,16 +180,23 @@ def build_blend_bundle(fed: ModelBundle, trees: blend.PrivateTrees, result: dict
                                      "they never left the node",
                     "combination": "per endpoint w * net + (1 - w) * trees, w from the chosen option"},
         "trees_left_node": False,
-        "blend": {n: {"choice": choice[n], "net_weight": w, "chosen_by": by.get(n),
-                      "valid_scores": result.get("valid_scores", {}).get(n, {})} for n, w in zip(names, weights)},
+        "blend": {n: {"choice": choice[n], "net_weight": None if choice[n] == blend.FED_TREES else w,
+                      "chosen_by": by.get(n), "valid_scores": result.get("valid_scores", {}).get(n, {})}
+                  for n, w in zip(names, weights)},
         "federated_run": {k: fed_info[k] for k in ("run_token", "rounds", "heads", "scaling") if k in fed_info},
         "feature_scaling": "each part on its own scaling: the network on the consortium's (the federated "
                            "run's), the trees on the partner's train rows' robust scaling (median/IQR, "
                            f"NaN -> median, clipped to +/-{trees.scaler.clip:g}); the bundle passes raw features",
         "network_training": "trained in the federated run (its strategy aggregates the trunk across partners; "
                             "the heads are this partner's)",
-        "composition": _composition(partner, names, choice, by, len(members), fed_info),
+        "composition": _composition(partner, names, choice, by, len(members), fed_info, uses_fed_trees),
     }
+    if uses_fed_trees:
+        info["made_of"]["federated_trees"] = ("per endpoint the consortium's bagged xgboost model (Flower's "
+                                              "FedXgbBagging); this partner's own trees in it went to the server "
+                                              "in the clear")
+        info["made_of"]["combination"] += "; where the federated trees were chosen, exactly their prediction"
+        info["federated_trees_endpoints"] = [n for n in names if choice[n] == blend.FED_TREES]
     primary = {t.name: scoring.primary_metric_name(t) for t in tasks}
     metrics = {"test": {n: {primary[n]: v} for n, v in result.get("endpoints", {}).items() if n in primary},
                "test_metric": result.get("metric"), "test_by_option": result.get("test_by_option", {})}
@@ -167,6 +214,7 @@ def blend_summary(data: task.PartnerData, result: dict) -> dict:
     for j, name in enumerate(data.task_names):
         per[name] = {"choice": result["choice"][name], "chosen_by": result["chosen_by"][name],
                      "net_weight": NET_WEIGHT.get(result["choice"][name]),
+                     "federated_trees": result["choice"][name] == blend.FED_TREES,
                      "valid": result["valid_scores"].get(name, {}), "n_valid": int(n_valid[j]),
                      "n_test": int(n_test[j]), "test_blend": result["endpoints"].get(name),
                      "test": {o: r["endpoints"].get(name) for o, r in result.get("test_by_option", {}).items()}}
@@ -196,10 +244,10 @@ def _clear_out(out: Path) -> None:
 
 
 def write_blend_bundle(fed_bundle_dir: Path, data: task.PartnerData, trees: blend.PrivateTrees, result: dict,
-                       out: Path, mcfg: ModelConfig | None = None) -> Path:
+                       out: Path, mcfg: ModelConfig | None = None, fed_trees: XGBEndpointModels | None = None) -> Path:
     """Save the blended bundle to ``out`` (a previous one there is replaced), with ``SUMMARY_FILE`` in it."""
     fed = load_bundle(fed_bundle_dir)
-    bundle = build_blend_bundle(fed, trees, result, data.partner, mcfg)
+    bundle = build_blend_bundle(fed, trees, result, data.partner, mcfg, fed_trees)
     out = Path(out)
     _clear_out(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,10 +279,13 @@ def blend_node(data: task.PartnerData, fed_bundle_dir: Path, out: Path, mcfg: Mo
 
 
 def write_simulated_bundles(partners: list[task.PartnerData], results: dict[str, dict], private_trees: dict,
-                            node_dirs: dict[str, Path], mcfg: ModelConfig | None = None) -> dict[str, Path]:
+                            node_dirs: dict[str, Path], mcfg: ModelConfig | None = None,
+                            fed_trees=None) -> dict[str, Path]:
     """The simulation's blended bundles: per partner with a blend result and its private trees,
     ``node_dirs[partner] / BUNDLE_DIR`` from its node bundle, the trees and the choice already made (no
-    refit). A partner whose bundle cannot be written is logged and left out (the run's scores stand)."""
+    refit); ``fed_trees``: the run's ``federation.trees.FederatedTreesResult`` (each node's models are
+    read from its own folder). A partner whose bundle cannot be written is logged and left out (the run's
+    scores stand)."""
     out = {}
     for data in partners:
         name = data.partner
@@ -245,7 +296,9 @@ def write_simulated_bundles(partners: list[task.PartnerData], results: dict[str,
         if not (node / "bundle" / "bundle.json").is_file():
             continue  # no federated bundle on this node (the run did not write one)
         try:
-            out[name] = write_blend_bundle(node / "bundle", data, trees, results[name], node / BUNDLE_DIR, mcfg)
+            part = (federated_trees_part(node, fed_trees.token, fed_trees.endpoints, list(trees.task_names))
+                    if fed_trees is not None else None)
+            out[name] = write_blend_bundle(node / "bundle", data, trees, results[name], node / BUNDLE_DIR, mcfg, part)
         except Exception as exc:  # noqa: BLE001 - packaging comes after the run's scores; it must not lose them
             log.warning("%s: blended bundle not written: %s: %s", name, type(exc).__name__, exc)
     return out

@@ -25,6 +25,11 @@ SCALING_MODES = ("public", "moments")
 #: SecAgg+ with 2 partners: each can subtract its own update from the sum and read the other's.
 SECAGG_MIN_PARTNERS = 3
 HEAD_MODES = ("private", "shared")
+#: Federated trees' round defaults (``federation.trees.TreeSettings`` reads them from here: one source).
+TREE_ROUNDS, TREE_PATIENCE = 30, 5
+#: Why federated trees are refused with SecAgg+ / DP (``federation.trees.refuse_protected_modes`` says it too).
+TREES_PROTECTED_MESSAGE = ("federated trees run without secure aggregation and without DP (each partner's trees "
+                           "reach the server in the clear); turn off --secagg / DP to use them")
 BLEND_FALLBACKS = ("nn", "consortium", "equal")  # federation.blend.FALLBACK_RULES (blend imports admet; config stays light)
 
 
@@ -133,6 +138,15 @@ class FederatedConfig:
     ``bench/results/federation_best_solo_reblend.json``); ``consortium``: the option that won most often
     on the valid rows of the partners that can score it (the federated NN where none can); ``equal``:
     the equal blend of net and private trees (docs/FEDERATION.md)."""
+    federated_trees: bool = False
+    """Simulation (``fedadmet federate --federated-trees``): after the NN run, federated xgboost per endpoint
+    on the same partners and engine (``federation.trees``, Flower's ``FedXgbBagging``), offered to the blend
+    as a fourth option. Each partner's trees reach the server in the clear: refused with SecAgg+ or DP;
+    needs the references (``baselines``), whose private trees the blend compares with."""
+    tree_rounds: int = TREE_ROUNDS
+    """Federated trees: most rounds per endpoint (``federation.trees.TreeSettings.rounds``)."""
+    tree_patience: int = TREE_PATIENCE
+    """Federated trees: stop after this many rounds without a better valid loss (``TreeSettings.patience``)."""
     catalog_sha256: str | None = None
     """The consortium endpoint catalog's content SHA-256 (``EndpointCatalog.sha256``) the operator
     publishes with the run (``consortium run`` sets it from ``--catalog``). Every node compares it with
@@ -201,6 +215,13 @@ class FederatedConfig:
             problems.append("--dp-epsilon-max needs --dp-noise > 0 (no noise: epsilon is infinite)")
         if self.blend_fallback not in BLEND_FALLBACKS:
             problems.append(f"blend fallback {self.blend_fallback!r} is not one of {BLEND_FALLBACKS}")
+        if self.federated_trees and (self.secagg or self.dp_clip is not None or self.dp_noise is not None):
+            problems.append(TREES_PROTECTED_MESSAGE)
+        if self.federated_trees and not self.baselines:
+            problems.append("--federated-trees is an option of the federated blend, which needs the references: "
+                            "drop --no-baselines")
+        if self.tree_rounds < 1 or self.tree_patience < 1:
+            problems.append("--tree-rounds and --tree-patience must be >= 1")
         if self.robust_f < 0:
             problems.append("robust f must be >= 0")
         if problems:

@@ -2,8 +2,10 @@
 
 ``run_federated(FederatedConfig) -> FederatedResult``: partition (or reuse) the partners' data,
 warm the feature cache, run Flower's Simulation Engine (Ray backend, one CPU per ClientApp),
-train the best-solo and pooled references (``federation.baselines``), blend each partner's federated
-net with its private trees (``federation.blend``), package each partner's blend as a bundle in its
+train the best-solo and pooled references (``federation.baselines``), with ``federated_trees`` grow
+federated xgboost per endpoint on the same partners and engine (``federation.trees``), blend each
+partner's federated net with its private trees (and the federated trees: a fourth option) per endpoint
+(``federation.blend``), package each partner's blend as a bundle in its
 node folder (``federation.blend_bundle``), and write the report.
 """
 
@@ -176,6 +178,52 @@ def with_run_config(server_app: ServerApp, client_app: ClientApp, run_config: di
     return server, _RunConfigClientApp(client_app, run_config)
 
 
+def _federated_trees(cfg: FederatedConfig, partners_dir: Path, partners: list[task.PartnerData], progress=None):
+    """``federation.trees.federated_trees`` on the run's partners and engine; returns (the result, the
+    blend's ``extra``: partner -> {FED_TREES: fold -> (n_fold, T_own)})."""
+    from federation import blend
+    from federation.trees import TreeSettings, federated_trees
+
+    trees = federated_trees(cfg, partners_dir, TreeSettings.from_config(cfg), progress)
+    extra = {d.partner: {blend.FED_TREES: blend.federated_tree_option(trees.predictions.get(d.partner, {}), d)}
+             for d in partners}
+    return trees, extra
+
+
+def federated_trees_summary(trees, blend_results: dict[str, dict], cfg: FederatedConfig) -> dict:
+    """The report's ``federated_trees`` section: settings, per endpoint who trained / rounds / trees /
+    bytes, the totals, and how many partner-endpoints the blend gave to the federated trees."""
+    from dataclasses import asdict
+
+    from federation.blend import FED_TREES
+    from federation.trees import TreeSettings
+
+    chosen = sum(c == FED_TREES for r in blend_results.values() for c in r["choice"].values())
+    total = sum(len(r["choice"]) for r in blend_results.values())
+    return {"settings": asdict(TreeSettings.from_config(cfg)), "seconds": trees.seconds, "bytes_down": trees.bytes_down, "bytes_up": trees.bytes_up,
+            "endpoints": {name: {k: info.get(k) for k in ("task_type", "partners", "holders", "rounds_run",
+                                                           "best_round", "n_trees")}
+                          for name, info in trees.endpoints.items()},
+            "blend_chose_federated_trees": chosen, "blend_partner_endpoints": total,
+            "test_metric_federated_trees_only": {p: r["test_by_option"].get(FED_TREES, {}).get("metric")
+                                                 for p, r in blend_results.items()}}
+
+
+def federated_trees_markdown(section: dict) -> str:
+    """The report.md section of :func:`federated_trees_summary`."""
+    s = section["settings"]
+    lines = ["", "## Federated trees (Flower's FedXgbBagging, a fourth blend option)", "",
+             f"At most {s['rounds']} rounds per endpoint, patience {s['patience']}; {section['seconds']:.1f} s, "
+             f"{section['bytes_down']} bytes down, {section['bytes_up']} bytes up (trees in the clear, "
+             "docs/PRIVACY.md). The blend chose them for "
+             f"{section['blend_chose_federated_trees']} of {section['blend_partner_endpoints']} partner-endpoints.",
+             "", "| endpoint | type | partners trained | rounds run | best round | trees |", "|---|---|---|---|---|---|"]
+    for name, e in sorted(section["endpoints"].items()):
+        lines.append(f"| {name} | {e['task_type']} | {len(e['partners'] or [])} | {e['rounds_run']} | "
+                     f"{e['best_round']} | {e['n_trees']} |")
+    return "\n".join(lines) + "\n"
+
+
 def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
     """Partition, federate, compare with best solo and pooled, blend, report (see module docstring).
 
@@ -196,7 +244,7 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
     partners = load_all_partners(cfg, partners_dir)
     tell("federated rounds", 0, cfg.rounds)
     outcome = simulate(cfg, partners_dir, progress)
-    local = pooled = blend = references = None
+    local = pooled = blend = references = fed_trees = None
     blend_bundles: dict[str, Path] = {}
     timing = {"federated_wall_seconds": outcome.get("server_seconds")}
     if cfg.baselines:
@@ -209,21 +257,31 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
         local, pooled, references = base.local, base.pooled, base.recipe
         timing.update({"local_all_partners_seconds": base.local_seconds, "pooled_seconds": base.pooled_seconds,
                        "blend_trees_seconds": base.blend_trees_seconds})
+        extra = None
+        if cfg.federated_trees:
+            fed_trees, extra = _federated_trees(cfg, partners_dir, partners, progress)
+            timing["federated_trees_seconds"] = fed_trees.seconds
         tell("federated blend (private trees)", 0, 1)
         t_blend = time.perf_counter()
         blend = federated_blend(partners, {p.partner: node_work_dir(cfg, p.partner) / "bundle" for p in partners},
-                                {k: v.trees for k, v in base.solo.items()}, fallback=cfg.blend_fallback)
+                                {k: v.trees for k, v in base.solo.items()}, extra, fallback=cfg.blend_fallback)
         timing["blend_seconds"] = time.perf_counter() - t_blend
         tell("blended bundles (node-local)", 0, 1)
         t_pack = time.perf_counter()
         blend_bundles = write_simulated_bundles(
             partners, blend, {k: v.private_trees for k, v in base.solo.items()},
-            {p.partner: node_work_dir(cfg, p.partner) for p in partners}, solo_config(cfg, cfg.solo_ensemble))
+            {p.partner: node_work_dir(cfg, p.partner) for p in partners}, solo_config(cfg, cfg.solo_ensemble),
+            fed_trees)
         timing["blend_bundle_seconds"] = time.perf_counter() - t_pack
     tell("report", 0, 1)
     rep = report_mod.build_report(outcome, local, pooled, timing, blend=blend, references=references)
     rep["engine"] = cfg.engine
+    if fed_trees is not None:
+        rep["federated_trees"] = federated_trees_summary(fed_trees, blend or {}, cfg)
     paths = report_mod.write_report(rep, out)
+    if fed_trees is not None and paths.get("md"):
+        with open(paths["md"], "a", encoding="utf-8") as fh:
+            fh.write(federated_trees_markdown(rep["federated_trees"]))
     bundle = out / "global_bundle" if (out / "global_bundle").exists() else None
     partner_bundles = {p.partner: node_work_dir(cfg, p.partner) / "bundle" for p in partners
                        if (node_work_dir(cfg, p.partner) / "bundle").exists()}

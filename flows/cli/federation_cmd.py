@@ -38,6 +38,9 @@ def federate(
     hidden: str = typer.Option("512", "--hidden", help="Trunk widths, comma separated."),
     proximal_mu: float = typer.Option(0.01, "--proximal-mu", help="FedProx proximal weight."),
     min_partners: int | None = typer.Option(None, "--min-partners", help="Fewest partners the run and each round need (default: the --quorum share of --partners)."),
+    federated_trees: bool = typer.Option(False, "--federated-trees", help="After the NN run, grow federated xgboost per endpoint on the same partners and engine (Flower's FedXgbBagging) as a fourth blend option; each partner's trees reach the server in the clear: not with --secagg / DP."),
+    tree_rounds: int | None = typer.Option(None, "--tree-rounds", help="--federated-trees: most rounds per endpoint, each adds one tree per partner that measures it (default 30: federation.config.TREE_ROUNDS)."),
+    tree_patience: int | None = typer.Option(None, "--tree-patience", help="--federated-trees: stop after this many rounds without a better valid loss (default 5: federation.config.TREE_PATIENCE)."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the best-solo and pooled references (and the federated blend, which reuses the best-solo trees)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
     cpus: int = typer.Option(2, "--cpus", help="CPUs for the Ray backend (one ClientApp per CPU)."),
@@ -68,7 +71,8 @@ def federate(
                seed=seed, engine=engine.lower(), dp_delta=dp_delta, dp_epsilon_max=dp_epsilon_max,
                secagg_allow_two=secagg_allow_two, quorum=quorum, scaling=scaling.lower(),
                poison_partners=tuple(p.strip() for p in poison.split(",") if p.strip()), poison_scale=poison_scale,
-               robust_f=robust_f)
+               robust_f=robust_f, federated_trees=federated_trees)
+    run.update({k: v for k, v in (("tree_rounds", tree_rounds), ("tree_patience", tree_patience)) if v is not None})
     if tuned is not None:
         from admet.config import ModelConfig
         from flows.federated_tuning import federated_config_for
@@ -111,6 +115,11 @@ def _print(result) -> None:
     elif result.partner_bundles:
         console.print(f"private heads: each partner's bundle is in its node folder, e.g. "
                       f"{next(iter(result.partner_bundles.values()))}")
+    trees = rep.get("federated_trees")
+    if trees:
+        console.print(f"federated trees: {len(trees['endpoints'])} endpoints, {trees['seconds']:.0f}s, "
+                      f"{trees['bytes_down'] + trees['bytes_up']} bytes; the blend chose them for "
+                      f"{trees['blend_chose_federated_trees']}/{trees['blend_partner_endpoints']} partner-endpoints")
     if result.blend_bundles:
         console.print(f"federated blend: each partner's blended bundle (net + its private trees) is in its node "
                       f"folder, e.g. {next(iter(result.blend_bundles.values()))}")
