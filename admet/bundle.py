@@ -238,6 +238,8 @@ class ModelBundle:
             self.domain.save(folder / "domain.npz")
         if self.approved is not None:
             self.approved.save(folder / "approved.npz")
+        else:  # a bundle rewritten into its folder without the context must not load an old one
+            (folder / "approved.npz").unlink(missing_ok=True)
         if self.split_manifest is not None:
             self.split_manifest.save(folder / "split.npz")
         (folder / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=_json_default))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from admet.approved import ApprovedReference, approved_drug_smiles
+from admet.approved import ApprovedReference, approved_features
 from admet.bundle import ModelBundle, SplitManifest
 from admet.config import ModelConfig
 from admet.conformal import ConformalRegressor, ProbabilityCalibrator
@@ -297,11 +297,7 @@ def fit_fold(X_raw: np.ndarray, td: TaskData, split: np.ndarray, cfg: ModelConfi
 
 def approved_context(ensemble: Ensemble, features: FeatureSet, calibrators: dict, tasks) -> ApprovedReference:
     """Predict the approved drugs once; their per-endpoint distribution goes into the bundle."""
-    from pipelines.standardize import standardize_many
-
-    std = [s.smiles for s in standardize_many(approved_drug_smiles(), with_inchikey=False) if s.ok]
-    X_raw, valid = features.featurize(std)
-    mu, _ = ensemble.predict(features.transform_matrix(X_raw[valid]))
+    mu, _ = ensemble.predict(features.transform_matrix(approved_features(features)))
     for j, t in enumerate(tasks):
         if t.is_classification and t.name in calibrators:
             mu[:, j] = calibrators[t.name].transform(mu[:, j])

@@ -252,6 +252,10 @@ def write_blend_bundle(fed_bundle_dir: Path, data: task.PartnerData, trees: blen
     _clear_out(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / SUMMARY_FILE).write_text(json.dumps(blend_summary(data, result), indent=1, default=_finite))
+    if fed.approved is not None:  # the federated bundle has the approved-drug context: the blend's own too
+        from federation.bundles import approved_reference
+
+        bundle.approved = approved_reference(bundle)
     return bundle.save(out)
 
 

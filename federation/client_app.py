@@ -128,7 +128,7 @@ def report(msg: Message, context: Context) -> Message:
     finetune = int(cfg.get("head-finetune-epochs", 0))
     if str(cfg["heads"]) != "shared" and finetune > 0:
         task.finetune_heads(model, data, scaling, node.train_config(cfg, data.partner), finetune)
-    metrics = modelio.report_metrics(model, data, scaling, where.work_dir, cfg)
+    metrics = modelio.report_metrics(model, data, scaling, where.work_dir, cfg, where.cache_dir)
     return Message(content=RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
 
 

@@ -106,12 +106,13 @@ def validation_loss(model: MultitaskNet, data: task.PartnerData, scaling: task.C
 
 
 def report_metrics(model: MultitaskNet, data: task.PartnerData, scaling: task.ConsortiumScaling,
-                   work_dir: Path, cfg) -> dict[str, float]:
+                   work_dir: Path, cfg, cache_dir: Path | None = None) -> dict[str, float]:
     """Scalar test scores of the consortium model on the partner's own test rows.
 
     ``metric`` (mean primary metric), and per endpoint ``test.<endpoint>`` plus
     ``ntest.<endpoint>``; the partner's own model (global trunk + own heads) is saved as a
-    bundle in its node-local folder.
+    bundle in its node-local folder, with the approved-drug context unless the run config's
+    ``approved-context`` is off (features through the node's feature cache ``cache_dir``).
     """
     pred, Y = task.predict_partner(model, data, scaling, "test")
     scores = scoring.endpoint_scores(pred, Y, scaling.tasks, only=data.task_names)
@@ -129,5 +130,6 @@ def report_metrics(model: MultitaskNet, data: task.PartnerData, scaling: task.Co
                       [str(s) for s in data.smiles[data.rows("valid")]])
         write_bundle(model, scaling, Path(work_dir) / "bundle", str(cfg["featurizer"]),
                      data_tasks=data.task_names, metrics={k: v for k, v in out.items() if k.startswith("test.")},
-                     info={"partner": data.partner}, domain_smiles=domain)
+                     info={"partner": data.partner}, domain_smiles=domain,
+                     approved_context=bool(cfg.get("approved-context", True)), cache_dir=cache_dir)
     return out

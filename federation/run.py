@@ -84,7 +84,9 @@ def node_work_dir(cfg: FederatedConfig, partner: str) -> Path:
 
 
 def warm_feature_cache(cfg: FederatedConfig, partners_dir: Path) -> None:
-    """Featurize every partner's molecules once with both cores, so ClientApps read the cache."""
+    """Featurize every partner's molecules once with both cores, so ClientApps read the cache; with the
+    approved-drug context (``approved_context`` and the final report) the approved drugs too (kept for
+    this process as well, where the blended bundles are written)."""
     import pandas as pd
 
     smiles = []
@@ -95,6 +97,11 @@ def warm_feature_cache(cfg: FederatedConfig, partners_dir: Path) -> None:
         from pipelines.featurize import featurize_smiles
 
         featurize_smiles(unique, spec=cfg.featurizer, n_jobs=cfg.num_cpus, cache_dir=cfg.cache_dir)
+    if cfg.approved_context and cfg.final_report:
+        from admet.approved import approved_features
+        from admet.features import FeatureSet
+
+        approved_features(FeatureSet(spec=cfg.featurizer, n_jobs=cfg.num_cpus, cache_dir=cfg.cache_dir))
 
 
 def run_config_for(cfg: FederatedConfig, partners_dir: Path) -> dict:

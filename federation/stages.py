@@ -47,7 +47,8 @@ def base_config(cfg: FederatedConfig) -> dict:
             "lr": float(cfg.lr), "batch-size": int(cfg.batch_size), "weight-decay": float(cfg.weight_decay),
             "hidden": [int(h) for h in cfg.hidden], "dropout": float(cfg.dropout), "heads": cfg.heads,
             "head-finetune-epochs": int(cfg.head_finetune_epochs), "scaling": cfg.scaling,
-            "target-scaling": target_scaling(cfg), "catalog-sha256": cfg.catalog_sha256 or ""}
+            "target-scaling": target_scaling(cfg), "catalog-sha256": cfg.catalog_sha256 or "",
+            "approved-context": bool(cfg.approved_context)}
 
 
 def target_scaling(cfg: FederatedConfig) -> str:
@@ -261,5 +262,6 @@ def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: 
         modelio.load_arrays(full, final_arrays)
         write_bundle(full, setup.scaling, out / "global_bundle", cfg.featurizer,
                      data_tasks=[t.name for t in setup.scaling.tasks], metrics={},
-                     info={"strategy": cfg.strategy, "rounds": cfg.rounds})
+                     info={"strategy": cfg.strategy, "rounds": cfg.rounds},
+                     approved_context=cfg.approved_context and cfg.final_report, cache_dir=cfg.cache_dir)
     return outcome

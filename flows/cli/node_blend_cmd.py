@@ -109,6 +109,13 @@ def node_blend(
     with console.status("preparing and featurizing the table (cached when `node start` did it)..."):
         part = task.load_partner(data, partner, fed.features.spec, work / "feature_cache", work, seed=seed,
                                  settings=settings)
+        if fed.approved is not None:
+            # the blended bundle gets the approved-drug context too: the drugs' features come from this
+            # node's feature cache (the federated run's report filled it) and are kept for this process
+            from admet.approved import approved_features
+            from admet.features import FeatureSet
+
+            approved_features(FeatureSet(spec=fed.features.spec, cache_dir=work / "feature_cache"))
     unknown = [n for n in part.task_names if n not in fed.task_names]
     if unknown:
         raise InputError(f"endpoint(s) {unknown} of this table are not in the federated model; pass the "

@@ -216,3 +216,21 @@ def test_a_partner_blends_its_federated_model_on_its_node(admet_run, tmp_path):
     assert set(bundle.task_names) <= set(load_bundle(work / "bundle").task_names)
     pred = bundle.predict_smiles(["CCOc1ccc(CC(=O)N2CCN(C)CC2)cc1", "c1ccccc1O"])
     assert (pred["status"] == "ok").all() and np.isfinite(pred[bundle.task_names].to_numpy(float)).all()
+
+
+def test_each_nodes_bundle_has_the_approved_drug_context(admet_run):
+    """The bundle a node writes after the run predicts the approved drugs with its own model on the node
+    (run config ``approved-context``, default on): predictions carry a finite ``E_pct_approved``."""
+    from admet.bundle import load_bundle
+
+    result, cons, _ = admet_run
+    assert result.outcome.completed, result.outcome.status
+    for p in PARTNERS:
+        folder = cons.run_dir / "nodes" / p / "work" / "bundle"
+        assert (folder / "approved.npz").is_file(), p
+        bundle = load_bundle(folder)
+        assert bundle.approved.n_drugs > 2000
+        got = bundle.predict_smiles(["CCOc1ccc2nc(S(N)(=O)=O)sc2c1", "CC(=O)Nc1ccc(O)cc1"])
+        for name in bundle.approved.sorted_predictions:
+            pct = got[f"{name}_pct_approved"].to_numpy(float)
+            assert np.isfinite(pct).all() and ((pct >= 0) & (pct <= 100)).all(), (p, name)
