@@ -92,15 +92,18 @@ def warm_feature_cache(cfg: FederatedConfig, partners_dir: Path) -> None:
     smiles = []
     for folder in partners_mod.partner_folders(partners_dir):
         smiles.extend(task.read_partner_table(folder)["smiles"].astype(str).tolist())
+    from pipelines.featurize import featurize_smiles
+
     unique = list(pd.unique(pd.Series(smiles)))
     if unique:
-        from pipelines.featurize import featurize_smiles
-
         featurize_smiles(unique, spec=cfg.featurizer, n_jobs=cfg.num_cpus, cache_dir=cfg.cache_dir)
     if cfg.approved_context and cfg.final_report:
-        from admet.approved import approved_features
+        from admet.approved import approved_features, standardized_approved_smiles
         from admet.features import FeatureSet
 
+        if cfg.engine == "ray":  # ClientApps in Ray workers read the drugs' features from the run's cache
+            featurize_smiles(list(standardized_approved_smiles()), spec=cfg.featurizer, n_jobs=cfg.num_cpus,
+                             cache_dir=cfg.cache_dir)
         approved_features(FeatureSet(spec=cfg.featurizer, n_jobs=cfg.num_cpus, cache_dir=cfg.cache_dir))
 
 

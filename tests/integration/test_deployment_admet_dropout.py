@@ -48,8 +48,10 @@ def test_crashed_site_is_named_and_the_run_resumes_from_its_checkpoint(tmp_path)
 
         killer = threading.Thread(target=crash_after_round_one, daemon=True)
         killer.start()
+        # approved-drug context off: each node would featurize the ~2,600 drugs (~16 s CPU); it is
+        # checked on the deployment path by test_deployment_admet.py
         base = dict(out_dir=out, n_partners=3, local_epochs=1, hidden=(32,), min_partners=2,
-                    baselines=False, seed=1)
+                    baselines=False, seed=1, approved_context=False)
         first = run_admet_on_consortium(cons.run_dir, FederatedConfig(rounds=2, **base), timeout=900)
         killer.join(timeout=5)
         assert not cons.nodes["partner_02"].alive()
