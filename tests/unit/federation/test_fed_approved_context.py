@@ -116,3 +116,22 @@ def test_the_run_option_turns_it_off(run):
         bundle = load_bundle(folder)
         assert bundle.approved is None and not (folder / "approved.npz").exists()
         assert bundle.predict_smiles(QUERY)[f"{bundle.task_names[0]}_pct_approved"].isna().all()
+
+
+def test_node_blend_cli_gives_the_blended_bundle_the_context(run, tmp_path):
+    """``fedadmet node blend`` on a node whose federated bundle has the context: so has the blend."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    _, partners_dir, cfg, result = run
+    partner = sorted(result.partner_bundles)[0]
+    out = tmp_path / "blended"
+    res = CliRunner().invoke(app, ["node", "blend", "--data", str(partners_dir / partner),
+                                   "--work", str(result.partner_bundles[partner].parent),
+                                   "--catalog", str(partners_dir / "catalog.json"), "--ensemble", "1",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    bundle = load_bundle(out)
+    assert bundle.config.model == "blend" and (out / "approved.npz").is_file()
+    _check_context(bundle)
