@@ -197,6 +197,7 @@ def build_blend_bundle(fed: ModelBundle, trees: blend.PrivateTrees, result: dict
                                               "in the clear")
         info["made_of"]["combination"] += "; where the federated trees were chosen, exactly their prediction"
         info["federated_trees_endpoints"] = [n for n in names if choice[n] == blend.FED_TREES]
+        info["federated_trees_sent_in_clear"] = True  # trees_left_node above is about the private trees
     primary = {t.name: scoring.primary_metric_name(t) for t in tasks}
     metrics = {"test": {n: {primary[n]: v} for n, v in result.get("endpoints", {}).items() if n in primary},
                "test_metric": result.get("metric"), "test_by_option": result.get("test_by_option", {})}

@@ -126,7 +126,8 @@ def test_blended_bundle_that_chose_the_federated_trees_predicts_them_exactly(fed
     test = data.rows("test")
     got = bundle.predict_features(data.X[test], [str(s) for s in data.smiles[test]])
     np.testing.assert_array_equal(got[data.task_names].to_numpy(float), expected)
-    assert bundle.info["federated_trees_endpoints"] == data.task_names
+    assert bundle.info["federated_trees_endpoints"] == data.task_names and bundle.info["federated_trees_sent_in_clear"]
+    assert "federated trees" in (path / "model_card.md").read_text()
     summary = json.loads((path / blend_bundle.SUMMARY_FILE).read_text())
     assert all(e["federated_trees"] for e in summary["endpoints"].values())
     # a mixed choice: the federated model only where chosen (the other endpoint's is not packaged), the net elsewhere
