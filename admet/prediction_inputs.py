@@ -158,3 +158,29 @@ def prediction_inputs(smiles: Sequence[str], spec: str, n_jobs: int | None = 1) 
         futures = [pool.submit(featurize_for_prediction, smiles[s:s + POOL_BLOCK], spec)
                    for s in range(0, len(smiles), POOL_BLOCK)]
         return PredictionInputs.concat([f.result() for f in futures])
+
+
+def separate_steps_predict_smiles(bundle, inputs: list):
+    """Reference, not a prediction path: ``ModelBundle.predict_smiles`` as the separate steps gave it before
+    the one path (``featurize_smiles``, then ``predict_features`` recomputing the domain inputs from the SMILES:
+    a second and a third RDKit parse). Kept, like ``descriptors2d.naive_descriptors_2d``, so the equality test
+    and the before/after benchmark (``bench/admet_throughput.py --predict-path``) compare with one copy of it."""
+    import pandas as pd
+
+    from admet.bundle import FEATURIZATION_FAILED
+    from pipelines.featurize import featurize_smiles
+    from pipelines.standardize import standardize_many
+
+    std = standardize_many(inputs, with_inchikey=False)
+    ok = np.array([i for i, s in enumerate(std) if s.ok], dtype=int)
+    ok_smiles = [std[i].smiles for i in ok]
+    fm = featurize_smiles(ok_smiles, spec=bundle.featurizer_spec, n_jobs=1)
+    preds = bundle.predict_features(fm.X, ok_smiles, fm.valid)
+    preds.index = ok
+    head = pd.DataFrame({"input": pd.Series(inputs, dtype=object),
+                         "smiles": pd.Series([s.smiles if s.ok else None for s in std], dtype=object),
+                         "status": "rejected",  # pandas' own string dtype, as predict_smiles always gave
+                         "reason": pd.Series([str(s.reason.value) if s.reason else "" for s in std], dtype=object)})
+    head.loc[ok[fm.valid], "status"] = "ok"
+    head.loc[ok[~fm.valid], "reason"] = FEATURIZATION_FAILED
+    return pd.concat([head, preds.reindex(pd.RangeIndex(len(inputs)))], axis=1)

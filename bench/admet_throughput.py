@@ -225,29 +225,6 @@ def endpoint_counts(fed: dict, admetai: dict) -> dict:
 
 # ------------------------------------------------------------------------------------- main
 # ------------------------------------------------------------------- one prediction path (issue 9)
-def _old_predict_smiles(bundle, inputs: list):
-    """``ModelBundle.predict_smiles`` as it was before the one prediction path: ``featurize_smiles``, then
-    ``predict_features`` recomputing the domain inputs from the SMILES (a second and third parse)."""
-    import numpy as np
-    import pandas as pd
-
-    from admet.bundle import FEATURIZATION_FAILED
-    from pipelines.featurize import featurize_smiles
-    from pipelines.standardize import standardize_many
-
-    std = standardize_many(inputs, with_inchikey=False)
-    ok = np.array([i for i, s in enumerate(std) if s.ok], dtype=int)
-    ok_smiles = [std[i].smiles for i in ok]
-    fm = featurize_smiles(ok_smiles, spec=bundle.featurizer_spec, n_jobs=1)
-    preds = bundle.predict_features(fm.X, ok_smiles, fm.valid)
-    preds.index = ok
-    head = pd.DataFrame({"input": pd.Series(inputs, dtype=object),
-                         "smiles": pd.Series([s.smiles if s.ok else None for s in std], dtype=object),
-                         "status": "rejected",
-                         "reason": pd.Series([str(s.reason.value) if s.reason else "" for s in std], dtype=object)})
-    head.loc[ok[fm.valid], "status"] = "ok"
-    head.loc[ok[~fm.valid], "reason"] = FEATURIZATION_FAILED
-    return pd.concat([head, preds.reindex(pd.RangeIndex(len(inputs)))], axis=1)
 
 
 def _old_screening_chunk(bundle, smiles: list[str]):
@@ -270,6 +247,7 @@ def predict_path(bundle_dir: Path, n: int, repeats: int, out_name: str) -> int:
     import torch
 
     from admet.bundle import load_bundle
+    from admet.prediction_inputs import separate_steps_predict_smiles
     from flows import screening_steps as steps
     from pipelines.standardize import standardize_many
 
@@ -281,7 +259,7 @@ def predict_path(bundle_dir: Path, n: int, repeats: int, out_name: str) -> int:
     chunk = [s.smiles for s in standardize_many(inputs, with_inchikey=False) if s.ok]
     cached = steps.cached_bundle(str(bundle_dir))  # the screening tasks' bundle, loaded before the clock
     ways = {
-        ("predict_smiles", "before"): lambda: _old_predict_smiles(bundle, inputs),
+        ("predict_smiles", "before"): lambda: separate_steps_predict_smiles(bundle, inputs),
         ("predict_smiles", "after"): lambda: bundle.predict_smiles(inputs),
         ("screening_chunk", "before"): lambda: _old_screening_chunk(bundle, chunk),
         ("screening_chunk", "after"): lambda: steps.predict_chunk(

@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from admet.bundle import FEATURIZATION_FAILED
+from admet.prediction_inputs import separate_steps_predict_smiles
 from pipelines.featurize import featurize_smiles
 from pipelines.physchem import PHYSCHEM_COLUMNS, physchem_frame
-from pipelines.standardize import standardize_many
 
 ROOT = Path(__file__).resolve().parents[3]
 MOSES = ROOT.parent / "shared" / "data" / "moses_100k.smi.gz"
@@ -52,27 +51,9 @@ def bundle():
     return load_bundle(SHIPPED)
 
 
-def _old_predict_smiles(bundle, inputs: list) -> pd.DataFrame:
-    """``predict_smiles`` as the separate steps did it: featurize, then predict with the domain inputs
-    recomputed from the SMILES."""
-    std = standardize_many(inputs, with_inchikey=False)
-    ok = np.array([i for i, s in enumerate(std) if s.ok], dtype=int)
-    ok_smiles = [std[i].smiles for i in ok]
-    fm = featurize_smiles(ok_smiles, spec=bundle.featurizer_spec, n_jobs=1)
-    preds = bundle.predict_features(fm.X, ok_smiles, fm.valid)
-    preds.index = ok
-    head = pd.DataFrame({"input": pd.Series(inputs, dtype=object),
-                         "smiles": pd.Series([s.smiles if s.ok else None for s in std], dtype=object),
-                         "status": "rejected",  # pandas' own string dtype, as predict_smiles always gave
-                         "reason": pd.Series([str(s.reason.value) if s.reason else "" for s in std], dtype=object)})
-    head.loc[ok[fm.valid], "status"] = "ok"
-    head.loc[ok[~fm.valid], "reason"] = FEATURIZATION_FAILED
-    return pd.concat([head, preds.reindex(pd.RangeIndex(len(inputs)))], axis=1)
-
-
 @pytest.fixture(scope="module")
 def expected(bundle, inputs) -> pd.DataFrame:
-    return _old_predict_smiles(bundle, inputs)
+    return separate_steps_predict_smiles(bundle, inputs)
 
 
 def test_predict_smiles_equals_the_separate_steps(bundle, inputs, expected):
