@@ -202,7 +202,7 @@ def run_baselines(cfg: FederatedConfig, partners: list[task.PartnerData],
     """Best solo per partner and pooled, with the default recipe (``ensemble`` overrides its size)."""
     mcfg = solo_config(cfg, ensemble)
     solo, t_local = local_best_solo(mcfg, partners)
-    pool, t_pool = pooled(mcfg, partners)
+    pool, t_pool = pooled(mcfg, partners) if cfg.pooled_reference else ({}, 0.0)
     rec = recipe(mcfg) | {"blend_private_trees": {
         "family": "lgbm", "ensemble": mcfg.ensemble, "lgbm_n_estimators": mcfg.lgbm_n_estimators,
         "fit_on": f"{1 - INNER_VALID_FRACTION:.0%} of the partner's train rows (whole scaffold groups)",

@@ -80,7 +80,8 @@ def federated_training_flow(out_dir: str, partners_dir: str | None = None, n_par
                             strategy: str = "fedavg", hidden: tuple[int, ...] = (512,),
                             endpoints: tuple[str, ...] | None = None, alpha: float = 0.5, seed: int = 0,
                             baselines: bool = True, num_cpus: int = 2,
-                            featurizer: str = "morgan_count+rdkit2d", solo_ensemble: int | None = None) -> dict:
+                            featurizer: str = "morgan_count+rdkit2d", solo_ensemble: int | None = None,
+                            pooled_reference: bool = True) -> dict:
     from flows.logs import project_loggers_at
 
     project_loggers_at(logging.INFO)  # a served run is a fresh process: INFO lines would be dropped
@@ -99,7 +100,7 @@ def federated_training_flow(out_dir: str, partners_dir: str | None = None, n_par
     config = {"out_dir": str(out / "federated"), "partners_dir": partners_dir, "n_partners": n_partners,
               "rounds": rounds, "local_epochs": local_epochs, "heads": heads, "strategy": strategy,
               "hidden": list(hidden), "seed": seed, "baselines": baselines, "num_cpus": num_cpus,
-              "featurizer": featurizer, "solo_ensemble": solo_ensemble}
+              "featurizer": featurizer, "solo_ensemble": solo_ensemble, "pooled_reference": pooled_reference}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     result = federated_task(config)
     files = report_task(result, out / "federated", Path(partners_dir))

@@ -131,7 +131,9 @@ def demo(
         _print_frame(f"{cfg.n_partners} partners (per-endpoint counts in the report)",
                      result.manifest[compact] if compact else result.manifest)
     if result.partner_table is not None:
-        _print_frame("best solo vs federated vs pooled (mean primary metric per partner)", result.partner_table)
+        table = result.partner_table.dropna(axis=1, how="all")  # the demo trains no pooled reference
+        title = "best solo vs federated" + (" vs pooled" if "pooled" in table.columns else "")
+        _print_frame(f"{title} (mean primary metric per partner)", table)
     if result.model_choice:
         console.print(f"screening model: {result.model_choice['chosen']} ({result.model_choice['reason']})")
     if result.screening_summary:

@@ -147,3 +147,21 @@ def test_report_has_best_solo_nn_blend_and_pooled_per_partner_and_endpoint():
     md = report_mod.markdown(rep)
     assert "| best solo | federated NN | federated blend | pooled |" in md
     assert not math.isnan(rep["summary"]["median_gap_closed"])
+
+
+def test_pooled_reference_off_trains_no_pooled_model_and_leaves_its_columns_empty(tmp_path):
+    from federation.config import FederatedConfig
+
+    partners = [PartnerData(f"p{i}", *(lambda d: (d.X, d.Y, d.censor, d.tasks, d.split))(_partner(seed=i)))
+                for i in range(2)]
+    small = dict(out_dir=tmp_path, n_partners=2, hidden=(16,), solo_ensemble=1)
+    off = baselines.run_baselines(FederatedConfig(**small, pooled_reference=False), partners, ensemble=1)
+    assert off.pooled == {} and off.pooled_seconds == 0.0 and set(off.local) == {"p0", "p1"}
+    on = baselines.run_baselines(FederatedConfig(**small), partners, ensemble=1)
+    assert set(on.pooled) == {"p0", "p1"} and on.pooled_seconds > 0
+    outcome = {"strategy": "fedavg", "heads": "private", "rounds": 1, "round_log": [],
+               "tasks": [{"name": "y", "task_type": "regression"}, {"name": "c", "task_type": "classification"}],
+               "partners": {p: {"metric": 0.6, "n-train": 180, "n-test": 60} for p in ("p0", "p1")}}
+    rep = report_mod.build_report(outcome, off.local, off.pooled)
+    assert all(p["pooled"] is None and p["gap_closed"] is None for p in rep["partners"])
+    assert rep["summary"]["n_scored"] == 2  # best solo and federated are still compared
