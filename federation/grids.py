@@ -15,6 +15,12 @@ from flwr.app import Message
 from flwr.serverapp import Grid
 
 
+class SynchronousOnly(NotImplementedError):
+    """Raised by ``push_messages`` / ``pull_messages`` of a grid that delivers only through
+    ``send_and_receive`` (``federation.inprocess.SequentialGrid``); ``MeteredGrid`` then meters that call
+    instead of its own push / pull loop."""
+
+
 class DelegatingGrid(Grid):
     """Every ``Grid`` member forwarded to ``inner``.
 

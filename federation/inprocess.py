@@ -22,6 +22,8 @@ import types
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.serverapp import Grid
 
+from federation.grids import SynchronousOnly
+
 log = logging.getLogger(__name__)
 
 SERVER_NODE_ID = 0
@@ -64,10 +66,10 @@ class SequentialGrid(Grid):
         return list(self.contexts)
 
     def push_messages(self, messages):
-        raise NotImplementedError("SequentialGrid delivers synchronously: use send_and_receive")
+        raise SynchronousOnly("SequentialGrid delivers synchronously: use send_and_receive")
 
     def pull_messages(self, message_ids):
-        raise NotImplementedError("SequentialGrid delivers synchronously: use send_and_receive")
+        raise SynchronousOnly("SequentialGrid delivers synchronously: use send_and_receive")
 
     def send_and_receive(self, messages, *, timeout: float | None = None) -> list[Message]:
         messages = list(messages)

@@ -25,7 +25,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 from flwr.common.serde import message_to_proto
 from flwr.serverapp import Grid
 
-from federation.grids import DelegatingGrid
+from federation.grids import DelegatingGrid, SynchronousOnly
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class MeteredGrid(DelegatingGrid):
         start, (down0, up0) = time.monotonic(), self.totals()
         try:
             pushed = set(self.inner.push_messages(messages))
-        except NotImplementedError:  # synchronous transport (federation.inprocess)
+        except SynchronousOnly:  # synchronous transport (federation.inprocess)
             replies = self._delegate(messages, timeout)
         else:
             self.bytes_down += sum(message_bytes(m) for m in messages if m.metadata.message_id in pushed)

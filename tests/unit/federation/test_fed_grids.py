@@ -6,7 +6,7 @@ import time
 
 from flwr.app import ConfigRecord, Message, Metadata, MetricRecord, RecordDict
 
-from federation.grids import DelegatingGrid
+from federation.grids import DelegatingGrid, SynchronousOnly
 from federation.metered_grid import MeteredGrid
 from federation.trees import NodeSubset
 
@@ -32,7 +32,7 @@ class _Inner:
         return [1, 2, 3]
 
     def push_messages(self, messages):
-        raise NotImplementedError("synchronous")  # as federation.inprocess.SequentialGrid
+        raise SynchronousOnly("replies come only through send_and_receive, as federation.inprocess.SequentialGrid")
 
     def pull_messages(self, message_ids):
         return []
