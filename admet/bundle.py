@@ -242,12 +242,12 @@ class ModelBundle:
             (folder / "approved.npz").unlink(missing_ok=True)
         if self.split_manifest is not None:
             self.split_manifest.save(folder / "split.npz")
-        (folder / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=_json_default))
+        (folder / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=json_default))
         (folder / "config.json").write_text(json.dumps(self.config.to_json_dict(), indent=2))
         (folder / "model_card.md").write_text(render_model_card(self))
         meta = self._metadata()
         meta["files"] = folder_checksums(folder)
-        (folder / "bundle.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+        (folder / "bundle.json").write_text(json.dumps(meta, indent=1, default=json_default))
         log.info("saved model bundle to %s", folder)
         return folder
 
@@ -273,7 +273,8 @@ class ModelBundle:
         }
 
 
-def _json_default(obj):
+def json_default(obj):
+    """``json.dumps(default=...)`` for bundle files: numpy scalars and arrays as Python values."""
     if isinstance(obj, (np.floating, np.integer)):
         return obj.item()
     if isinstance(obj, np.ndarray):

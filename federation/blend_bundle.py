@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from admet.bundle import ModelBundle, load_bundle
+from admet.bundle import ModelBundle, json_default, load_bundle
 from admet.config import ModelConfig
 from admet.ensemble import Ensemble
 from admet.features import FeatureScaler, FeatureSet
@@ -252,18 +252,12 @@ def write_blend_bundle(fed_bundle_dir: Path, data: task.PartnerData, trees: blen
     out = Path(out)
     _clear_out(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / SUMMARY_FILE).write_text(json.dumps(blend_summary(data, result), indent=1, default=_finite))
+    (out / SUMMARY_FILE).write_text(json.dumps(blend_summary(data, result), indent=1, default=json_default))
     if fed.approved is not None:  # the federated bundle has the approved-drug context: the blend's own too
         from federation.bundles import approved_reference
 
         bundle.approved = approved_reference(bundle)
     return bundle.save(out)
-
-
-def _finite(obj):
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    raise TypeError(f"not JSON serializable: {type(obj)}")
 
 
 def blend_node(data: task.PartnerData, fed_bundle_dir: Path, out: Path, mcfg: ModelConfig,
