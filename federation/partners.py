@@ -37,7 +37,8 @@ def prepare_partners(cfg: FederatedConfig) -> Path:
     if partner_folders(out) and len(partner_folders(out)) == cfg.n_partners:
         log.info("reusing the partition in %s", out)
         return out
-    prepare_partition(load_table(cfg), out, n_partners=cfg.n_partners, alpha=cfg.alpha, seed=cfg.seed)
+    prepare_partition(load_table(cfg), out, n_partners=cfg.n_partners, alpha=cfg.alpha, seed=cfg.seed,
+                      min_endpoint_rows=cfg.min_endpoint_rows)
     return out
 
 

@@ -6,7 +6,9 @@ How a partition is drawn (``partition_partners``):
    ``[min_endpoints, n_endpoints]``; every endpoint is then measured by at least
    ``min(min_partners_per_endpoint, n_partners)`` partners (added to the partners measuring the fewest).
 2. **Quantity skew.** Partner sizes ``q ~ LogNormal(0, quantity_sigma)``, normalised to sum to 1.
-3. **Chemical (scaffold) skew.** Compounds are grouped by Bemis-Murcko scaffold. Each scaffold cluster
+3. **Chemical (scaffold) skew.** Compounds are grouped by Bemis-Murcko scaffold (a compound whose scaffold
+   is trivial, none or a lone benzene ring, is its own group: ``pipelines.split.series_key``; grouped, the
+   benzene scaffold made one partner 70% monosubstituted benzenes, all in one fold). Each scaffold cluster
    draws its own partner proportions ``p ~ Dirichlet(alpha * n_partners * q)`` (mean ``q``; smaller
    ``alpha`` = each chemical series concentrated in fewer partners).
 4. Each compound goes to one partner, drawn with weight ``p[partner] * overlap``, where ``overlap`` is
@@ -16,6 +18,11 @@ How a partition is drawn (``partition_partners``):
 5. **Usability repair.** A partner with fewer than ``min_rows`` rows receives compounds (that carry its
    endpoints) from the largest partners until it has enough; an input too small for that is an
    ``InputError``.
+6. **Scorable partners** (``min_endpoint_rows`` > 0, best effort). A partner whose best-covered endpoint has
+   fewer rows than that receives compounds labelled on one of its endpoints (the one it holds most of
+   first), from the partners holding most of them, as long as each donor keeps ``min_rows`` rows and its
+   own floor (a donor below the floor gives only compounds whose rows it drops anyway). A partner the pool cannot bring to the floor keeps what it has (a warning names it). Without
+   it, 2 of 20 partners of the catalog held 1 and 3 test compounds and could not be scored at all.
 
 ``write_partition`` writes ``partner_XX/data.csv`` (K-MELLODDY layout), ``manifest.csv`` (one row per
 partner: rows, compounds, rows per endpoint) and ``manifest.json`` (the resolved config and the same
@@ -38,7 +45,7 @@ from pipelines.catalog import LONG_COLUMNS
 from pipelines.errors import InputError
 from pipelines.measurements import RELATIONS
 from pipelines.readers import read_long_table, write_kmelloddy
-from pipelines.split import scaffolds_of
+from pipelines.split import scaffolds_of, series_key
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,9 @@ class PartitionConfig:
     """Fewest rows a partner may end with."""
     min_partners_per_endpoint: int = 2
     """Every endpoint is measured by at least this many partners (capped at ``n_partners``)."""
+    min_endpoint_rows: int = 0
+    """Best effort: every partner holds at least this many rows of one endpoint it measures, so its ~10%
+    test fold has enough labels to score it (0 = off). See step 6 of the module docstring."""
 
     def validate(self, n_endpoints: int) -> None:
         """Raise ``InputError`` for settings that cannot work."""
@@ -71,8 +81,8 @@ class PartitionConfig:
         if not 1 <= self.min_endpoints <= max(1, n_endpoints):
             raise InputError(f"min_endpoints must be between 1 and the {n_endpoints} endpoints, "
                              f"got {self.min_endpoints}")
-        if self.quantity_sigma < 0 or self.min_rows < 0:
-            raise InputError("quantity_sigma and min_rows must be >= 0")
+        if self.quantity_sigma < 0 or self.min_rows < 0 or self.min_endpoint_rows < 0:
+            raise InputError("quantity_sigma, min_rows and min_endpoint_rows must be >= 0")
 
 
 @dataclass(slots=True)
@@ -174,13 +184,14 @@ def _repair(owner: np.ndarray, membership: np.ndarray, measures: np.ndarray, cfg
 
 def partition_partners(long_df: pd.DataFrame, n_partners: int = 20, alpha: float = 0.5, seed: int = 0,
                        min_endpoints: int = 1, min_rows: int = 30, quantity_sigma: float = 0.8,
-                       min_partners_per_endpoint: int = 2, n_jobs: int | None = None) -> PartnerPartition:
+                       min_partners_per_endpoint: int = 2, min_endpoint_rows: int = 0,
+                       n_jobs: int | None = None) -> PartnerPartition:
     """Split a pooled long table into partners (see the module docstring for the method).
 
     ``n_jobs`` only parallelizes scaffold computation (None: every core); the result does not depend on it.
     """
     cfg = PartitionConfig(n_partners, alpha, seed, min_endpoints, quantity_sigma, min_rows,
-                          min_partners_per_endpoint)
+                          min_partners_per_endpoint, min_endpoint_rows)
     missing = [c for c in ("smiles", "endpoint", "value") if c not in long_df.columns]
     if missing:
         raise InputError(f"partition needs a long table; missing column(s) {missing}")
@@ -200,7 +211,8 @@ def partition_partners(long_df: pd.DataFrame, n_partners: int = 20, alpha: float
     np.add.at(membership, (compound_index, endpoint_index), 1)
     first_row = pd.Series(np.arange(len(table))).groupby(compound_index).first().to_numpy()
     smiles = table["smiles"].astype(str).to_numpy()[first_row]
-    clusters = pd.factorize(np.asarray(scaffolds_of(list(smiles), n_jobs=n_jobs)))[0]
+    scaffolds = scaffolds_of(list(smiles), n_jobs=n_jobs)
+    clusters = pd.factorize(np.asarray([series_key(s, m) for s, m in zip(scaffolds, smiles, strict=True)]))[0]
     rng = np.random.default_rng(seed)
     measures = _task_skew(endpoints, cfg, rng)
     q = rng.lognormal(0.0, quantity_sigma, size=n_partners) if quantity_sigma > 0 else np.ones(n_partners)
@@ -209,6 +221,8 @@ def partition_partners(long_df: pd.DataFrame, n_partners: int = 20, alpha: float
     overlap = present @ measures.T.astype(float) / present.sum(1, keepdims=True)
     owner = _draw_partners(clusters, overlap, q, cfg, rng)
     owner = _repair(owner, membership, measures, cfg, rng)
+    if cfg.min_endpoint_rows > 0:
+        owner = _repair_endpoint_floor(owner, membership, measures, cfg, rng)
     row_owner = owner[compound_index]
     keep = measures[row_owner, endpoint_index]
     columns = [c for c in LONG_COLUMNS if c in table.columns]
@@ -224,6 +238,61 @@ def partition_partners(long_df: pd.DataFrame, n_partners: int = 20, alpha: float
     log.info("partitioned %d rows (%d compounds, %d scaffolds) into %d partners; %d rows dropped by task skew",
              len(table), len(compounds), int(clusters.max()) + 1, n_partners, partition.dropped_rows)
     return partition
+
+
+def _repair_endpoint_floor(owner: np.ndarray, membership: np.ndarray, measures: np.ndarray, cfg: PartitionConfig,
+                           rng: np.random.Generator) -> np.ndarray:
+    """Step 6 of the module docstring: give each partner ``min_endpoint_rows`` rows of one endpoint it measures."""
+    owner = owner.copy()
+    floor = cfg.min_endpoint_rows
+    labelled = membership > 0
+
+    def per_endpoint(o: np.ndarray) -> np.ndarray:  # partner x endpoint rows kept
+        out = np.zeros(measures.shape)
+        np.add.at(out, o, membership * measures[o])
+        return out
+
+    for _ in range(cfg.n_partners):
+        table = per_endpoint(owner)
+        best = table.max(1)
+        short = np.flatnonzero(best < floor)
+        if short.size == 0:
+            break
+        moved_any = False
+        for p in short[np.argsort(best[short])]:
+            table = per_endpoint(owner)
+            rows = table.sum(1)
+            # its endpoints from the one it holds most of (closest to the floor) down, until one reaches it
+            for e in sorted(np.flatnonzero(measures[p]), key=lambda j: -table[p, j]):
+                for donor in np.argsort(-table[:, e]):
+                    if table[p, e] >= floor:
+                        break
+                    if donor == p:
+                        continue
+                    candidates = np.flatnonzero((owner == donor) & labelled[:, e])
+                    for c in candidates[rng.permutation(candidates.size)]:
+                        loss = membership[c] * measures[donor]
+                        if table[p, e] >= floor or rows[donor] - loss.sum() < cfg.min_rows:
+                            continue
+                        # a donor keeps its own floor; one below it gives only compounds whose rows it drops anyway
+                        if loss.sum() > 0 and (table[donor] - loss).max() < floor:
+                            continue
+                        owner[c] = p
+                        gain = membership[c] * measures[p]
+                        table[donor] -= loss
+                        table[p] += gain
+                        rows[donor] -= loss.sum()
+                        rows[p] += gain.sum()
+                        moved_any = True
+                if table[p, e] >= floor:
+                    break
+        if not moved_any:
+            break
+    best = per_endpoint(owner).max(1)
+    for p in np.flatnonzero(best < floor):
+        log.warning("partition: %s holds at most %d rows of one endpoint (floor %d): the pool has no more to give",
+                    partner_id(int(p)), int(best[p]), floor)
+    return owner
 
 
 def _manifest(tables: dict[str, pd.DataFrame], endpoints: list[str]) -> pd.DataFrame:

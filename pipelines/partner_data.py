@@ -95,7 +95,7 @@ def _whole_molecule_slice(table: pd.DataFrame, max_rows: int, seed: int) -> pd.D
 
 def prepare_partition(long_df: pd.DataFrame, out_dir: str | Path, n_partners: int = 20, alpha: float = 0.5,
                       seed: int = 0, aggregate: bool = False, min_rows: int = 30, min_endpoints: int = 1,
-                      progress: Callable[[int], None] | None = None) -> PreparedPartition:
+                      min_endpoint_rows: int = 0, progress: Callable[[int], None] | None = None) -> PreparedPartition:
     """Validate ``long_df``, optionally aggregate replicates, partition the accepted rows into
     ``n_partners`` non-IID partners and write ``partner_XX/data.csv`` folders (with the manifest),
     ``rejected.csv``, ``data_summary.json`` and the simulated consortium's endpoint catalog
@@ -116,7 +116,7 @@ def prepare_partition(long_df: pd.DataFrame, out_dir: str | Path, n_partners: in
         raise RuntimeError(f"validation lost rows: {len(accepted)} + {len(rejected)} != {len(long_df)}")
     table = aggregate_replicates(accepted) if aggregate else accepted
     partition = partition_partners(table, n_partners=n_partners, alpha=alpha, seed=seed, min_rows=min_rows,
-                                   min_endpoints=min_endpoints)
+                                   min_endpoints=min_endpoints, min_endpoint_rows=min_endpoint_rows)
     out_dir = Path(out_dir)
     write_partition(partition, out_dir)
     # the simulated operator's published catalog: every partner node prepares its data.csv against it

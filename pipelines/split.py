@@ -226,19 +226,33 @@ def keyed_fold(key: str, secret: bytes, fractions: Sequence[float] = (0.8, 0.1, 
     return FOLDS[0] if u < fr[0] else FOLDS[1] if u < fr[0] + fr[1] else FOLDS[2]
 
 
+#: Bemis-Murcko scaffolds that name no chemical series: none (acyclic) and a lone benzene ring, shared by
+#: unrelated molecules (10% of the embedded catalog's compounds have the benzene scaffold).
+TRIVIAL_SCAFFOLDS = frozenset({"", "c1ccccc1"})
+
+
+def series_key(scaffold: str, smiles: str) -> str:
+    """The group a molecule is kept with (one fold, one simulated partner): its scaffold, or the molecule
+    itself when the scaffold is trivial (``TRIVIAL_SCAFFOLDS``)."""
+    if scaffold not in TRIVIAL_SCAFFOLDS:
+        return f"scaffold:{scaffold}"
+    return f"acyclic:{smiles}" if not scaffold else f"molecule:{smiles}"
+
+
 def keyed_scaffold_folds(smiles: Sequence[str], secret: bytes, fractions: Sequence[float] = (0.8, 0.1, 0.1),
                          n_jobs: int | None = 1) -> np.ndarray:
     """Consortium-consistent folds, as MELLODDY assigned them: the fold of a molecule is the keyed hash
     (:func:`keyed_fold`) of its Bemis-Murcko scaffold, so one scaffold lands in the same fold at
-    every partner holding the secret, and no partner shares a structure to agree on it. Acyclic
-    molecules (empty scaffold) are keyed by their own (standardized) SMILES.
+    every partner holding the secret, and no partner shares a structure to agree on it. Molecules with
+    a trivial scaffold (none, or a lone benzene ring: :func:`series_key`) are keyed by their own
+    (standardized) SMILES; keyed by scaffold, every monosubstituted benzene of the consortium fell in one fold.
 
     Unlike :func:`scaffold_split`, fold sizes are only expected to match ``fractions``: a small
     partner can end up with few or no valid / test rows."""
     if not secret:
         raise InputError("the fold secret is empty")
     scaffolds = scaffolds_of(smiles, n_jobs=n_jobs)
-    keys = [f"scaffold:{s}" if s else f"acyclic:{m}" for s, m in zip(scaffolds, smiles, strict=True)]
+    keys = [series_key(s, m) for s, m in zip(scaffolds, smiles, strict=True)]
     return np.asarray([keyed_fold(k, secret, fractions) for k in keys], dtype=object)
 
 

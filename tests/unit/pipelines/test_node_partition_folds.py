@@ -15,7 +15,7 @@ from pipelines.partner_data import (
     prepare_node_data,
     prepare_partition,
 )
-from pipelines.split import scaffolds_of
+from pipelines.split import scaffolds_of, series_key
 
 
 def test_simulated_partners_prepare_like_nodes_and_folds_agree(tmp_path):
@@ -36,10 +36,11 @@ def test_simulated_partners_prepare_like_nodes_and_folds_agree(tmp_path):
         # the table's own endpoint is in the simulated catalog, so it is not "unmapped"
         assert "my_assay" not in prep.summary["unmapped_endpoints"]
         rows = prep.prepared
-        for scaffold, fold in zip(scaffolds_of(rows["smiles"].tolist()), rows["fold"], strict=True):
-            if scaffold:
-                fold_of.setdefault(scaffold, set()).add(fold)
-                partners_of.setdefault(scaffold, set()).add(folder.name)
+        smiles = rows["smiles"].tolist()
+        for scaffold, mol, fold in zip(scaffolds_of(smiles), smiles, rows["fold"], strict=True):
+            key = series_key(scaffold, mol)  # a series' scaffold, or the molecule when its scaffold is trivial
+            fold_of.setdefault(key, set()).add(fold)
+            partners_of.setdefault(key, set()).add(folder.name)
         # the ClientApp's loader trains on exactly these folds
         data = task.load_partner(folder, folder.name, "morgan_count", None, tmp_path / "work" / folder.name)
         fold_by_smiles = dict(zip(rows["smiles"], rows["fold"], strict=False))

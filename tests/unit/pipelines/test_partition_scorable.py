@@ -1,0 +1,67 @@
+"""A simulated partition whose partners can all be scored: trivial scaffolds are no chemical series, and
+the endpoint floor gives every partner enough rows of one endpoint for its test fold."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipelines.catalog import load_embedded
+from pipelines.partition import partition_partners
+from pipelines.split import SIMULATION_FOLD_SECRET, keyed_scaffold_folds, scaffold_of, series_key
+
+
+def _para_benzenes() -> pd.DataFrame:
+    """210 distinct para-dialkylbenzenes: every one has the lone-benzene Bemis-Murcko scaffold."""
+    smiles = [f"{'C' * a}c1ccc({'C' * b})cc1" for a in range(1, 16) for b in range(1, 15)]
+    return pd.DataFrame({"smiles": smiles, "endpoint": "e", "value": range(len(smiles)),
+                         "compound_id": [f"m{i}" for i in range(len(smiles))]})
+
+
+def test_series_key_known_answers():
+    assert scaffold_of("CCc1ccc(C)cc1") == "c1ccccc1"
+    assert series_key("c1ccccc1", "CCc1ccc(C)cc1") == "molecule:CCc1ccc(C)cc1"
+    assert series_key("", "CCO") == "acyclic:CCO"
+    assert series_key("c1ccc2ccccc2c1", "Cc1ccc2ccccc2c1") == "scaffold:c1ccc2ccccc2c1"
+
+
+def test_benzene_scaffold_molecules_are_spread_over_partners_and_folds():
+    table = _para_benzenes()
+    part = partition_partners(table, n_partners=5, alpha=0.05, seed=0, min_rows=5, quantity_sigma=0.0)
+    sizes = sorted(len(t) for t in part.tables.values())
+    # one series at alpha 0.05 would sit (nearly) whole in one partner; 210 separate molecules cannot
+    assert sizes[-1] < 0.6 * len(table)
+    assert sum(s >= 10 for s in sizes) >= 4
+    folds = pd.Series(keyed_scaffold_folds(table["smiles"].tolist(), SIMULATION_FOLD_SECRET)).value_counts()
+    assert set(folds.index) == {"train", "valid", "test"}          # keyed by scaffold they were all one fold
+    assert 0.03 < folds["test"] / len(table) < 0.2
+
+
+@pytest.fixture(scope="module")
+def pooled() -> pd.DataFrame:
+    """A real multi-endpoint slice of the embedded data (keyed by SMILES)."""
+    return load_embedded().groupby("endpoint", group_keys=False).head(150).reset_index(drop=True)
+
+
+def _best_endpoint_rows(part) -> dict[str, int]:
+    return {pid: int(t["endpoint"].value_counts().max()) if len(t) else 0 for pid, t in part.tables.items()}
+
+
+def test_endpoint_floor_lifts_every_partner_and_loses_no_row(pooled):
+    kw = dict(n_partners=10, alpha=0.5, seed=0, min_rows=30)
+    plain = partition_partners(pooled, **kw)
+    floor = 60
+    assert min(_best_endpoint_rows(plain).values()) < floor        # the case the floor is for
+    lifted = partition_partners(pooled, **kw, min_endpoint_rows=floor)
+    assert min(_best_endpoint_rows(lifted).values()) >= floor
+    owners = pd.concat([t.assign(p=pid) for pid, t in lifted.tables.items()]).groupby("smiles")["p"].nunique()
+    assert owners.max() == 1                                       # still disjoint
+    assert sum(len(t) for t in lifted.tables.values()) + lifted.dropped_rows == len(pooled)
+    assert min(len(t) for t in lifted.tables.values()) >= 30       # donors kept min_rows
+    assert lifted.config.min_endpoint_rows == floor
+
+
+def test_an_unreachable_floor_is_best_effort_with_a_warning(pooled, caplog):
+    part = partition_partners(pooled, n_partners=10, alpha=0.5, seed=0, min_rows=30, min_endpoint_rows=10_000)
+    assert len(part.tables) == 10
+    assert "floor 10000" in caplog.text
