@@ -7,6 +7,10 @@ Flower strategy, DP wrapper and SecAgg+ protocol) under the engine chosen with `
 process, no Ray). The engine used is recorded in the JSON (``engine``); the published tables in the
 README were measured with ``--engine inprocess`` (Ray could not start on the shared machine).
 
+The partition is ``fedadmet federate``'s (``--min-endpoint-rows``, default 100: every partner holds that many
+rows of one endpoint, so its test fold can score it) and the federated model is the round of lowest
+federated valid loss (``--keep-last-round`` for the last round's), as ``fedadmet federate`` does.
+
 One command runs, side by side on the same partition, the same rounds and epochs for everyone:
   base    FedAvg, private heads (MELLODDY): per-partner table n rows / best solo / federated NN /
           federated blend / pooled / relative gain vs best solo / gap closed vs pooled, and per endpoint
@@ -80,7 +84,8 @@ def _cfg(args, out: Path, **kw) -> FederatedConfig:
                 head_finetune_epochs=args.head_finetune_epochs,
                 num_cpus=args.cpus, cache_dir=Path(args.work) / "feature_cache", engine=args.engine,
                 endpoints=tuple(args.endpoints) if args.endpoints else None, max_rows=args.max_rows,
-                solo_ensemble=args.solo_ensemble, blend_fallback=args.blend_fallback)
+                solo_ensemble=args.solo_ensemble, blend_fallback=args.blend_fallback,
+                min_endpoint_rows=args.min_endpoint_rows, keep_best_round=not args.keep_last_round)
     base.update(kw)
     return FederatedConfig(**base)
 
@@ -180,7 +185,10 @@ def run_base(args, partners_dir: Path | None) -> tuple[dict, Path]:
         "summary": s,
         "per_endpoint": rep.get("per_endpoint"),
         "references": rep.get("references"),
-        "partition": {"max_rows": args.max_rows, "endpoints": args.endpoints, "n_partners": args.partners},
+        "partition": {"max_rows": args.max_rows, "endpoints": args.endpoints, "n_partners": args.partners,
+                      "min_endpoint_rows": args.min_endpoint_rows},
+        "selected_round": rep.get("selected_round"),
+        "valid_loss_by_round": {r["round"]: r.get("valid_loss") for r in rep.get("round_log", [])},
         "blend_seconds": t.get("blend_seconds"),
         "bytes_per_round": rep["bytes_per_round"], "bytes_measured_as": rep["bytes_measured_as"],
         "model_bytes": rep["model_bytes"],
@@ -489,6 +497,10 @@ def main(argv=None) -> int:
                     help="base secagg dp poison scaling dpcurve fedtrees reblend (fedtrees, reblend: after base, same --work)")
     ap.add_argument("--endpoints", nargs="+", default=None, help="restrict the catalog (small benchmark sizes)")
     ap.add_argument("--max-rows", type=int, default=None)
+    ap.add_argument("--min-endpoint-rows", type=int, default=100,
+                    help="partition floor: rows of one endpoint every partner holds (fedadmet federate's default)")
+    ap.add_argument("--keep-last-round", action="store_true",
+                    help="the run's model is the last round's (default: the round of lowest federated valid loss)")
     ap.add_argument("--solo-ensemble", type=int, default=None,
                     help="members of the best-solo / pooled references and of the blend's private trees "
                          "(default: the CLI default recipe's)")

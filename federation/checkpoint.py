@@ -13,6 +13,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 LATEST = "latest.json"
+BEST = "best.json"
+BEST_ARRAYS = "best.npz"
 
 
 @dataclass(slots=True)
@@ -23,7 +25,8 @@ class Checkpoint:
 
 
 class Checkpointer:
-    """``round_NNN.npz`` per round plus ``latest.json`` pointing at the newest complete one."""
+    """``round_NNN.npz`` per round plus ``latest.json`` pointing at the newest complete one; ``best.npz`` /
+    ``best.json``: the round of lowest federated validation loss (``FederatedConfig.keep_best_round``)."""
 
     def __init__(self, folder: Path, keep: int = 3) -> None:
         self.folder = Path(folder)
@@ -43,6 +46,28 @@ class Checkpointer:
         self._prune(server_round)
         log.info("checkpoint: round %d -> %s", server_round, path)
         return path
+
+    def save_best(self, server_round: int, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+        """``best.npz`` + ``best.json``: the round with the lowest federated validation loss so far."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        keys = list(arrays)
+        tmp = self.folder / ".best.tmp.npz"
+        np.savez(tmp, **{f"a{i:04d}": np.asarray(arrays[k]) for i, k in enumerate(keys)})
+        os.replace(tmp, self.folder / BEST_ARRAYS)
+        tmp_json = self.folder / f".{BEST}.tmp"
+        tmp_json.write_text(json.dumps({"round": server_round, "keys": keys, "meta": meta}))
+        os.replace(tmp_json, self.folder / BEST)
+        return self.folder / BEST_ARRAYS
+
+    def best(self) -> Checkpoint | None:
+        """The checkpoint ``save_best`` kept last (None: none yet)."""
+        pointer_path = self.folder / BEST
+        if not pointer_path.exists():
+            return None
+        pointer = json.loads(pointer_path.read_text())
+        with np.load(self.folder / BEST_ARRAYS, allow_pickle=False) as z:
+            arrays = {k: z[f"a{i:04d}"] for i, k in enumerate(pointer["keys"])}
+        return Checkpoint(int(pointer["round"]), arrays, pointer.get("meta", {}))
 
     def latest(self) -> Checkpoint | None:
         pointer_path = self.folder / LATEST

@@ -94,6 +94,15 @@ class FederatedConfig:
     """Also train the pooled reference (all partners' rows together) when ``baselines`` is on. The demo
     turns it off to stay inside its time budget (it was the costliest single fit there, 140 s); the report's
     pooled columns and gap closed are then empty, never estimated."""
+    keep_best_round: bool = True
+    """The run's model is the global model of the round with the lowest federated validation loss (the
+    partners' own valid rows, weighted by their counts, as the evaluate phase reports them), not simply the
+    last round's: early stopping on valid, as the best-solo reference has. Checkpointed (``best.npz``), so a
+    resumed run keeps it. SecAgg+ runs have no evaluate phase and keep the last round."""
+    min_endpoint_rows: int = 100
+    """A fresh partition (``pipelines.partition``): every partner holds at least this many rows of one
+    endpoint it measures, so its ~10% test fold can score it (``federation.scoring.MIN_TEST`` labels).
+    0 = no such floor (``min_rows``, 30 rows in all, still holds)."""
     resume: bool = False
     """Continue from the last checkpoint in ``out_dir``."""
     num_cpus: int = 2
@@ -180,6 +189,8 @@ class FederatedConfig:
             problems.append(f"heads {self.heads!r} is not one of {HEAD_MODES}")
         if self.n_partners < 2:
             problems.append("a federation needs at least 2 partners")
+        if self.min_endpoint_rows < 0:
+            problems.append("min_endpoint_rows must be >= 0")
         if self.rounds < 1 or self.local_epochs < 1:
             problems.append("rounds and local epochs must be >= 1")
         if self.solo_ensemble is not None and not 1 <= int(self.solo_ensemble) <= 50:

@@ -66,22 +66,30 @@ def load_record(model: MultitaskNet, record: ArrayRecord) -> None:
     load_arrays(model, {k: a.numpy() for k, a in record.items()})
 
 
-def save_heads(work_dir: Path, record: ArrayRecord, run_token: str = "") -> Path:
-    """Private heads to the node-local folder (atomic replace), tagged with the run they belong to."""
+def heads_file(server_round: int | None = None) -> str:
+    """``private_heads.npz`` (the newest), or the copy kept for one round (``private_heads.r003.npz``)."""
+    return HEADS_FILE if not server_round else HEADS_FILE.replace(".npz", f".r{int(server_round):03d}.npz")
+
+
+def save_heads(work_dir: Path, record: ArrayRecord, run_token: str = "", server_round: int | None = None) -> Path:
+    """Private heads to the node-local folder (atomic replace), tagged with the run they belong to; with
+    ``server_round`` also a copy for that round (the run's model may be an earlier round's,
+    ``FederatedConfig.keep_best_round``, and its heads are the ones trained in that round)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     keys = list(record.keys())
-    tmp = work_dir / f".{HEADS_FILE}.tmp.npz"
-    np.savez(tmp, keys=np.array(keys), run_token=np.array(str(run_token)),
-             **{f"a{i:04d}": record[k].numpy() for i, k in enumerate(keys)})
-    os.replace(tmp, work_dir / HEADS_FILE)
+    for name in dict.fromkeys([HEADS_FILE, heads_file(server_round)]):
+        tmp = work_dir / f".{name}.tmp.npz"
+        np.savez(tmp, keys=np.array(keys), run_token=np.array(str(run_token)),
+                 **{f"a{i:04d}": record[k].numpy() for i, k in enumerate(keys)})
+        os.replace(tmp, work_dir / name)
     return work_dir / HEADS_FILE
 
 
-def load_heads(work_dir: Path, run_token: str | None = None) -> ArrayRecord | None:
-    """The node's saved private heads; ``None`` when there are none or, given ``run_token``, when
-    they belong to another run (a fresh run into the same folder must not start from stale heads;
-    a resumed run carries its token over in the checkpoint)."""
-    path = Path(work_dir) / HEADS_FILE
+def load_heads(work_dir: Path, run_token: str | None = None, server_round: int | None = None) -> ArrayRecord | None:
+    """The node's saved private heads (of ``server_round``, else the newest); ``None`` when there are none
+    or, given ``run_token``, when they belong to another run (a fresh run into the same folder must not
+    start from stale heads; a resumed run carries its token over in the checkpoint)."""
+    path = Path(work_dir) / heads_file(server_round)
     if not path.exists():
         return None
     with np.load(path, allow_pickle=False) as z:

@@ -161,8 +161,14 @@ def load_private_heads(model, context: Context, node: Node, cfg: ConfigRecord) -
     any more (left out) and a task may have no saved head yet (it keeps its fresh initialisation)."""
     from federation import modelio
 
-    heads = (context.state[HEADS_STATE] if HEADS_STATE in context.state
-             else modelio.load_heads(node.work_dir, str(cfg.get("run-token", ""))))
+    wanted = int(cfg.get("heads-round", 0) or 0)  # the report of a run whose model is an earlier round's
+    key = f"{HEADS_STATE}@{wanted}" if wanted else HEADS_STATE
+    heads = (context.state[key] if key in context.state
+             else modelio.load_heads(node.work_dir, str(cfg.get("run-token", "")), server_round=wanted or None))
+    if heads is None and wanted:
+        log.warning("%s: no private heads kept for round %d; using the newest", node.partner, wanted)
+        heads = (context.state[HEADS_STATE] if HEADS_STATE in context.state
+                 else modelio.load_heads(node.work_dir, str(cfg.get("run-token", ""))))
     if heads is None:
         return
     saved = {k: a.numpy() for k, a in heads.items()}
@@ -179,8 +185,11 @@ def keep_private_heads(model, context: Context, node: Node, cfg: ConfigRecord) -
     from federation import modelio
 
     heads = modelio.heads_record(model)
+    server_round = int(cfg.get("global-round", 0) or 0)
     context.state[HEADS_STATE] = heads
-    modelio.save_heads(node.work_dir, heads, str(cfg.get("run-token", "")))
+    if server_round:
+        context.state[f"{HEADS_STATE}@{server_round}"] = heads
+    modelio.save_heads(node.work_dir, heads, str(cfg.get("run-token", "")), server_round=server_round or None)
 
 
 def train_config(cfg: ConfigRecord, partner: str) -> TrainConfig:

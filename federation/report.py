@@ -107,6 +107,7 @@ def build_report(outcome: dict, local: dict[str, dict] | None = None, pooled: di
         "timing": {**(timing or {}), "federated_train_seconds": outcome.get("train_seconds"),
                    "round_seconds": outcome.get("round_seconds")},
         "resumed_from": outcome.get("resumed_from", 0),
+        "selected_round": outcome.get("selected_round"),
     }
     return _nan_to_none(report)
 
@@ -181,6 +182,14 @@ def _fmt(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
+def _selected_line(selected: dict | None) -> list[str]:
+    if not selected:
+        return []
+    loss = selected.get("valid_loss")
+    detail = f", federated valid loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
+    return [f"- the run's model: round {selected['round']} ({selected['rule']}{detail})"]
+
+
 def markdown(report: dict) -> str:
     s = report["summary"]
     nn = s.get("nn", s)
@@ -192,6 +201,7 @@ def markdown(report: dict) -> str:
              f"- median share of the best-solo -> pooled gap closed: **{_fmt(s['median_gap_closed'])}**",
              f"- bytes per round (down + up, measured: {report['bytes_measured_as']}): "
              f"{report['bytes_per_round']:.0f} (the global arrays alone: {report['model_bytes']} B)",
+             *_selected_line(report.get("selected_round")),
              f"- privacy: {json.dumps(report['privacy'])}", "",
              f"Metric: {PRIMARY} on each partner's own scaffold-split test rows. best solo: the partner's "
              "default-recipe model on its own rows (early stopping on its own valid rows); federated blend: per "

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,6 +66,16 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress: Progress | None = Non
     last = [time.perf_counter()]
     seen = [grid.totals()]
     latest = [numpy_to_record(setup.arrays)]
+    token = setup.round_config["run-token"]
+    best = _earlier_best(setup, cfg, token)
+
+    def keep_if_best(server_round: int, record: ArrayRecord) -> None:
+        """``keep_best_round``: remember (and checkpoint) the round of lowest federated valid loss."""
+        loss = strategy.rounds[-1].valid_loss if strategy.rounds else float("nan")
+        if not cfg.keep_best_round or not math.isfinite(loss) or (best[0] is not None and loss >= best[1]):
+            return
+        best[:] = [record, loss, server_round]
+        setup.checkpointer.save_best(server_round, record_to_numpy(record), {"valid_loss": loss, "run-token": token})
 
     def after_round(server_round: int, record: ArrayRecord):
         """Runs after each round's train and evaluate phases (and once before round 1)."""
@@ -80,6 +91,7 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress: Progress | None = Non
             if isinstance(runner, AccountedClientSideDP):
                 meta["dp_accountant"] = runner.state()
             setup.checkpointer.save(offset + server_round, record_to_numpy(record), meta)
+            keep_if_best(offset + server_round, record)
             round_times.append(time.perf_counter() - last[0])
             if progress is not None:
                 answered = strategy.rounds[-1].n_replies if strategy.rounds else 0
@@ -103,9 +115,17 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress: Progress | None = Non
             final = latest[0]
             stopped = {**runner.stopped, "before_round": offset + runner.stopped["before_round"]}
     train_seconds = time.perf_counter() - t_train
+    last_round = offset + len(round_times)
+    selected = {"rule": "last round", "round": last_round}
+    if cfg.keep_best_round:
+        selected = {"rule": "lowest federated valid loss", "round": last_round, "valid_loss": None}
+        if best[0] is not None:
+            final = best[0]
+            selected.update(round=best[2], valid_loss=best[1])
     timing = {"train_seconds": train_seconds, "round_seconds": round_times}
     outcome = finish_run(grid, cfg, setup, record_to_numpy(final), [r.to_dict() for r in strategy.rounds],
-                         [*setup.history_rejections, *(r.to_dict() for r in strategy.rejections)], timing)
+                         [*setup.history_rejections, *(r.to_dict() for r in strategy.rejections)], timing,
+                         model_round=selected["round"] if selected["round"] != last_round else None)
     if cfg.dp:
         epsilon, delta = runner.spent()
         outcome["dp"].update({"delta": delta, "epsilon": epsilon, "epsilon_max": cfg.dp_epsilon_max,
@@ -113,10 +133,20 @@ def run_server(grid: Grid, cfg: FederatedConfig, progress: Progress | None = Non
                               "rounds_released": runner.privacy.num_releases if runner.privacy else 0,
                               "norm_check": "off under DP (clipping bounds every update)"})
         (Path(cfg.out_dir) / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
+    outcome["selected_round"] = selected
     outcome["server_seconds"] = time.perf_counter() - t0
     (Path(cfg.out_dir) / RESULT_FILE).write_text(json.dumps(outcome, indent=2, default=float))
+    log.info("the run's model: round %s (%s)", selected["round"], selected["rule"])
     log.info("federated run finished: %d rounds in %.1fs", remaining, train_seconds)
     return outcome
+
+
+def _earlier_best(setup, cfg: FederatedConfig, token: str) -> list:
+    """``[record, valid loss, round]`` of this run's best round before a resume (``[None, inf, 0]``: none)."""
+    earlier = setup.checkpointer.best() if cfg.keep_best_round and setup.offset > 0 else None
+    if earlier is None or earlier.meta.get("run-token") != token or earlier.round > setup.offset:
+        return [None, math.inf, 0]
+    return [numpy_to_record(earlier.arrays), float(earlier.meta["valid_loss"]), earlier.round]
 
 
 def make_server_app(progress: Progress | None = None, on_evaluate: OnEvaluate | None = None) -> ServerApp:

@@ -221,12 +221,18 @@ def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
 
 
 def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: dict[str, np.ndarray],
-               round_log: list[dict], rejections: list[dict], timing: dict, secagg: bool = False) -> dict:
-    """Save the global arrays, let every partner score the final model, write the outcome."""
+               round_log: list[dict], rejections: list[dict], timing: dict, secagg: bool = False,
+               model_round: int | None = None) -> dict:
+    """Save the global arrays, let every partner score the final model, write the outcome.
+
+    ``model_round``: the round ``final_arrays`` come from when it is not the last one
+    (``keep_best_round``); each partner then pairs them with the private heads it trained in that round."""
     out = Path(cfg.out_dir)
     np.savez(out / GLOBAL_MODEL_FILE, keys=np.array(list(final_arrays)),
              **{f"a{i:04d}": v for i, v in enumerate(final_arrays.values())})
     report_cfg = {**setup.round_config, "global-round": cfg.rounds, "proximal-mu": 0.0}
+    if model_round:
+        report_cfg["heads-round"] = int(model_round)
     replies = []
     if cfg.final_report:
         replies = query_all(grid, sorted(setup.partner_of), Stage.REPORT, report_cfg,

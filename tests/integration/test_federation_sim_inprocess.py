@@ -123,6 +123,27 @@ def test_resume_continues_and_fedavg_is_the_weighted_mean_of_what_arrived(consor
     assert outcome["resumed_from"] == 1
     assert [r["round"] for r in outcome["round_log"]] == [1, 2]  # the resumed run keeps round 1's history
     assert sorted(p.name for p in (out / "checkpoints").glob("round_*.npz")) == ["round_001.npz", "round_002.npz"]
+    _assert_model_is_the_best_valid_round(out, outcome, grid)
+
+
+def _assert_model_is_the_best_valid_round(out, outcome, grid):
+    """keep_best_round (default): the run's model is the checkpoint of the round with the lowest federated
+    valid loss, counted over the rounds of both processes of a resumed run, and each partner scores it
+    with the private heads it trained in that round."""
+    losses = {r["round"]: r["valid_loss"] for r in outcome["round_log"]}
+    assert all(np.isfinite(v) for v in losses.values()) and len(losses) == 2
+    best = min(losses, key=losses.get)
+    assert outcome["selected_round"]["round"] == best
+    assert outcome["selected_round"]["valid_loss"] == pytest.approx(losses[best])
+    with np.load(out / "global_model.npz") as z:
+        keys = [str(k) for k in z["keys"]]
+        final = {k: z[f"a{i:04d}"] for i, k in enumerate(keys)}
+    for rnd in losses:
+        same = np.array_equal(_flat(final, keys), _flat(_checkpoint(out, rnd), keys))
+        assert same == (rnd == best), (rnd, best, losses)
+    report_configs = [m.content["config"] for m, _ in grid.exchanges if m.metadata.message_type.endswith("report")]
+    assert report_configs
+    assert all(int(c.get("heads-round", 0)) == (best if best != 2 else 0) for c in report_configs)
 
 
 def test_secagg_server_receives_masked_vectors_whose_sum_is_the_true_mean(consortium, monkeypatch):
