@@ -85,7 +85,8 @@ def _cfg(args, out: Path, **kw) -> FederatedConfig:
                 num_cpus=args.cpus, cache_dir=Path(args.work) / "feature_cache", engine=args.engine,
                 endpoints=tuple(args.endpoints) if args.endpoints else None, max_rows=args.max_rows,
                 solo_ensemble=args.solo_ensemble, blend_fallback=args.blend_fallback,
-                min_endpoint_rows=args.min_endpoint_rows, keep_best_round=not args.keep_last_round)
+                min_endpoint_rows=args.min_endpoint_rows, keep_best_round=not args.keep_last_round,
+                validate_norms=not args.no_norm_check)
     base.update(kw)
     return FederatedConfig(**base)
 
@@ -187,6 +188,7 @@ def run_base(args, partners_dir: Path | None) -> tuple[dict, Path]:
         "references": rep.get("references"),
         "partition": {"max_rows": args.max_rows, "endpoints": args.endpoints, "n_partners": args.partners,
                       "min_endpoint_rows": args.min_endpoint_rows},
+        "norm_check": not args.no_norm_check,
         "selected_round": rep.get("selected_round"),
         "valid_loss_by_round": {r["round"]: r.get("valid_loss") for r in rep.get("round_log", [])},
         "blend_seconds": t.get("blend_seconds"),
@@ -499,6 +501,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-rows", type=int, default=None)
     ap.add_argument("--min-endpoint-rows", type=int, default=100,
                     help="partition floor: rows of one endpoint every partner holds (fedadmet federate's default)")
+    ap.add_argument("--no-norm-check", action="store_true",
+                    help="diagnostic: the server's update-norm outlier check off (default on, as in fedadmet federate)")
     ap.add_argument("--keep-last-round", action="store_true",
                     help="the run's model is the last round's (default: the round of lowest federated valid loss)")
     ap.add_argument("--solo-ensemble", type=int, default=None,
