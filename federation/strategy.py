@@ -22,6 +22,7 @@ so it stores what the round finally produced (after DP noise, when on).
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -291,8 +292,10 @@ class FederatedStrategy(FedAvg):
                 log.warning("round %d: no reply from %s", global_round, self.partner(node))
         if self.current is None:
             raise RuntimeError("aggregate_train called before configure_train")
+        batch = max(int(self.round_config.get("batch-size", 64)), 1)
+        steps = [math.ceil(float(m.get(NUM_EXAMPLES, 1.0)) / batch) for m in metrics]
         outcome = validate_updates(global_round, self.current, updates, check_norms=self.validate_norms,
-                                   z_threshold=self.norm_z_threshold)
+                                   z_threshold=self.norm_z_threshold, steps=steps)
         self.rejections.extend(outcome.rejections)
         rlog.rejected.extend(r.partner for r in outcome.rejections)
         rlog.norms = outcome.norms

@@ -91,3 +91,42 @@ def test_fedadam_moves_towards_the_aggregate():
     cur = {"w": np.array([0.0, 0.0], np.float32)}
     new = opt.step(cur, {"w": np.array([1.0, -3.0], np.float32)})
     np.testing.assert_allclose(new["w"], [0.1, -0.1], rtol=1e-5)
+
+
+#: Round 3 of the 20-partner catalog run (bench/results/federation_best_solo_full_s4.json): each partner's
+#: update norm and its training compounds. partner_14 is honest (the largest partner), not an attacker.
+CATALOG_ROUND_3 = {
+    "partner_00": (5.57, 905), "partner_01": (11.0, 4370), "partner_02": (6.57, 1349), "partner_03": (7.78, 1873),
+    "partner_04": (2.54, 310), "partner_05": (7.63, 2011), "partner_06": (5.3, 865), "partner_07": (1.6, 120),
+    "partner_08": (7.46, 1795), "partner_09": (6.92, 1497), "partner_10": (7.74, 1805), "partner_11": (12.89, 6238),
+    "partner_12": (4.58, 702), "partner_13": (12.13, 5344), "partner_14": (16.85, 10125), "partner_15": (1.67, 126),
+    "partner_16": (1.5, 84), "partner_17": (3.33, 300), "partner_18": (4.29, 603), "partner_19": (5.69, 986),
+}
+
+
+def _scaled_updates(norms: dict[str, float]):
+    """Updates of exactly the given norms (one direction each) around a zero reference."""
+    rng = np.random.default_rng(7)
+    reference = {"w": np.zeros(16)}
+    updates = []
+    for partner, norm in norms.items():
+        direction = rng.standard_normal(16)
+        updates.append((partner, {"w": direction / np.linalg.norm(direction) * norm}))
+    return reference, updates
+
+
+def test_norm_check_scales_by_local_steps_so_the_largest_honest_partner_passes():
+    norms = {p: n for p, (n, _) in CATALOG_ROUND_3.items()}
+    steps = [np.ceil(size / 64) for _, size in CATALOG_ROUND_3.values()]
+    reference, updates = _scaled_updates(norms)
+    raw = validate_updates(3, reference, updates)
+    assert [r.partner for r in raw.rejections] == ["partner_14"]  # the unscaled check rejected it
+    scaled = validate_updates(3, reference, updates, steps=steps)
+    assert scaled.rejections == [] and len(scaled.accepted) == 20
+    # an attacker scaling its update x5 is still caught, a mid-sized one and the largest one alike
+    for attacker in ("partner_08", "partner_14"):
+        poisoned = {**norms, attacker: 5 * norms[attacker]}
+        reference, updates = _scaled_updates(poisoned)
+        outcome = validate_updates(3, reference, updates, steps=steps)
+        assert [r.partner for r in outcome.rejections] == [attacker]
+        assert "sqrt(local steps)" in outcome.rejections[0].reason
