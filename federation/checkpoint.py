@@ -33,44 +33,38 @@ class Checkpointer:
         self.keep = keep
 
     def save(self, server_round: int, arrays: dict[str, np.ndarray], meta: dict | None = None) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"round_{server_round:03d}.npz"
-        tmp = self.folder / f".round_{server_round:03d}.tmp.npz"
-        keys = list(arrays)
-        np.savez(tmp, **{f"a{i:04d}": np.asarray(arrays[k]) for i, k in enumerate(keys)})
-        os.replace(tmp, path)
-        pointer = {"round": server_round, "file": path.name, "keys": keys, "meta": meta or {}}
-        tmp_json = self.folder / f".{LATEST}.tmp"
-        tmp_json.write_text(json.dumps(pointer, indent=2))
-        os.replace(tmp_json, self.folder / LATEST)
+        path = self._write(f"round_{server_round:03d}.npz", LATEST, server_round, arrays, meta or {})
         self._prune(server_round)
         log.info("checkpoint: round %d -> %s", server_round, path)
         return path
 
     def save_best(self, server_round: int, arrays: dict[str, np.ndarray], meta: dict) -> Path:
         """``best.npz`` + ``best.json``: the round with the lowest federated validation loss so far."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        keys = list(arrays)
-        tmp = self.folder / ".best.tmp.npz"
-        np.savez(tmp, **{f"a{i:04d}": np.asarray(arrays[k]) for i, k in enumerate(keys)})
-        os.replace(tmp, self.folder / BEST_ARRAYS)
-        tmp_json = self.folder / f".{BEST}.tmp"
-        tmp_json.write_text(json.dumps({"round": server_round, "keys": keys, "meta": meta}))
-        os.replace(tmp_json, self.folder / BEST)
-        return self.folder / BEST_ARRAYS
+        return self._write(BEST_ARRAYS, BEST, server_round, arrays, meta)
 
     def best(self) -> Checkpoint | None:
         """The checkpoint ``save_best`` kept last (None: none yet)."""
-        pointer_path = self.folder / BEST
-        if not pointer_path.exists():
-            return None
-        pointer = json.loads(pointer_path.read_text())
-        with np.load(self.folder / BEST_ARRAYS, allow_pickle=False) as z:
-            arrays = {k: z[f"a{i:04d}"] for i, k in enumerate(pointer["keys"])}
-        return Checkpoint(int(pointer["round"]), arrays, pointer.get("meta", {}))
+        return self._read(BEST)
 
     def latest(self) -> Checkpoint | None:
-        pointer_path = self.folder / LATEST
+        return self._read(LATEST)
+
+    def _write(self, file: str, pointer_name: str, server_round: int, arrays: dict[str, np.ndarray],
+               meta: dict) -> Path:
+        """``file`` (the arrays), then the ``pointer_name`` JSON naming it; each written atomically."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        keys = list(arrays)
+        tmp = self.folder / f".{file}.tmp.npz"
+        np.savez(tmp, **{f"a{i:04d}": np.asarray(arrays[k]) for i, k in enumerate(keys)})
+        os.replace(tmp, self.folder / file)
+        pointer = {"round": server_round, "file": file, "keys": keys, "meta": meta}
+        tmp_json = self.folder / f".{pointer_name}.tmp"
+        tmp_json.write_text(json.dumps(pointer, indent=2))
+        os.replace(tmp_json, self.folder / pointer_name)
+        return self.folder / file
+
+    def _read(self, pointer_name: str) -> Checkpoint | None:
+        pointer_path = self.folder / pointer_name
         if not pointer_path.exists():
             return None
         pointer = json.loads(pointer_path.read_text())

@@ -161,14 +161,19 @@ def load_private_heads(model, context: Context, node: Node, cfg: ConfigRecord) -
     any more (left out) and a task may have no saved head yet (it keeps its fresh initialisation)."""
     from federation import modelio
 
+    token = str(cfg.get("run-token", ""))
+
+    def kept(server_round: int):  # 0: the newest
+        key = f"{HEADS_STATE}@{server_round}" if server_round else HEADS_STATE
+        if key in context.state:
+            return context.state[key]
+        return modelio.load_heads(node.work_dir, token, server_round=server_round or None)
+
     wanted = int(cfg.get("heads-round", 0) or 0)  # the report of a run whose model is an earlier round's
-    key = f"{HEADS_STATE}@{wanted}" if wanted else HEADS_STATE
-    heads = (context.state[key] if key in context.state
-             else modelio.load_heads(node.work_dir, str(cfg.get("run-token", "")), server_round=wanted or None))
+    heads = kept(wanted)
     if heads is None and wanted:
         log.warning("%s: no private heads kept for round %d; using the newest", node.partner, wanted)
-        heads = (context.state[HEADS_STATE] if HEADS_STATE in context.state
-                 else modelio.load_heads(node.work_dir, str(cfg.get("run-token", ""))))
+        heads = kept(0)
     if heads is None:
         return
     saved = {k: a.numpy() for k, a in heads.items()}
