@@ -126,13 +126,13 @@ def test_resume_continues_and_fedavg_is_the_weighted_mean_of_what_arrived(consor
     _assert_model_is_the_best_valid_round(out, outcome, grid)
 
 
-def _assert_model_is_the_best_valid_round(out, outcome, grid):
+def _assert_model_is_the_best_valid_round(out, outcome, grid, last: int = 2):
     """keep_best_round (default): the run's model is the checkpoint of the round with the lowest federated
     valid loss, counted over the rounds of both processes of a resumed run, and each partner scores it
     with the private heads it trained in that round."""
     losses = {r["round"]: r["valid_loss"] for r in outcome["round_log"]}
-    assert all(np.isfinite(v) for v in losses.values()) and len(losses) == 2
-    best = min(losses, key=losses.get)
+    assert len(losses) == last
+    best = min((r for r in losses if np.isfinite(losses[r])), key=losses.get)
     assert outcome["selected_round"]["round"] == best
     assert outcome["selected_round"]["valid_loss"] == pytest.approx(losses[best])
     with np.load(out / "global_model.npz") as z:
@@ -143,7 +143,25 @@ def _assert_model_is_the_best_valid_round(out, outcome, grid):
         assert same == (rnd == best), (rnd, best, losses)
     report_configs = [m.content["config"] for m, _ in grid.exchanges if m.metadata.message_type.endswith("report")]
     assert report_configs
-    assert all(int(c.get("heads-round", 0)) == (best if best != 2 else 0) for c in report_configs)
+    assert all(int(c.get("heads-round", 0)) == (best if best != last else 0) for c in report_configs)
+
+
+def test_an_earlier_round_is_kept_when_later_rounds_are_worse(consortium):
+    """Known answer for keep_best_round: every partner sends a sign-flipped, x5 update (gradient ascent on
+    its own loss) and the norm check is off, so each round's global model is worse than the one before.
+    The run's model must be round 1's, not the last round's, and the partners report with round 1's heads."""
+    root, partners_dir, cache = consortium
+    out = root / "ascent"
+    cfg = FederatedConfig(out_dir=out, partners_dir=partners_dir, cache_dir=cache, validate_norms=False,
+                          poison_partners=tuple(f"partner_0{i}" for i in range(4)), poison_scale=5.0,
+                          **{**SLICE, "rounds": 3})
+    outcome, grid = _run(cfg, partners_dir)
+    losses = {r["round"]: r["valid_loss"] for r in outcome["round_log"]}
+    assert sorted(losses) == [1, 2, 3]
+    finite = [v for v in losses.values() if np.isfinite(v)]
+    assert np.isfinite(losses[1]) and losses[1] == min(finite), losses  # the construction did what it says
+    assert outcome["selected_round"]["round"] == 1
+    _assert_model_is_the_best_valid_round(out, outcome, grid, last=3)
 
 
 def test_secagg_server_receives_masked_vectors_whose_sum_is_the_true_mean(consortium, monkeypatch):
