@@ -19,6 +19,7 @@ from pathlib import Path
 
 from federation.strategy import STRATEGIES
 from pipelines.errors import InputError
+from pipelines.partition_defaults import SCORABLE_ENDPOINT_ROWS
 
 ENGINES = ("ray", "inprocess")
 SCALING_MODES = ("public", "moments")
@@ -99,7 +100,7 @@ class FederatedConfig:
     partners' own valid rows, weighted by their counts, as the evaluate phase reports them), not simply the
     last round's: early stopping on valid, as the best-solo reference has. Checkpointed (``best.npz``), so a
     resumed run keeps it. SecAgg+ runs have no evaluate phase and keep the last round."""
-    min_endpoint_rows: int = 100
+    min_endpoint_rows: int = SCORABLE_ENDPOINT_ROWS
     """A fresh partition (``pipelines.partition``): every partner holds at least this many rows of one
     endpoint it measures, so its ~10% test fold can score it (``federation.scoring.MIN_TEST`` labels).
     0 = no such floor (``min_rows``, 30 rows in all, still holds)."""

@@ -69,7 +69,7 @@ class PartitionConfig:
     min_partners_per_endpoint: int = 2
     """Every endpoint is measured by at least this many partners (capped at ``n_partners``)."""
     min_endpoint_rows: int = 0
-    """Best effort: every partner holds at least this many rows of one endpoint it measures, so its ~10%
+    """Best effort (every simulated consortium the product builds uses ``pipelines.partition_defaults.SCORABLE_ENDPOINT_ROWS``): every partner holds at least this many rows of one endpoint it measures, so its ~10%
     test fold has enough labels to score it (0 = off). See step 6 of the module docstring."""
 
     def validate(self, n_endpoints: int) -> None:

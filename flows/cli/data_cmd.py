@@ -23,6 +23,7 @@ from rich.table import Table
 
 from flows.cli.errors import CommandGroup
 from pipelines.errors import InputError
+from pipelines.partition_defaults import SCORABLE_ENDPOINT_ROWS
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,9 @@ def partition_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (partner_XX/data.csv + manifest)."),
     min_rows: int = typer.Option(30, "--min-rows", help="Fewest rows any partner may end with."),
     min_endpoints: int = typer.Option(1, "--min-endpoints", help="Fewest endpoints a partner measures."),
+    min_endpoint_rows: int = typer.Option(SCORABLE_ENDPOINT_ROWS, "--min-endpoint-rows",
+                                          help="Every partner holds at least this many rows of one endpoint it "
+                                               "measures, so it can be scored (best effort; 0 = off)."),
     aggregate: bool = typer.Option(True, "--aggregate/--no-aggregate",
                                    help="Aggregate replicates (one row per compound x endpoint) first."),
 ) -> None:
@@ -255,11 +259,12 @@ def partition_cmd(
     long_df = load_embedded() if input_path is None else read_long_table(input_path)
     with _progress("validating and partitioning", len(long_df)) as update:
         prepared = prepare_partition(long_df, out, n_partners=partners, alpha=alpha, seed=seed, aggregate=aggregate,
-                                     min_rows=min_rows, min_endpoints=min_endpoints, progress=update)
+                                     min_rows=min_rows, min_endpoints=min_endpoints,
+                                     min_endpoint_rows=min_endpoint_rows, progress=update)
     done = prepared.summary
     _write_config(out, "partition", input=input_path or "embedded catalog", partners=partners,
                   alpha=alpha, seed=seed, min_rows=min_rows, min_endpoints=min_endpoints,
-                  aggregate=aggregate, n_input=done.n_rows, n_rejected=done.n_rejected,
+                  min_endpoint_rows=min_endpoint_rows, aggregate=aggregate, n_input=done.n_rows, n_rejected=done.n_rejected,
                   n_partitioned=done.n_partitioned, dropped_by_task_skew=done.n_dropped)
     summary(prepared.manifest, title=f"{partners} partners (alpha={alpha}, seed={seed})",
             rejected=done.n_rejected, dropped=done.n_dropped)

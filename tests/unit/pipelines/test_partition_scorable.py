@@ -65,3 +65,22 @@ def test_an_unreachable_floor_is_best_effort_with_a_warning(pooled, caplog):
     part = partition_partners(pooled, n_partners=10, alpha=0.5, seed=0, min_rows=30, min_endpoint_rows=10_000)
     assert len(part.tables) == 10
     assert "floor 10000" in caplog.text
+
+
+def test_the_demo_partition_leaves_no_partner_unscorable(tmp_path):
+    """``make demo``'s partition (its 11-endpoint panel, 20 partners, seed 0) takes the product's endpoint
+    floor: every partner ends with >= 5 test labels of one endpoint (scoring's minimum). Without the floor
+    two of its partners had 3 test compounds."""
+    from flows.demo import DEMO_ENDPOINTS
+    from flows.demo_data import prepare_partners
+
+    manifest = prepare_partners(tmp_path, n_partners=20, seed=0, endpoints=DEMO_ENDPOINTS)
+    assert len(manifest) == 20
+    best_test = {}
+    for path in sorted(tmp_path.glob("partner_*/data.csv")):
+        table = pd.read_csv(path)
+        folds = keyed_scaffold_folds(table["SMILES_Structure_Parent"].astype(str).tolist(), SIMULATION_FOLD_SECRET)
+        test = table[folds == "test"]
+        best_test[path.parent.name] = int(test.groupby("Test_Type").size().max()) if len(test) else 0
+    assert len(best_test) == 20
+    assert min(best_test.values()) >= 5, best_test
