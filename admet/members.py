@@ -112,10 +112,15 @@ class LGBMMember:
         self.best_iterations: list[int | None] = []
 
     @classmethod
-    def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int, valid: tuple | None = None) -> "LGBMMember":
+    def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int, valid: tuple | None = None,
+            rounds: Sequence[int | None] | None = None) -> "LGBMMember":
         """``valid`` = (X, Y, censor): per endpoint, boosting stops early on its labelled rows there
         (``LGBM_EARLY_STOPPING_ROUNDS`` rounds without improvement; at least ``LGBM_MIN_VALID`` labels,
-        both classes for classification); without it all ``cfg.lgbm_n_estimators`` rounds are kept."""
+        both classes for classification); without it all ``cfg.lgbm_n_estimators`` rounds are kept.
+        ``rounds`` (instead of ``valid``): per endpoint, exactly that many boosting rounds (a refit with
+        rounds found earlier); None = no model for that endpoint."""
+        if rounds is not None and (valid is not None or len(rounds) != len(tasks)):
+            raise ValueError("rounds: one entry per task, and not together with valid")
         import lightgbm as lgb
 
         boosters = []
@@ -123,12 +128,17 @@ class LGBMMember:
         rng = np.random.default_rng(seed)
         for j, task in enumerate(tasks):
             rows = np.flatnonzero(~np.isnan(Y[:, j]))
+            if rounds is not None and rounds[j] is None:
+                boosters.append(None)
+                best_iterations.append(None)
+                continue
             if len(rows) < 5:
                 log.warning("lgbm: endpoint %s has %d labels; no model", task.name, len(rows))
                 boosters.append(None)
                 best_iterations.append(None)
                 continue
-            params = dict(n_estimators=cfg.lgbm_n_estimators, learning_rate=cfg.lgbm_learning_rate,
+            n_rounds = cfg.lgbm_n_estimators if rounds is None else max(int(rounds[j]), 1)
+            params = dict(n_estimators=n_rounds, learning_rate=cfg.lgbm_learning_rate,
                           num_leaves=cfg.lgbm_num_leaves, min_child_samples=cfg.lgbm_min_child_samples,
                           subsample=cfg.lgbm_subsample, subsample_freq=1,
                           colsample_bytree=cfg.lgbm_colsample, random_state=int(rng.integers(2**31)),

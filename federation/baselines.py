@@ -152,7 +152,7 @@ def best_solo(mcfg: ModelConfig, data: task.PartnerData, keep_model: bool = Fals
     if private_trees:
         t0 = time.perf_counter()
         fit.private_trees = fit_private_trees(data, mcfg)
-        fit.trees = {fold: fit.private_trees.predict(data.X[data.rows(fold)]) for fold in ("valid", "test")}
+        fit.trees = fit.private_trees.fold_predictions(data)
         fit.tree_seconds = time.perf_counter() - t0
     return fit
 
@@ -205,7 +205,8 @@ def run_baselines(cfg: FederatedConfig, partners: list[task.PartnerData],
     pool, t_pool = pooled(mcfg, partners) if cfg.pooled_reference else ({}, 0.0)
     rec = recipe(mcfg) | {"blend_private_trees": {
         "family": "lgbm", "ensemble": mcfg.ensemble, "lgbm_n_estimators": mcfg.lgbm_n_estimators,
-        "fit_on": f"{1 - INNER_VALID_FRACTION:.0%} of the partner's train rows (whole scaffold groups)",
+        "fit_on": f"{1 - INNER_VALID_FRACTION:.0%} of the partner's train rows (whole scaffold groups) for the "
+                  "choice on valid; then refit on all its train rows with the rounds found (the kept trees)",
         "early_stopping": f"the other {INNER_VALID_FRACTION:.0%} of its train rows (inner scaffold split); "
                           "never the valid rows the blend is chosen on"}}
     return BaselineResult(local={k: v.scores for k, v in solo.items()}, pooled=pool, local_seconds=t_local,

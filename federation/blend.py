@@ -27,8 +27,10 @@ LightGBM used to be the private trees, and then the valid scores it was chosen o
 (mean valid - test +0.075 against -0.026 for the net on the 40k-row 20-partner run,
 ``bench/results/federation_best_solo_reblend.json``). The design chosen over cross-fitting two halves
 of valid: one extra LightGBM fit per partner (on 80 % of its train rows) instead of two, and the whole
-valid fold stays available to the choice. Its cost: the private trees see 80 % of the partner's train
-rows, not all of them (no refit on all train rows: that would double the cost).
+valid fold stays available to the choice. The choice reads the trees fitted on 80 % of the partner's train
+rows; the trees the partner keeps (its blended bundle, its test scores) are refit on all its train rows with
+the rounds early stopping found (``fit_private_trees(refit=True)``, the default): a second LightGBM fit.
+Without the refit the partner's kept trees saw 20 % fewer rows than its best-solo LightGBM.
 
 Where the valid rows cannot score an endpoint (fewer than ``scoring.MIN_TEST`` labels, one class) the
 fallback rule decides (``FederatedConfig.blend_fallback``):
@@ -294,8 +296,10 @@ def federated_tree_option(per_endpoint: dict[str, dict[str, np.ndarray]], data: 
 @dataclass(slots=True)
 class PrivateTrees:
     """The blend's private trees of one partner: LightGBM members (``admet.members.LGBMMember``, the
-    default recipe's settings) on the partner's feature scaling, early-stopped on an inner split of its
-    train rows. ``predict`` takes raw (unscaled) features, as ``data.X`` holds them."""
+    default recipe's settings) on the partner's feature scaling. ``chooser``: early-stopped on an inner
+    split of its train rows, it predicts the valid rows the blend is chosen on (``predict_valid``);
+    ``members``: the same members refit on all its train rows with the rounds the chooser found, the
+    model the partner keeps (``predict``, the blended bundle). Both take raw (unscaled) features."""
 
     scaler: object
     """``admet.features.FeatureScaler`` fit on the partner's ``train`` rows (as the best-solo model's)."""
@@ -304,16 +308,30 @@ class PrivateTrees:
     inner_valid: np.ndarray
     """bool over the partner's ``train`` rows (``data.rows("train")`` order): True = stopped early on."""
     task_names: list[str]
+    chooser: list | None = None
+    """The members fitted on the inner-train rows only (None: ``members`` are those, no refit)."""
 
     def predict(self, X_raw: np.ndarray) -> np.ndarray:
         """(n, T) mean over members; NaN where an endpoint has no booster (the blend then uses the net)."""
+        return self._mean(self.members, X_raw)
+
+    def predict_valid(self, X_raw: np.ndarray) -> np.ndarray:
+        """What the blend's choice reads on the valid rows: the chooser's prediction (fitted without them)."""
+        return self._mean(self.chooser if self.chooser is not None else self.members, X_raw)
+
+    def fold_predictions(self, data: task.PartnerData) -> dict[str, np.ndarray]:
+        """``{"valid": predict_valid, "test": predict}`` on the partner's own rows."""
+        return {"valid": self.predict_valid(data.X[data.rows("valid")]), "test": self.predict(data.X[data.rows("test")])}
+
+    def _mean(self, members: list, X_raw: np.ndarray) -> np.ndarray:
         Xs = self.scaler.transform(X_raw)
         with np.errstate(all="ignore"):
-            return np.mean([m.predict(Xs) for m in self.members], axis=0)
+            return np.mean([m.predict(Xs) for m in members], axis=0)
 
     @property
     def best_iterations(self) -> list[list[int | None]]:
-        return [list(m.best_iterations) for m in self.members]
+        """Rounds per member and endpoint, as early stopping on the inner split found them."""
+        return [list(m.best_iterations) for m in (self.chooser if self.chooser is not None else self.members)]
 
 
 def inner_split(data: task.PartnerData, fraction: float = INNER_VALID_FRACTION, seed: int = 0) -> np.ndarray:
@@ -335,10 +353,14 @@ def inner_split(data: task.PartnerData, fraction: float = INNER_VALID_FRACTION, 
     return np.asarray(fold) != "train"
 
 
-def fit_private_trees(data: task.PartnerData, mcfg, fraction: float = INNER_VALID_FRACTION) -> PrivateTrees:
+def fit_private_trees(data: task.PartnerData, mcfg, fraction: float = INNER_VALID_FRACTION,
+                      refit: bool = True) -> PrivateTrees:
     """LightGBM per endpoint on the partner's inner-train rows, early-stopped on its inner-valid rows
     (:func:`inner_split`); ``mcfg``: an ``admet.config.ModelConfig`` (its LightGBM settings, ``seed`` and
-    ``ensemble``: member i uses seed ``mcfg.seed + i``). Reads no ``valid`` or ``test`` rows."""
+    ``ensemble``: member i uses seed ``mcfg.seed + i``). With ``refit`` (the default) each member is then
+    fit again on all the train rows with the rounds its early stopping found: the blend is chosen with the
+    inner-train members (they have not seen the valid rows), and the partner keeps trees that saw all its
+    train rows, as its best-solo LightGBM does; the cost is a second fit. Reads no ``valid`` or ``test`` rows."""
     from admet.features import FeatureScaler
     from admet.members import LGBMMember
 
@@ -348,10 +370,14 @@ def fit_private_trees(data: task.PartnerData, mcfg, fraction: float = INNER_VALI
     Xs = scaler.transform(X)
     inner = inner_split(data, fraction, mcfg.seed)
     fit_rows, stop_rows = np.flatnonzero(~inner), np.flatnonzero(inner)
-    members = [LGBMMember.fit(Xs[fit_rows], Y[fit_rows], C[fit_rows], data.tasks, mcfg, mcfg.seed + i,
+    chooser = [LGBMMember.fit(Xs[fit_rows], Y[fit_rows], C[fit_rows], data.tasks, mcfg, mcfg.seed + i,
                               valid=(Xs[stop_rows], Y[stop_rows], C[stop_rows]))
                for i in range(int(mcfg.ensemble))]
-    return PrivateTrees(scaler, members, inner, list(data.task_names))
+    if not refit:
+        return PrivateTrees(scaler, chooser, inner, list(data.task_names))
+    final = [LGBMMember.fit(Xs, Y, C, data.tasks, mcfg, mcfg.seed + i, rounds=m.best_iterations)
+             for i, m in enumerate(chooser)]
+    return PrivateTrees(scaler, final, inner, list(data.task_names), chooser=chooser)
 
 
 def valid_test_gaps(results: dict[str, dict]) -> dict:

@@ -271,7 +271,7 @@ def blend_node(data: task.PartnerData, fed_bundle_dir: Path, out: Path, mcfg: Mo
         raise InputError(f"--fallback must be nn or equal on a node, got {fallback!r}")
     nn = blend.federated_nn_predictions(fed_bundle_dir, data)
     trees = blend.fit_private_trees(data, mcfg)
-    tree_pred = {fold: trees.predict(data.X[data.rows(fold)]) for fold in ("valid", "test")}
+    tree_pred = trees.fold_predictions(data)
     result = blend.blend_partner(data, nn, tree_pred, default=blend.RULE_OPTION[fallback])
     path = write_blend_bundle(fed_bundle_dir, data, trees, result, out, mcfg)
     return path, json.loads((path / SUMMARY_FILE).read_text())

@@ -78,6 +78,29 @@ def test_private_trees_never_see_the_valid_rows_the_choice_is_made_on():
     assert blend.fit_private_trees(moved, SMALL).best_iterations[0][0] != rounds
 
 
+def test_kept_trees_are_refit_on_all_train_rows_with_the_rounds_the_choice_found():
+    """The blend chooses with the inner-train trees; the partner keeps trees refit on all its train rows
+    (the inner-valid rows too) with exactly the rounds early stopping found."""
+    data = _partner()
+    trees = blend.fit_private_trees(data, SMALL)
+    assert trees.chooser is not None and len(trees.chooser) == len(trees.members) == SMALL.ensemble
+    for chooser, kept in zip(trees.chooser, trees.members, strict=True):
+        for j, booster in enumerate(kept.boosters):
+            assert booster.current_iteration() == chooser.best_iterations[j]
+    inner_rows = data.rows("train")[trees.inner_valid]
+    y = data.Y[inner_rows, 0]
+    mse = {name: float(np.mean((np.mean([m.predict(trees.scaler.transform(data.X[inner_rows]))[:, 0] for m in ms],
+                                        axis=0) - y) ** 2)) for name, ms in (("chooser", trees.chooser),
+                                                                             ("kept", trees.members))}
+    assert mse["kept"] < 0.8 * mse["chooser"], mse  # the kept trees were fitted on these rows, the chooser was not
+    folds = trees.fold_predictions(data)
+    v, t = data.X[data.rows("valid")], data.X[data.rows("test")]
+    assert np.array_equal(folds["valid"], trees.predict_valid(v)) and np.array_equal(folds["test"], trees.predict(t))
+    assert not np.array_equal(trees.predict_valid(v), trees.predict(v))
+    plain = blend.fit_private_trees(data, SMALL, refit=False)
+    assert plain.chooser is None and np.array_equal(plain.predict(v), trees.predict_valid(v))
+
+
 def test_best_solo_still_stops_on_valid_and_lends_the_fair_trees_to_the_blend():
     data = _partner()
     fit = baselines.best_solo(SMALL, data)
