@@ -19,8 +19,9 @@ Per endpoint the option with the best primary metric on the partner's **valid** 
 
 Why the choice is fair (issue 10 §5): none of the options was fitted or early-stopped on the valid rows
 it is chosen on. The federated NN trains on ``train`` rows only; its ``evaluate`` phase computes a
-valid loss each round that the server only logs (and federated tuning may prune on); the last round's
-model is kept, no round is selected on it, and head fine-tuning (off by default) uses train rows.
+valid loss each round, on which the server keeps the round of lowest loss (``keep_best_round``, one
+early-stopping decision over the run's rounds, as the best-solo net stops on its valid rows) and federated
+tuning may prune; head fine-tuning (off by default) uses train rows.
 The private trees stop early on an inner split of the train rows. The best-solo reference
 (``federation.baselines``) stays exactly the default recipe, LightGBM early-stopped on ``valid``; its
 LightGBM used to be the private trees, and then the valid scores it was chosen on ran high
