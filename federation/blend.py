@@ -318,7 +318,7 @@ class PrivateTrees:
 
     def predict_valid(self, X_raw: np.ndarray) -> np.ndarray:
         """What the blend's choice reads on the valid rows: the chooser's prediction (fitted without them)."""
-        return self._mean(self.chooser if self.chooser is not None else self.members, X_raw)
+        return self._mean(self._choosing, X_raw)
 
     def fold_predictions(self, data: task.PartnerData) -> dict[str, np.ndarray]:
         """``{"valid": predict_valid, "test": predict}`` on the partner's own rows."""
@@ -332,7 +332,12 @@ class PrivateTrees:
     @property
     def best_iterations(self) -> list[list[int | None]]:
         """Rounds per member and endpoint, as early stopping on the inner split found them."""
-        return [list(m.best_iterations) for m in (self.chooser if self.chooser is not None else self.members)]
+        return [list(m.best_iterations) for m in self._choosing]
+
+    @property
+    def _choosing(self) -> list:
+        """The members the choice reads: the chooser, or ``members`` when there was no refit."""
+        return self.chooser if self.chooser is not None else self.members
 
 
 def inner_split(data: task.PartnerData, fraction: float = INNER_VALID_FRACTION, seed: int = 0) -> np.ndarray:
