@@ -2,7 +2,9 @@
 
 Primary metric per endpoint (higher is better, perfect = 1): Spearman for regression, AUROC for
 classification. A partner's metric is the mean over its endpoints that can be scored (at least
-``MIN_TEST`` labelled test rows; both classes present for classification).
+``MIN_TEST`` labelled test rows; both classes present for classification; for regression, labels that
+are not all equal: a rank correlation with a constant target is undefined, and scoring it 0 for every model
+gave a partner of the full-catalog run a tie at 0.000 it could not break).
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ def endpoint_scores(pred: np.ndarray, Y: np.ndarray, tasks: list[TaskSpec],
                 continue
             value = float(roc_auc_score(y, p))
         else:
-            if np.std(y) == 0 or np.std(p) == 0:
+            if np.std(y) == 0:
+                continue
+            if np.std(p) == 0:  # a constant prediction ranks nothing
                 value = 0.0
             else:
                 value = float(spearmanr(y, p).statistic)

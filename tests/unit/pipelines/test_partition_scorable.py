@@ -84,3 +84,27 @@ def test_the_demo_partition_leaves_no_partner_unscorable(tmp_path):
         best_test[path.parent.name] = int(test.groupby("Test_Type").size().max()) if len(test) else 0
     assert len(best_test) == 20
     assert min(best_test.values()) >= 5, best_test
+
+
+def test_a_rare_class_endpoint_gets_enough_of_its_rare_class(monkeypatch):
+    """One binary endpoint, 15% active, 1,000 acyclic molecules, 5 partners, floor 100: every partner ends with
+    >= 25 actives (the floor / MINORITY_FACTOR); counting rows alone leaves a partner short of them."""
+    import numpy as np
+
+    from pipelines import partition as partition_mod
+
+    smiles = [f"{'C' * a}O{'C' * b}N{'C' * c}" for a in range(1, 11) for b in range(1, 11) for c in range(1, 11)]
+    active = np.random.default_rng(3).random(len(smiles)) < 0.15
+    table = pd.DataFrame({"smiles": smiles, "endpoint": "tox", "value": active.astype(float),
+                          "compound_id": [f"m{i}" for i in range(len(smiles))]})
+    kw = dict(n_partners=5, alpha=0.5, seed=1, min_rows=30, quantity_sigma=1.5, min_endpoint_rows=100)
+    floor_actives = 100 // partition_mod.MINORITY_FACTOR
+    lifted = partition_partners(table, **kw)
+    got = {pid: int(t["value"].sum()) for pid, t in lifted.tables.items()}
+    assert min(got.values()) >= floor_actives, got
+    assert min(len(t) for t in lifted.tables.values()) >= 100
+    assert sum(len(t) for t in lifted.tables.values()) + lifted.dropped_rows == len(table)
+    assert sum(got.values()) == int(active.sum())                  # no active lost or duplicated
+    monkeypatch.setattr(partition_mod, "MINORITY_FACTOR", 10**9)  # rows alone decide
+    rows_only = partition_partners(table, **kw)
+    assert min(int(t["value"].sum()) for t in rows_only.tables.values()) < floor_actives
