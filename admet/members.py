@@ -309,18 +309,31 @@ class BlendMember:
     endpoint): where True the member predicts exactly the xgboost model (the federated trees chosen by
     the federated blend), the rest of the blend where that model is NaN. Without it nothing changes,
     in memory or in the saved files.
+
+    ``net2`` (optional, a second :class:`MTNNMember` on its own ``net2_scaler``) with ``net2_weight`` (per
+    endpoint): the federated blend's private network (``federation.blend.PrivateNet``, the partner's own
+    net); the member predicts ``w * net + v * net2 + (1 - w - v) * trees`` (:meth:`combine3`). Without it
+    nothing changes, in memory or in the saved files.
     """
 
     family = "blend"
     PARTS = ("mtnn", "lgbm")
     SCALER_FILES = ("net_scaler.npz", "lgbm_scaler.npz")
     XGB_DIR = "xgb"
+    NET2_DIR, NET2_SCALER_FILE = "mtnn_private", "net2_scaler.npz"
 
     def __init__(self, net: "MTNNMember", gbm: "LGBMMember", net_weight: Sequence[float] | None = None,
                  scalers: tuple | None = None, xgb: "XGBEndpointModels | None" = None,
-                 xgb_endpoints: Sequence[bool] | None = None) -> None:
+                 xgb_endpoints: Sequence[bool] | None = None, net2: "MTNNMember | None" = None,
+                 net2_weight: Sequence[float] | None = None, net2_scaler=None) -> None:
         self.net = net
         self.gbm = gbm
+        if (net2 is None) != (net2_weight is None):
+            raise ValueError("a blend's second network needs its weights (net2_weight), and they need the network")
+        if net2 is not None and net_weight is None:
+            raise ValueError("a blend with a second network needs the first network's weights too")
+        self.net2, self.net2_scaler = net2, net2_scaler
+        self.net2_weight = None if net2_weight is None else np.asarray(net2_weight, dtype=float)
         if (xgb is None) != (xgb_endpoints is None):
             raise ValueError("a blend's xgboost part needs its endpoints (xgb_endpoints), and they need the part")
         self.xgb = xgb
@@ -334,6 +347,11 @@ class BlendMember:
             if w.ndim != 1 or not np.all((w >= 0) & (w <= 1)):
                 raise ValueError(f"blend net weights must be one value in [0, 1] per endpoint, got {net_weight!r}")
             self.net_weight = w
+        if self.net2_weight is not None:
+            v = self.net2_weight
+            if v.shape != self.net_weight.shape or not np.all((v >= 0) & (self.net_weight + v <= 1 + 1e-9)):
+                raise ValueError("second-network weights must be one value per endpoint, >= 0, with the first "
+                                 f"network's weight at most 1, got {net2_weight!r}")
 
     @classmethod
     def fit(cls, X, Y, censor, tasks, cfg: ModelConfig, seed: int, valid: tuple | None = None) -> "BlendMember":
@@ -353,6 +371,21 @@ class BlendMember:
         out = np.where(w == 1.0, a, np.where(w == 0.0, b, mixed))
         return np.where(np.isnan(b), a, out)
 
+    def combine3(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """With a second network ``c``: per endpoint ``w * a + v * c + (1 - w - v) * b`` (``w`` =
+        ``net_weight``, ``v`` = ``net2_weight``); a weight of exactly 1 gives that part bit for bit. Where
+        LightGBM has no model (``b`` NaN) the two networks share its weight in proportion to theirs (the
+        first network alone where both are 0), so the blend is never NaN where the networks are not."""
+        w, v = self.net_weight, self.net2_weight
+        if len(w) != a.shape[1]:
+            raise ValueError(f"{len(w)} blend weights for {a.shape[1]} endpoints")
+        u = 1.0 - w - v
+        with np.errstate(invalid="ignore"):
+            mixed = w * a + v * c + u * np.where(np.isnan(b), 0.0, b)
+            nets = np.where(w + v > 0, (w * a + v * c) / np.where(w + v > 0, w + v, 1.0), a)
+        out = np.where(w == 1.0, a, np.where(v == 1.0, c, np.where(np.isclose(u, 1.0), b, mixed)))
+        return np.where(np.isnan(b) & (w < 1.0) & (v < 1.0), nets, out)
+
     def parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(network, LightGBM) predictions, each part on its own scaling of ``X``; LightGBM NaN where
         it has no model for an endpoint."""
@@ -361,12 +394,24 @@ class BlendMember:
         b = self.gbm.predict(X if gbm_scaler is None else gbm_scaler.transform(X))
         return a, b
 
+    def _net2(self, X: np.ndarray) -> np.ndarray:
+        return self.net2.predict(X if self.net2_scaler is None else self.net2_scaler.transform(X))
+
     def components(self, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """(the blend, its parts): the network and LightGBM, each where its weight is above 0 (the
         other part in its place elsewhere, so an endpoint that uses one part has no spread); where the
         xgboost part is used, it is in both parts' place."""
         a, b = self.parts(X)
         b_used = np.where(np.isnan(b), a, b)
+        if self.net2 is not None:
+            c = self._net2(X)
+            w, v = self.net_weight, self.net2_weight
+            blend = self.combine3(a, b, c)
+            comps = [np.where(w > 0, a, blend), np.where(v > 0, c, blend), np.where(1.0 - w - v > 1e-9, b_used, blend)]
+            if self.xgb is None:
+                return blend, comps
+            use = self._xgb_used(X)
+            return self._with_xgb(blend, use), [self._with_xgb(x, use) for x in comps]
         if self.net_weight is None:
             blend, comps = self.combine(a, b), [a, b_used]
         else:
@@ -390,7 +435,7 @@ class BlendMember:
         return np.where(np.isnan(used), pred, used)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        out = self.combine(*self.parts(X))
+        out = self.combine(*self.parts(X)) if self.net2 is None else self.combine3(*self.parts(X), self._net2(X))
         return out if self.xgb is None else self._with_xgb(out, self._xgb_used(X))
 
     def save(self, folder: Path) -> None:
@@ -409,6 +454,12 @@ class BlendMember:
         if self.xgb is not None:
             self.xgb.save(folder / self.XGB_DIR)
             meta["xgb_endpoints"] = [bool(v) for v in self.xgb_endpoints]
+        if self.net2 is not None:
+            self.net2.save(folder / self.NET2_DIR)
+            meta["net2_weight"] = [float(v) for v in self.net2_weight]
+            if self.net2_scaler is not None:
+                self.net2_scaler.save(folder / self.NET2_SCALER_FILE)
+                meta["net2_scaler"] = self.NET2_SCALER_FILE
         (folder / "member.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -419,8 +470,10 @@ class BlendMember:
         scalers = tuple(FeatureScaler.load(folder / name) if name in meta.get("part_scalers", []) else None
                         for name in cls.SCALER_FILES)
         xgb = XGBEndpointModels.load(folder / cls.XGB_DIR) if "xgb_endpoints" in meta else None
+        net2 = MTNNMember.load(folder / cls.NET2_DIR) if "net2_weight" in meta else None
+        net2_scaler = FeatureScaler.load(folder / meta["net2_scaler"]) if "net2_scaler" in meta else None
         return cls(MTNNMember.load(folder / "mtnn"), LGBMMember.load(folder / "lgbm"), meta.get("net_weight"),
-                   scalers, xgb, meta.get("xgb_endpoints"))
+                   scalers, xgb, meta.get("xgb_endpoints"), net2, meta.get("net2_weight"), net2_scaler)
 
 
 def member_class(family: str) -> type:

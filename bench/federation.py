@@ -86,6 +86,7 @@ def _cfg(args, out: Path, **kw) -> FederatedConfig:
                 endpoints=tuple(args.endpoints) if args.endpoints else None, max_rows=args.max_rows,
                 solo_ensemble=args.solo_ensemble, blend_fallback=args.blend_fallback,
                 min_endpoint_rows=args.min_endpoint_rows, keep_best_round=not args.keep_last_round,
+                blend_private_net=not args.no_private_net,
                 validate_norms=not args.no_norm_check)
     base.update(kw)
     return FederatedConfig(**base)
@@ -128,13 +129,16 @@ def _saved_predictions(cfg: FederatedConfig, out: Path):
     from federation.run import load_all_partners, node_work_dir
 
     partners = load_all_partners(cfg, out / "partners")
-    nn, trees = {}, {}
+    nn, trees, nets = {}, {}, {}
     for d in partners:
         bundle_dir = node_work_dir(cfg, d.partner) / "bundle"
         if bundle_dir.is_dir() and (node_work_dir(cfg, d.partner) / blend.TREE_PREDICTIONS_FILE).exists():
             nn[d.partner] = blend.federated_nn_predictions(bundle_dir, d)
             trees[d.partner] = blend.load_private_tree_predictions(node_work_dir(cfg, d.partner), d)
-    return partners, nn, trees
+            net = blend.load_private_net_predictions(node_work_dir(cfg, d.partner), d)
+            if net is not None:
+                nets[d.partner] = net
+    return partners, nn, trees, nets or None
 
 
 def _blend_diagnostics(args, out: Path) -> dict:
@@ -147,13 +151,13 @@ def _blend_diagnostics(args, out: Path) -> dict:
     from federation.stages import RESULT_FILE
 
     cfg = FederatedConfig.from_dict(json.loads((out / "config.json").read_text()) | {"partners_dir": str(out / "partners")})
-    partners, nn, trees = _saved_predictions(cfg, out)
+    partners, nn, trees, nets = _saved_predictions(cfg, out)
     base_rep = json.loads((out / "report.json").read_text())
     outcome = json.loads((out / RESULT_FILE).read_text())
     local, pooled = _reference_scores(base_rep, "best_solo"), _reference_scores(base_rep, "pooled")
     rules, mine = {}, None
     for rule in blend.FALLBACK_RULES:
-        mixed, _ = blend.blend_consortium(partners, nn, trees, fallback=rule)
+        mixed, _ = blend.blend_consortium(partners, nn, trees, fallback=rule, nets=nets)
         rep = report_mod.build_report(outcome, local, pooled, blend=mixed)
         rules[rule] = _summary_line(rep["summary"])
         if rule == cfg.blend_fallback:
@@ -205,7 +209,8 @@ def run_base(args, partners_dir: Path | None) -> tuple[dict, Path]:
             "nn_median_relative_gain_ge_5pct": (s["nn"]["median_relative_improvement"] or 0) >= 0.05,
         },
         "solo_ensemble": args.solo_ensemble, "blend_fallback": args.blend_fallback,
-        "blend_trees_seconds": t.get("blend_trees_seconds"),
+        "blend_trees_seconds": t.get("blend_trees_seconds"), "blend_net_seconds": t.get("blend_net_seconds"),
+        "blend_private_net": not args.no_private_net,
     }
     try:  # a diagnostic: if it fails, the measured run above is still written
         result.update(_blend_diagnostics(args, out))
@@ -264,8 +269,9 @@ def run_fedtrees(args) -> dict:
     private = {d.partner: blend.load_private_tree_predictions(node_work_dir(cfg, d.partner), d) for d in partners}
     extra = {d.partner: {blend.FED_TREES: blend.federated_tree_option(trees.predictions.get(d.partner, {}), d)}
              for d in partners}
+    nets = {d.partner: n for d in partners if (n := blend.load_private_net_predictions(node_work_dir(cfg, d.partner), d))}
     mixed = blend.federated_blend(partners, {d.partner: node_work_dir(cfg, d.partner) / "bundle" for d in partners},
-                                  private, extra, write_choice=False)
+                                  private, extra, write_choice=False, nets=nets or None)
     outcome = json.loads((out / RESULT_FILE).read_text())
     rep = report_mod.build_report(outcome, _reference_scores(base_rep, "best_solo"),
                                   _reference_scores(base_rep, "pooled"), blend=mixed,
@@ -308,13 +314,13 @@ def run_reblend(args) -> dict:
     out = Path(args.work) / "base"
     cfg = FederatedConfig.from_dict(json.loads((out / "config.json").read_text()) | {"partners_dir": str(out / "partners")})
     t0 = time.perf_counter()
-    partners, nn, trees = _saved_predictions(cfg, out)
+    partners, nn, trees, nets = _saved_predictions(cfg, out)
     base_rep = json.loads((out / "report.json").read_text())
     outcome = json.loads((out / RESULT_FILE).read_text())
     local, pooled = _reference_scores(base_rep, "best_solo"), _reference_scores(base_rep, "pooled")
     reps, by_rule, consortium = {}, {}, {}
     for rule in blend.FALLBACK_RULES:
-        mixed, cons = blend.blend_consortium(partners, nn, trees, fallback=rule)
+        mixed, cons = blend.blend_consortium(partners, nn, trees, fallback=rule, nets=nets)
         reps[rule] = report_mod.build_report(outcome, local, pooled, blend=mixed, references=base_rep.get("references"))
         by_rule[rule] = mixed
         consortium = cons or consortium
@@ -508,6 +514,8 @@ def main(argv=None) -> int:
     ap.add_argument("--solo-ensemble", type=int, default=None,
                     help="members of the best-solo / pooled references and of the blend's private trees "
                          "(default: the CLI default recipe's)")
+    ap.add_argument("--no-private-net", action="store_true",
+                    help="the blend without the partner's private net options (FederatedConfig.blend_private_net off)")
     ap.add_argument("--blend-fallback", default="nn", choices=["nn", "consortium", "equal"],
                     help="FederatedConfig.blend_fallback for the base run")
     ap.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 8.0])

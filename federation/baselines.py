@@ -30,7 +30,7 @@ from admet.features import FeatureScaler
 from admet.members import BlendMember
 from admet.tasks import TaskSpec
 from federation import scoring, task
-from federation.blend import INNER_VALID_FRACTION, fit_private_trees
+from federation.blend import INNER_VALID_FRACTION, fit_private_net, fit_private_trees
 from federation.config import FederatedConfig
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,12 @@ class SoloFit:
     """The ``federation.blend.PrivateTrees`` model (kept: a node-local bundle can package it)."""
     tree_seconds: float = 0.0
     """Wall time of fitting and predicting the private trees."""
+    private_net: object | None = None
+    """The ``federation.blend.PrivateNet`` (with ``FederatedConfig.blend_private_net``), else None."""
+    nets: dict[str, np.ndarray] = field(default_factory=dict)
+    """fold -> the private net's predictions (empty without it)."""
+    net_seconds: float = 0.0
+    """Wall time of fitting and predicting the private net."""
 
 
 @dataclass(slots=True)
@@ -102,6 +108,8 @@ class BaselineResult:
     pooled_seconds: float = 0.0
     blend_trees_seconds: float = 0.0
     """The blend's private trees of all partners in turn."""
+    blend_net_seconds: float = 0.0
+    """The blend's private nets of all partners in turn (0 without them)."""
     solo: dict[str, SoloFit] = field(default_factory=dict)
     """partner -> its best-solo fit (scores + private-tree predictions for ``federation.blend``)."""
     recipe: dict = field(default_factory=dict)
@@ -139,9 +147,10 @@ def _fold(data: task.PartnerData, fold: str, Y: np.ndarray, C: np.ndarray):
 
 
 def best_solo(mcfg: ModelConfig, data: task.PartnerData, keep_model: bool = False,
-              private_trees: bool = True) -> SoloFit:
+              private_trees: bool = True, private_net: bool = False) -> SoloFit:
     """The partner's best solo model on its own endpoints, scored on its own test rows; with
-    ``private_trees`` also the blend's private trees (``federation.blend.fit_private_trees``)."""
+    ``private_trees`` also the blend's private trees (``federation.blend.fit_private_trees``), with
+    ``private_net`` its private net (``federation.blend.fit_private_net``)."""
     X_tr, Y_tr, C_tr = _fold(data, "train", data.Y, data.censor)
     model = fit_solo(X_tr, Y_tr, C_tr, data.tasks, mcfg, _fold(data, "valid", data.Y, data.censor))
     test = data.rows("test")
@@ -154,18 +163,23 @@ def best_solo(mcfg: ModelConfig, data: task.PartnerData, keep_model: bool = Fals
         fit.private_trees = fit_private_trees(data, mcfg)
         fit.trees = fit.private_trees.fold_predictions(data)
         fit.tree_seconds = time.perf_counter() - t0
+    if private_net:
+        t0 = time.perf_counter()
+        fit.private_net = fit_private_net(data, mcfg)
+        fit.nets = fit.private_net.fold_predictions(data)
+        fit.net_seconds = time.perf_counter() - t0
     return fit
 
 
 def local_best_solo(mcfg: ModelConfig, partners: list[task.PartnerData],
-                    keep_models: bool = False) -> tuple[dict[str, SoloFit], float]:
+                    keep_models: bool = False, private_net: bool = False) -> tuple[dict[str, SoloFit], float]:
     t0 = time.perf_counter()
     out = {}
     for data in partners:
-        out[data.partner] = best_solo(mcfg, data, keep_models)
+        out[data.partner] = best_solo(mcfg, data, keep_models, private_net=private_net)
         log.info("best solo %s: %.3f (net best epochs %s)", data.partner, out[data.partner].scores["metric"],
                  out[data.partner].scores["best_epochs"])
-    return out, time.perf_counter() - t0 - sum(f.tree_seconds for f in out.values())
+    return out, time.perf_counter() - t0 - sum(f.tree_seconds + f.net_seconds for f in out.values())
 
 
 def pooled(mcfg: ModelConfig, partners: list[task.PartnerData]) -> tuple[dict[str, dict], float]:
@@ -201,7 +215,7 @@ def run_baselines(cfg: FederatedConfig, partners: list[task.PartnerData],
                   ensemble: int | None = None) -> BaselineResult:
     """Best solo per partner and pooled, with the default recipe (``ensemble`` overrides its size)."""
     mcfg = solo_config(cfg, ensemble)
-    solo, t_local = local_best_solo(mcfg, partners)
+    solo, t_local = local_best_solo(mcfg, partners, private_net=cfg.blend_private_net)
     pool, t_pool = pooled(mcfg, partners) if cfg.pooled_reference else ({}, 0.0)
     rec = recipe(mcfg) | {"blend_private_trees": {
         "family": "lgbm", "ensemble": mcfg.ensemble, "lgbm_n_estimators": mcfg.lgbm_n_estimators,
@@ -209,6 +223,12 @@ def run_baselines(cfg: FederatedConfig, partners: list[task.PartnerData],
                   "choice on valid; then refit on all its train rows with the rounds found (the kept trees)",
         "early_stopping": f"the other {INNER_VALID_FRACTION:.0%} of its train rows (inner scaffold split); "
                           "never the valid rows the blend is chosen on"}}
+    if cfg.blend_private_net:
+        rec["blend_private_net"] = {
+            "family": "mtnn", "ensemble": mcfg.ensemble, "hidden": list(mcfg.hidden),
+            "fit_on": f"{1 - INNER_VALID_FRACTION:.0%} of the partner's train rows (the trees' inner split); no refit",
+            "early_stopping": f"the other {INNER_VALID_FRACTION:.0%} of its train rows; never the valid rows"}
     return BaselineResult(local={k: v.scores for k, v in solo.items()}, pooled=pool, local_seconds=t_local,
                           pooled_seconds=t_pool, blend_trees_seconds=sum(f.tree_seconds for f in solo.values()),
+                          blend_net_seconds=sum(f.net_seconds for f in solo.values()),
                           solo=solo, recipe=rec)

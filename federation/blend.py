@@ -12,7 +12,16 @@ On each partner's node, after the federated run:
 - **equal blend**: the mean of the two (the net alone where LightGBM has no model, as
   ``admet.members.BlendMember`` does);
 - **federated trees** (optional): per-partner predictions from a federated tree ensemble, when the
-  caller passes them (``extra``).
+  caller passes them (``extra``);
+- **private net** (``FederatedConfig.blend_private_net``, on by default; :class:`PrivateNet`,
+  :func:`fit_private_net`): the default recipe's multitask net(s) trained on the partner's own
+  inner-train rows and early-stopped on the same inner split as the trees, never on ``valid``. Four
+  options mix it in (``PRIVATE_NET_WEIGHTS``, weights on federated net / private net / trees): the
+  private net alone (0, 1, 0), with the trees (0, .5, .5), with the federated net (.5, .5, 0) and all
+  three (1/3 each, the partner's own recipe averaged with the federated net). Why: on the full catalog
+  the largest partner lost to its best solo model in both partitions, because its own data train a
+  net at least as good as the federated one; the options let such a partner keep its own net and add
+  the federated one where its valid rows say so. Nothing about the private net leaves the node.
 
 Per endpoint the option with the best primary metric on the partner's **valid** rows is chosen
 (``choose``); test labels are never read for the choice. Ties go to the earlier option in ``PREFERENCE``.
@@ -64,8 +73,15 @@ from federation import scoring, task
 log = logging.getLogger(__name__)
 
 FED_NN, PRIVATE_TREES, EQUAL_BLEND, FED_TREES = "federated_nn", "private_trees", "equal_blend", "federated_trees"
+#: The options with the partner's private net (``PrivateNet``; ``FederatedConfig.blend_private_net``).
+PRIVATE_NET, PRIVATE_BLEND, FED_PRIVATE, ALL_THREE = "private_net", "private_blend", "fed_private_nets", "all_three"
+#: Per option with the private net: (weight on the federated net, weight on the private net); the private
+#: trees get the rest. ``all_three`` is the partner's own recipe (private net + private trees) averaged with
+#: the federated net.
+PRIVATE_NET_WEIGHTS = {PRIVATE_NET: (0.0, 1.0), PRIVATE_BLEND: (0.0, 0.5), FED_PRIVATE: (0.5, 0.5),
+                       ALL_THREE: (1.0 / 3.0, 1.0 / 3.0)}
 #: Order of preference on ties.
-PREFERENCE = (EQUAL_BLEND, FED_NN, PRIVATE_TREES, FED_TREES)
+PREFERENCE = (EQUAL_BLEND, FED_NN, PRIVATE_TREES, FED_TREES, ALL_THREE, FED_PRIVATE, PRIVATE_BLEND, PRIVATE_NET)
 #: ``FederatedConfig.blend_fallback`` values: how an endpoint the partner's valid rows cannot score is chosen.
 FALLBACK_RULES = ("nn", "consortium", "equal")
 DEFAULT_FALLBACK_RULE = "nn"
@@ -80,6 +96,7 @@ INNER_VALID_FRACTION = 0.2
 CONSORTIUM_ORDER = (FED_NN, EQUAL_BLEND, PRIVATE_TREES, FED_TREES)
 BLEND_FILE = "federated_blend.json"
 TREE_PREDICTIONS_FILE = "private_trees_predictions.npz"
+NET_PREDICTIONS_FILE = "private_net_predictions.npz"
 
 
 def equal_blend(nn: np.ndarray, trees: np.ndarray) -> np.ndarray:
@@ -96,6 +113,18 @@ def candidates(nn: np.ndarray, trees: np.ndarray, extra: dict[str, np.ndarray] |
     for name, pred in (extra or {}).items():
         pred = np.asarray(pred, float)
         out[name] = np.where(np.isnan(pred), nn, pred)
+    return out
+
+
+def private_net_options(nn: np.ndarray, trees: np.ndarray, net: np.ndarray) -> dict[str, np.ndarray]:
+    """The options with the private net for one fold (``PRIVATE_NET_WEIGHTS``), as ``candidates``' ``extra``:
+    where the trees are NaN the nets share their weight (as ``admet.members.BlendMember.combine3`` does)."""
+    nn, trees, net = (np.asarray(x, float) for x in (nn, trees, net))
+    out = {}
+    for name, (w, v) in PRIVATE_NET_WEIGHTS.items():
+        with_trees = w * nn + v * net + (1.0 - w - v) * np.where(np.isnan(trees), 0.0, trees)
+        nets_only = (w * nn + v * net) / (w + v) if w + v > 0 else nn
+        out[name] = np.where(np.isnan(trees), nets_only, with_trees) if v < 1.0 else net
     return out
 
 
@@ -176,13 +205,26 @@ def federated_nn_predictions(bundle_dir: Path, data: task.PartnerData) -> dict[s
     return out
 
 
+def with_private_net(nn: dict[str, np.ndarray], trees: dict[str, np.ndarray], net: dict[str, np.ndarray] | None,
+                     extra: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """``extra`` plus the private-net options (:func:`private_net_options`) when ``net`` (fold -> predictions)."""
+    out = dict(extra or {})
+    if net is not None:
+        per_fold = {fold: private_net_options(nn[fold], trees[fold], net[fold]) for fold in ("valid", "test")}
+        for name in PRIVATE_NET_WEIGHTS:
+            out[name] = {fold: per_fold[fold][name] for fold in per_fold}
+    return out
+
+
 def blend_partner(data: task.PartnerData, nn: dict[str, np.ndarray], trees: dict[str, np.ndarray],
                   extra: dict[str, dict[str, np.ndarray]] | None = None,
-                  fallback: dict[str, str] | None = None, default: str = FALLBACK) -> dict:
+                  fallback: dict[str, str] | None = None, default: str = FALLBACK,
+                  net: dict[str, np.ndarray] | None = None) -> dict:
     """Choose on valid, score on test. ``nn`` / ``trees``: fold -> (n_fold, T_own) predictions;
     ``extra``: option name -> fold -> predictions (e.g. federated trees); ``fallback``: endpoint ->
-    option for the endpoints the partner's valid rows cannot score; ``default`` where it names none."""
-    extra = extra or {}
+    option for the endpoints the partner's valid rows cannot score; ``default`` where it names none;
+    ``net``: the private net's fold -> predictions (adds the ``PRIVATE_NET_WEIGHTS`` options)."""
+    extra = with_private_net(nn, trees, net, extra)
     valid = candidates(nn["valid"], trees["valid"], {k: v["valid"] for k, v in extra.items()})
     test = candidates(nn["test"], trees["test"], {k: v["test"] for k, v in extra.items()})
     choice = choose(valid, data.Y[data.rows("valid")], data.tasks, fallback, default)
@@ -200,14 +242,15 @@ def blend_partner(data: task.PartnerData, nn: dict[str, np.ndarray], trees: dict
 
 
 def partner_votes(partners: list[task.PartnerData], nn: dict[str, dict[str, np.ndarray]],
-                  trees: dict[str, dict], extra: dict[str, dict[str, dict[str, np.ndarray]]] | None = None
-                  ) -> dict[str, dict[str, str]]:
+                  trees: dict[str, dict], extra: dict[str, dict[str, dict[str, np.ndarray]]] | None = None,
+                  nets: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, dict[str, str]]:
     """partner -> :func:`valid_votes` (each partner's own valid-row choice, before any fallback)."""
     out = {}
     for data in partners:
         if data.partner not in nn or data.partner not in trees:
             continue
-        ex = (extra or {}).get(data.partner) or {}
+        ex = with_private_net(nn[data.partner], trees[data.partner], (nets or {}).get(data.partner),
+                              (extra or {}).get(data.partner))
         valid = candidates(nn[data.partner]["valid"], trees[data.partner]["valid"], {k: v["valid"] for k, v in ex.items()})
         out[data.partner] = valid_votes(choose(valid, data.Y[data.rows("valid")], data.tasks))
     return out
@@ -215,10 +258,12 @@ def partner_votes(partners: list[task.PartnerData], nn: dict[str, dict[str, np.n
 
 def blend_consortium(partners: list[task.PartnerData], nn: dict[str, dict[str, np.ndarray]], trees: dict[str, dict],
                      extra: dict[str, dict[str, dict[str, np.ndarray]]] | None = None,
-                     fallback: str = DEFAULT_FALLBACK_RULE) -> tuple[dict[str, dict], dict[str, dict]]:
+                     fallback: str = DEFAULT_FALLBACK_RULE, nets: dict[str, dict[str, np.ndarray]] | None = None
+                     ) -> tuple[dict[str, dict], dict[str, dict]]:
     """:func:`blend_partner` for every partner with net and tree predictions, under the ``fallback`` rule.
 
-    ``nn`` / ``trees``: partner -> fold -> predictions; ``extra``: partner -> option -> fold -> predictions.
+    ``nn`` / ``trees``: partner -> fold -> predictions; ``extra``: partner -> option -> fold -> predictions;
+    ``nets``: partner -> fold -> its private net's predictions (the private-net options).
     Returns (partner -> result, endpoint -> :func:`consortium_fallback` entry; empty under ``nn`` / ``equal``).
     """
     if fallback not in FALLBACK_RULES:
@@ -226,20 +271,22 @@ def blend_consortium(partners: list[task.PartnerData], nn: dict[str, dict[str, n
     consortium: dict[str, dict] = {}
     if fallback == "consortium":
         endpoints = sorted({n for d in partners for n in d.task_names})
-        consortium = consortium_fallback(partner_votes(partners, nn, trees, extra), endpoints)
+        consortium = consortium_fallback(partner_votes(partners, nn, trees, extra, nets), endpoints)
     picks = {ep: c["choice"] for ep, c in consortium.items()} or None
     out = {}
     for data in partners:
         if data.partner not in nn or data.partner not in trees:
             continue
         out[data.partner] = blend_partner(data, nn[data.partner], trees[data.partner],
-                                          (extra or {}).get(data.partner), picks, RULE_OPTION[fallback])
+                                          (extra or {}).get(data.partner), picks, RULE_OPTION[fallback],
+                                          (nets or {}).get(data.partner))
     return out, consortium
 
 
 def federated_blend(partners: list[task.PartnerData], bundle_dirs: dict[str, Path], trees: dict[str, dict],
                     extra: dict[str, dict[str, dict[str, np.ndarray]]] | None = None,
-                    write_choice: bool = True, fallback: str = DEFAULT_FALLBACK_RULE) -> dict[str, dict]:
+                    write_choice: bool = True, fallback: str = DEFAULT_FALLBACK_RULE,
+                    nets: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, dict]:
     """Per partner :func:`blend_partner`; partners without a bundle or private trees are left out.
 
     ``trees``: partner -> fold -> private-tree predictions (:func:`fit_private_trees`); ``extra``: partner -> option -> fold -> predictions;
@@ -253,7 +300,7 @@ def federated_blend(partners: list[task.PartnerData], bundle_dirs: dict[str, Pat
             log.warning("%s: no federated bundle or private trees; no federated blend", data.partner)
             continue
         nn[data.partner] = federated_nn_predictions(folder, data)
-    out, consortium = blend_consortium(partners, nn, trees, extra, fallback)
+    out, consortium = blend_consortium(partners, nn, trees, extra, fallback, nets)
     for name, res in out.items():
         if write_choice:
             folder = Path(bundle_dirs[name])
@@ -263,7 +310,10 @@ def federated_blend(partners: list[task.PartnerData], bundle_dirs: dict[str, Pat
                                            if by == "consortium"},
                       "valid_scores": res["valid_scores"]}
             (folder.parent / BLEND_FILE).write_text(json.dumps(record, indent=1))
-            save_private_tree_predictions(folder.parent, next(d for d in partners if d.partner == name), trees[name])
+            data = next(d for d in partners if d.partner == name)
+            save_private_tree_predictions(folder.parent, data, trees[name])
+            if nets and name in nets:
+                save_private_net_predictions(folder.parent, data, nets[name])
         log.info("federated blend %s: %.3f (%s)", name, res["metric"], res["choice"])
     return out
 
@@ -274,6 +324,24 @@ def save_private_tree_predictions(node_dir: Path, data: task.PartnerData, trees:
     path = Path(node_dir) / TREE_PREDICTIONS_FILE
     np.savez(path, tasks=np.array(data.task_names), valid=trees["valid"], test=trees["test"])
     return path
+
+
+def save_private_net_predictions(node_dir: Path, data: task.PartnerData, net: dict[str, np.ndarray]) -> Path:
+    """The private net's valid / test predictions in the partner's node folder (as the trees' are)."""
+    path = Path(node_dir) / NET_PREDICTIONS_FILE
+    np.savez(path, tasks=np.array(data.task_names), valid=net["valid"], test=net["test"])
+    return path
+
+
+def load_private_net_predictions(node_dir: Path, data: task.PartnerData) -> dict[str, np.ndarray] | None:
+    """The saved private-net predictions, or None where the run had no private net."""
+    path = Path(node_dir) / NET_PREDICTIONS_FILE
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        if [str(t) for t in z["tasks"]] != data.task_names:
+            raise ValueError(f"{data.partner}: saved private-net predictions are for other endpoints")
+        return {"valid": z["valid"], "test": z["test"]}
 
 
 def load_private_tree_predictions(node_dir: Path, data: task.PartnerData) -> dict[str, np.ndarray]:
@@ -384,6 +452,44 @@ def fit_private_trees(data: task.PartnerData, mcfg, fraction: float = INNER_VALI
     final = [LGBMMember.fit(Xs, Y, C, data.tasks, mcfg, mcfg.seed + i, rounds=m.best_iterations)
              for i, m in enumerate(chooser)]
     return PrivateTrees(scaler, final, inner, list(data.task_names), chooser=chooser)
+
+
+@dataclass(slots=True)
+class PrivateNet:
+    """The blend's private net of one partner: the default recipe's multitask net(s)
+    (``admet.members.MTNNMember``, ``mcfg.ensemble`` seeds) on the partner's own feature scaling, trained
+    on its inner-train rows and early-stopped on the inner split (the private trees' :func:`inner_split`),
+    never on ``valid``; the same members predict the valid rows the choice reads and the test rows (no
+    refit). Nothing about it leaves the node."""
+
+    scaler: object
+    members: list
+    task_names: list[str]
+
+    def predict(self, X_raw: np.ndarray) -> np.ndarray:
+        Xs = self.scaler.transform(X_raw)
+        return np.mean([m.predict(Xs) for m in self.members], axis=0)
+
+    def fold_predictions(self, data: task.PartnerData) -> dict[str, np.ndarray]:
+        return {fold: self.predict(data.X[data.rows(fold)]) for fold in ("valid", "test")}
+
+
+def fit_private_net(data: task.PartnerData, mcfg, fraction: float = INNER_VALID_FRACTION) -> PrivateNet:
+    """``mcfg.ensemble`` nets (``ModelConfig``: the default recipe's architecture and training) on the
+    partner's inner-train rows, early-stopped on its inner-valid rows. Reads no ``valid`` or ``test`` rows."""
+    from admet.features import FeatureScaler
+    from admet.members import MTNNMember
+
+    train = data.rows("train")
+    X, Y, C = data.X[train], data.Y[train], data.censor[train]
+    scaler = FeatureScaler.fit(X, clip=mcfg.feature_clip)
+    Xs = scaler.transform(X)
+    inner = inner_split(data, fraction, mcfg.seed)
+    fit_rows, stop_rows = np.flatnonzero(~inner), np.flatnonzero(inner)
+    members = [MTNNMember.fit(Xs[fit_rows], Y[fit_rows], C[fit_rows], data.tasks, mcfg, mcfg.seed + i,
+                              valid=(Xs[stop_rows], Y[stop_rows], C[stop_rows]))
+               for i in range(int(mcfg.ensemble))]
+    return PrivateNet(scaler, members, list(data.task_names))
 
 
 def valid_test_gaps(results: dict[str, dict]) -> dict:

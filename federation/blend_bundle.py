@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 
@@ -66,9 +67,11 @@ NET_WEIGHT = {blend.FED_NN: 1.0, blend.PRIVATE_TREES: 0.0, blend.EQUAL_BLEND: 0.
 def net_weights(choice: dict[str, str], names: list[str], fed_trees: bool = False) -> list[float]:
     """The net's weight per endpoint of ``names`` from ``choice`` (endpoint -> option). With the federated
     trees in the bundle (``fed_trees``) their endpoints get 1: the net is what the member falls back to
-    where the node has no federated model (``blend.candidates`` does the same)."""
+    where the node has no federated model (``blend.candidates`` does the same). The private-net options
+    give the federated net its ``blend.PRIVATE_NET_WEIGHTS`` weight (:func:`private_net_weights` the other)."""
     out = []
-    packaged = {**NET_WEIGHT, **({blend.FED_TREES: 1.0} if fed_trees else {})}
+    packaged = {**NET_WEIGHT, **({blend.FED_TREES: 1.0} if fed_trees else {}),
+                **{o: w for o, (w, _) in blend.PRIVATE_NET_WEIGHTS.items()}}
     for name in names:
         option = choice.get(name)
         if option not in packaged:
@@ -76,6 +79,11 @@ def net_weights(choice: dict[str, str], names: list[str], fed_trees: bool = Fals
                              f"(packaged: {sorted(packaged)})")
         out.append(packaged[option])
     return out
+
+
+def private_net_weights(choice: dict[str, str], names: list[str]) -> list[float]:
+    """The private net's weight per endpoint (0 for the options without it)."""
+    return [blend.PRIVATE_NET_WEIGHTS.get(choice.get(n), (0.0, 0.0))[1] for n in names]
 
 
 def federated_trees_part(node_dir: Path, token: str, endpoints: dict[str, dict], names: list[str]) -> XGBEndpointModels:
@@ -109,11 +117,16 @@ def own_endpoint_net(member: MTNNMember, names: list[str]) -> MTNNMember:
 
 
 def _option_weight(option: str) -> str:
-    return "federated trees" if option == blend.FED_TREES else f"{NET_WEIGHT[option]:g}"
+    if option == blend.FED_TREES:
+        return "federated trees"
+    if option in blend.PRIVATE_NET_WEIGHTS:
+        w, v = blend.PRIVATE_NET_WEIGHTS[option]
+        return f"{w:.3g} (private net {v:.3g})"
+    return f"{NET_WEIGHT[option]:g}"
 
 
 def _composition(partner: str, names: list[str], choice: dict[str, str], by: dict[str, str],
-                 n_trees: int, fed_info: dict, fed_trees: bool = False) -> list[str]:
+                 n_trees: int, fed_info: dict, fed_trees: bool = False, private_net: int = 0) -> list[str]:
     lines = [
         f"A federated blend of partner `{partner}`, built on its own node (nothing of it was sent anywhere):",
         "- federated network: the consortium's global trunk with this partner's own heads (the federated "
@@ -126,6 +139,11 @@ def _composition(partner: str, names: list[str], choice: dict[str, str], by: dic
         "rule where they cannot score it): weight on the network 1 (federated NN), 0 (private trees) or "
         "0.5 (equal blend).",
     ]
+    if private_net:
+        lines.insert(3, f"- private net: {private_net} multitask net(s) of the default recipe trained on this partner's "
+                        "own rows only (early-stopped on the same inner split as the trees), on its own feature "
+                        "scaling; the options with it weigh the federated net, the private net and the trees "
+                        "(the column below gives both nets' weights); it never left the node;")
     if fed_trees:
         lines.insert(3, "- federated trees: per endpoint the bagged xgboost model the partners that measure it grew "
                         "with Flower's FedXgbBagging (this node received it; its own trees went to the server in the "
@@ -137,11 +155,16 @@ def _composition(partner: str, names: list[str], choice: dict[str, str], by: dic
 
 
 def build_blend_bundle(fed: ModelBundle, trees: blend.PrivateTrees, result: dict, partner: str,
-                       mcfg: ModelConfig | None = None, fed_trees: XGBEndpointModels | None = None) -> ModelBundle:
+                       mcfg: ModelConfig | None = None, fed_trees: XGBEndpointModels | None = None,
+                       private_net: blend.PrivateNet | None = None) -> ModelBundle:
     """The blended bundle from the partner's federated bundle ``fed``, its private ``trees`` and
     ``result`` (a ``blend.blend_partner`` result: ``choice``, ``chosen_by``, ``valid_scores``, and the
     test scores ``endpoints`` / ``metric`` as metrics); ``fed_trees``: the federated trees this node holds
-    (:func:`federated_trees_part`), needed only where the choice names them."""
+    (:func:`federated_trees_part`), needed only where the choice names them; ``private_net``: the partner's
+    private net (``blend.PrivateNet``), needed only where the choice names an option with it. Member i
+    pairs tree member ``i % n_trees`` with private-net member ``i % n_nets`` over lcm(n_trees, n_nets)
+    members, so the bundle's mean is the blend's choice applied to the mean of the nets and of the trees
+    (up to float rounding)."""
     names = list(trees.task_names)
     if len(fed.ensemble.members) != 1 or not isinstance(fed.ensemble.members[0], MTNNMember):
         raise InputError("the federated bundle must hold one federated network (an mtnn member)")
@@ -154,6 +177,10 @@ def build_blend_bundle(fed: ModelBundle, trees: blend.PrivateTrees, result: dict
         raise ValueError("the choice names the federated trees: pass this node's models (federated_trees_part) "
                          "for the partner's endpoints")
     weights = net_weights(choice, names, fed_trees=uses_fed_trees)
+    private_w = private_net_weights(choice, names)
+    uses_private_net = any(v > 0 for v in private_w)
+    if uses_private_net and (private_net is None or list(private_net.task_names) != names):
+        raise ValueError("the choice names the private net: pass the partner's blend.PrivateNet for its endpoints")
     net = own_endpoint_net(fed.ensemble.members[0], names)
     net_scaler = fed.features.scaler
     xgb_kw = {}
@@ -162,7 +189,12 @@ def build_blend_bundle(fed: ModelBundle, trees: blend.PrivateTrees, result: dict
         part = XGBEndpointModels(names, [m if u else None for m, u in zip(fed_trees.models, used, strict=True)],
                                  [c if u else None for c, u in zip(fed_trees.constants, used, strict=True)])
         xgb_kw = {"xgb": part, "xgb_endpoints": used}
-    members = [BlendMember(net, gbm, weights, scalers=(net_scaler, trees.scaler), **xgb_kw) for gbm in trees.members]
+    n_trees = len(trees.members)
+    n_members = math.lcm(n_trees, len(private_net.members)) if uses_private_net else n_trees
+    net2_kw = lambda i: ({"net2": private_net.members[i % len(private_net.members)], "net2_weight": private_w,  # noqa: E731
+                          "net2_scaler": private_net.scaler} if uses_private_net else {})
+    members = [BlendMember(net, trees.members[i % n_trees], weights, scalers=(net_scaler, trees.scaler), **xgb_kw,
+                           **net2_kw(i)) for i in range(n_members)]
     tasks = [fed.tasks[fed.task_names.index(n)] for n in names]
     features = FeatureSet(spec=fed.features.spec, clip=fed.features.clip)
     features.scaler = FeatureScaler.identity(len(net_scaler.center))
@@ -176,21 +208,29 @@ def build_blend_bundle(fed: ModelBundle, trees: blend.PrivateTrees, result: dict
     info = {
         "trained_by": "federation", "kind": KIND, "partner": partner, "partner_endpoints": names,
         "made_of": {"federated_net": "global trunk + this partner's heads (the node's federated bundle)",
-                    "private_trees": f"{len(members)} LightGBM member(s) trained on this partner's rows only; "
+                    "private_trees": f"{n_trees} LightGBM member(s) trained on this partner's rows only; "
                                      "they never left the node",
                     "combination": "per endpoint w * net + (1 - w) * trees, w from the chosen option"},
         "trees_left_node": False,
         "blend": {n: {"choice": choice[n], "net_weight": None if choice[n] == blend.FED_TREES else w,
+                      **({"private_net_weight": v} if uses_private_net else {}),
                       "chosen_by": by.get(n), "valid_scores": result.get("valid_scores", {}).get(n, {})}
-                  for n, w in zip(names, weights)},
+                  for n, w, v in zip(names, weights, private_w)},
         "federated_run": {k: fed_info[k] for k in ("run_token", "rounds", "heads", "scaling") if k in fed_info},
         "feature_scaling": "each part on its own scaling: the network on the consortium's (the federated "
                            "run's), the trees on the partner's train rows' robust scaling (median/IQR, "
                            f"NaN -> median, clipped to +/-{trees.scaler.clip:g}); the bundle passes raw features",
         "network_training": "trained in the federated run (its strategy aggregates the trunk across partners; "
                             "the heads are this partner's)",
-        "composition": _composition(partner, names, choice, by, len(members), fed_info, uses_fed_trees),
+        "composition": _composition(partner, names, choice, by, n_trees, fed_info, uses_fed_trees,
+                                    len(private_net.members) if uses_private_net else 0),
     }
+    if uses_private_net:
+        info["made_of"]["private_net"] = (f"{len(private_net.members)} multitask net(s) of the default recipe trained "
+                                          "on this partner's rows only (early-stopped on an inner split of its "
+                                          "train rows); they never left the node")
+        info["made_of"]["combination"] = ("per endpoint w * federated net + v * private net + (1 - w - v) * trees, "
+                                          "(w, v) from the chosen option")
     if uses_fed_trees:
         info["made_of"]["federated_trees"] = ("per endpoint the consortium's bagged xgboost model (Flower's "
                                               "FedXgbBagging); this partner's own trees in it went to the server "
@@ -213,8 +253,10 @@ def blend_summary(data: task.PartnerData, result: dict) -> dict:
     n_test = (~np.isnan(data.Y[data.rows("test")])).sum(0)
     per = {}
     for j, name in enumerate(data.task_names):
-        per[name] = {"choice": result["choice"][name], "chosen_by": result["chosen_by"][name],
-                     "net_weight": NET_WEIGHT.get(result["choice"][name]),
+        option = result["choice"][name]
+        per[name] = {"choice": option, "chosen_by": result["chosen_by"][name],
+                     "net_weight": NET_WEIGHT.get(option, blend.PRIVATE_NET_WEIGHTS.get(option, (None, None))[0]),
+                     "private_net_weight": blend.PRIVATE_NET_WEIGHTS.get(option, (None, 0.0))[1],
                      "federated_trees": result["choice"][name] == blend.FED_TREES,
                      "valid": result["valid_scores"].get(name, {}), "n_valid": int(n_valid[j]),
                      "n_test": int(n_test[j]), "test_blend": result["endpoints"].get(name),
@@ -245,10 +287,11 @@ def _clear_out(out: Path) -> None:
 
 
 def write_blend_bundle(fed_bundle_dir: Path, data: task.PartnerData, trees: blend.PrivateTrees, result: dict,
-                       out: Path, mcfg: ModelConfig | None = None, fed_trees: XGBEndpointModels | None = None) -> Path:
+                       out: Path, mcfg: ModelConfig | None = None, fed_trees: XGBEndpointModels | None = None,
+                       private_net: blend.PrivateNet | None = None) -> Path:
     """Save the blended bundle to ``out`` (a previous one there is replaced), with ``SUMMARY_FILE`` in it."""
     fed = load_bundle(fed_bundle_dir)
-    bundle = build_blend_bundle(fed, trees, result, data.partner, mcfg, fed_trees)
+    bundle = build_blend_bundle(fed, trees, result, data.partner, mcfg, fed_trees, private_net)
     out = Path(out)
     _clear_out(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -261,7 +304,7 @@ def write_blend_bundle(fed_bundle_dir: Path, data: task.PartnerData, trees: blen
 
 
 def blend_node(data: task.PartnerData, fed_bundle_dir: Path, out: Path, mcfg: ModelConfig,
-               fallback: str = blend.DEFAULT_FALLBACK_RULE) -> tuple[Path, dict]:
+               fallback: str = blend.DEFAULT_FALLBACK_RULE, private_net: bool = True) -> tuple[Path, dict]:
     """On the partner's node, after a federated run: fit the private trees (``blend.fit_private_trees``,
     the partner's own train rows), choose per endpoint on its valid rows (``blend.blend_partner``, the
     ``fallback`` rule's option where they cannot score it: ``nn`` or ``equal``; ``consortium`` needs the
@@ -272,14 +315,16 @@ def blend_node(data: task.PartnerData, fed_bundle_dir: Path, out: Path, mcfg: Mo
     nn = blend.federated_nn_predictions(fed_bundle_dir, data)
     trees = blend.fit_private_trees(data, mcfg)
     tree_pred = trees.fold_predictions(data)
-    result = blend.blend_partner(data, nn, tree_pred, default=blend.RULE_OPTION[fallback])
-    path = write_blend_bundle(fed_bundle_dir, data, trees, result, out, mcfg)
+    net = blend.fit_private_net(data, mcfg) if private_net else None
+    result = blend.blend_partner(data, nn, tree_pred, default=blend.RULE_OPTION[fallback],
+                                 net=net.fold_predictions(data) if net is not None else None)
+    path = write_blend_bundle(fed_bundle_dir, data, trees, result, out, mcfg, private_net=net)
     return path, json.loads((path / SUMMARY_FILE).read_text())
 
 
 def write_simulated_bundles(partners: list[task.PartnerData], results: dict[str, dict], private_trees: dict,
                             node_dirs: dict[str, Path], mcfg: ModelConfig | None = None,
-                            fed_trees=None) -> dict[str, Path]:
+                            fed_trees=None, private_nets: dict | None = None) -> dict[str, Path]:
     """The simulation's blended bundles: per partner with a blend result and its private trees,
     ``node_dirs[partner] / BUNDLE_DIR`` from its node bundle, the trees and the choice already made (no
     refit); ``fed_trees``: the run's ``federation.trees.FederatedTreesResult`` (each node's models are
@@ -297,7 +342,8 @@ def write_simulated_bundles(partners: list[task.PartnerData], results: dict[str,
         try:
             part = (federated_trees_part(node, fed_trees.token, fed_trees.endpoints, list(trees.task_names))
                     if fed_trees is not None else None)
-            out[name] = write_blend_bundle(node / "bundle", data, trees, results[name], node / BUNDLE_DIR, mcfg, part)
+            out[name] = write_blend_bundle(node / "bundle", data, trees, results[name], node / BUNDLE_DIR, mcfg, part,
+                                           (private_nets or {}).get(name))
         except Exception as exc:  # noqa: BLE001 - packaging comes after the run's scores; it must not lose them
             log.warning("%s: blended bundle not written: %s: %s", name, type(exc).__name__, exc)
     return out

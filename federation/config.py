@@ -100,6 +100,10 @@ class FederatedConfig:
     partners' own valid rows, weighted by their counts, as the evaluate phase reports them), not simply the
     last round's: early stopping on valid, as the best-solo reference has. Checkpointed (``best.npz``), so a
     resumed run keeps it. SecAgg+ runs have no evaluate phase and keep the last round."""
+    blend_private_net: bool = True
+    """The blend's options include the partner's private net (``federation.blend.PrivateNet``: the default
+    recipe's net on its own inner-train rows, never stopped on valid), alone and mixed with the federated
+    net and the private trees (``blend.PRIVATE_NET_WEIGHTS``). Costs one more local net fit per partner."""
     min_endpoint_rows: int = SCORABLE_ENDPOINT_ROWS
     """A fresh partition (``pipelines.partition``): every partner holds at least this many rows of one
     endpoint it measures, so its ~10% test fold can score it (``federation.scoring.MIN_TEST`` labels).

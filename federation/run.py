@@ -266,7 +266,7 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
         base = run_baselines(cfg, partners, ensemble=cfg.solo_ensemble)
         local, pooled, references = base.local, base.pooled, base.recipe
         timing.update({"local_all_partners_seconds": base.local_seconds, "pooled_seconds": base.pooled_seconds,
-                       "blend_trees_seconds": base.blend_trees_seconds})
+                       "blend_trees_seconds": base.blend_trees_seconds, "blend_net_seconds": base.blend_net_seconds})
         extra = None
         if cfg.federated_trees:
             fed_trees, extra = _federated_trees(cfg, partners_dir, partners, progress)
@@ -274,14 +274,15 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
         tell("federated blend (private trees)", 0, 1)
         t_blend = time.perf_counter()
         blend = federated_blend(partners, {p.partner: node_work_dir(cfg, p.partner) / "bundle" for p in partners},
-                                {k: v.trees for k, v in base.solo.items()}, extra, fallback=cfg.blend_fallback)
+                                {k: v.trees for k, v in base.solo.items()}, extra, fallback=cfg.blend_fallback,
+                                nets={k: v.nets for k, v in base.solo.items() if v.nets} or None)
         timing["blend_seconds"] = time.perf_counter() - t_blend
         tell("blended bundles (node-local)", 0, 1)
         t_pack = time.perf_counter()
         blend_bundles = write_simulated_bundles(
             partners, blend, {k: v.private_trees for k, v in base.solo.items()},
             {p.partner: node_work_dir(cfg, p.partner) for p in partners}, solo_config(cfg, cfg.solo_ensemble),
-            fed_trees)
+            fed_trees, private_nets={k: v.private_net for k, v in base.solo.items() if v.private_net is not None})
         timing["blend_bundle_seconds"] = time.perf_counter() - t_pack
     tell("report", 0, 1)
     rep = report_mod.build_report(outcome, local, pooled, timing, blend=blend, references=references)

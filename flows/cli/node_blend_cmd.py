@@ -56,12 +56,20 @@ def _print_summary(summary: dict, path: Path) -> None:
     from federation import blend
 
     options = (blend.FED_NN, blend.PRIVATE_TREES, blend.EQUAL_BLEND)
+    private = any(blend.ALL_THREE in e["valid"] for e in summary["endpoints"].values())
+    cols = ["endpoint", "choice", "by", "n valid", "valid net", "valid trees", "valid equal"]
+    if private:  # the private-net options: the best of them on valid beside the others
+        cols.append("valid best with private net")
     table = Table(title=f"federated blend of {summary['partner']} (valid rows choose; test rows score)")
-    for col in ("endpoint", "choice", "by", "n valid", "valid net", "valid trees", "valid equal", "test blend"):
+    for col in (*cols, "test blend"):
         table.add_column(col, justify="left" if col in ("endpoint", "choice", "by") else "right")
     for name, e in summary["endpoints"].items():
+        extra = []
+        if private:
+            vals = [e["valid"][o] for o in blend.PRIVATE_NET_WEIGHTS if o in e["valid"]]
+            extra = [_fmt(max(vals)) if vals else "-"]
         table.add_row(name, e["choice"], e["chosen_by"], str(e["n_valid"]),
-                      *[_fmt(e["valid"].get(o)) for o in options], _fmt(e["test_blend"]))
+                      *[_fmt(e["valid"].get(o)) for o in options], *extra, _fmt(e["test_blend"]))
     console.print(table)
     by_option = summary["test_metric_by_option"]
     console.print("test metric (mean primary metric): blend " + _fmt(summary["test_metric_blend"]) + "; "
@@ -83,9 +91,14 @@ def node_blend(
     seed: int = typer.Option(0, "--seed", help="Seed of the private trees (member i: seed + i)."),
     fallback: str = typer.Option("nn", "--fallback",
                                  help="Endpoints the valid rows cannot score: nn (the federated net) or equal."),
+    private_net: bool = typer.Option(True, "--private-net/--no-private-net",
+                                     help="Also fit a private net on this partner's rows (the default recipe's net, "
+                                          "early-stopped on an inner split of its train rows) and offer it, alone "
+                                          "and mixed with the federated net and the trees, per endpoint."),
 ) -> None:
     """Package this partner's federated blend as a bundle on its node: per endpoint the federated net,
-    private LightGBM trained on its own rows, or their equal blend, chosen on its valid rows."""
+    private LightGBM trained on its own rows, their equal blend or (with the private net, the default) the
+    options that mix in a net trained on its own rows only, chosen on its valid rows."""
     from admet.bundle import load_bundle
     from admet.config import ModelConfig
     from federation import task
@@ -121,6 +134,6 @@ def node_blend(
         raise InputError(f"endpoint(s) {unknown} of this table are not in the federated model; pass the "
                          "--catalog / --endpoint-map used for `node start`")
     mcfg = ModelConfig.cli_default(featurizer=fed.features.spec, seed=seed, ensemble=ensemble)
-    with console.status("fitting the private trees and choosing per endpoint on the valid rows..."):
-        path, summary = blend_node(part, fed_dir, out or work / BUNDLE_DIR, mcfg, fallback)
+    with console.status("fitting the private models and choosing per endpoint on the valid rows..."):
+        path, summary = blend_node(part, fed_dir, out or work / BUNDLE_DIR, mcfg, fallback, private_net)
     _print_summary(summary, path)

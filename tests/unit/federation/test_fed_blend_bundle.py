@@ -180,7 +180,11 @@ def test_node_blend_cli_end_to_end_and_predict_smiles(node, tmp_path):
             assert e["chosen_by"] == "valid" and e["valid"][e["choice"]] == max(e["valid"].values())
     bundle = load_bundle(out)
     assert [m.net_weight.tolist() for m in bundle.ensemble.members] == [
-        [blend_bundle.NET_WEIGHT[summary["endpoints"][n]["choice"]] for n in bundle.task_names]]
+        [summary["endpoints"][n]["net_weight"] for n in bundle.task_names]]
+    for n in bundle.task_names:  # the node's choice's weights (the private-net options included)
+        option = summary["endpoints"][n]["choice"]
+        w, v = blend.PRIVATE_NET_WEIGHTS.get(option, (blend_bundle.NET_WEIGHT.get(option), 0.0))
+        assert (summary["endpoints"][n]["net_weight"], summary["endpoints"][n]["private_net_weight"]) == (w, v)
     smiles = [str(s) for s in data.smiles[data.rows("test")][:8]]
     pred = bundle.predict_smiles(smiles + ["not a smiles", "CC[Na]"])
     assert list(pred["status"][:8]) == ["ok"] * 8 and pred.loc[8, "status"] == "rejected"
@@ -224,3 +228,81 @@ def test_node_blend_bad_input_is_one_error_line(node, tmp_path, case):
     lines = _error_lines(res)
     assert len(lines) == 1 and lines[0].startswith("error:"), res.output
     assert "Traceback" not in res.output
+
+
+NETS = ModelConfig.build(model="mtnn", featurizer=FEATURIZER, hidden=(32,), epochs=8, patience=3, ensemble=2, seed=0)
+
+
+def test_private_net_options_are_packaged_exactly(node, trees, tmp_path):
+    """The options with the partner's private net (``blend.PRIVATE_NET_WEIGHTS``): the saved bundle's
+    prediction per endpoint equals the option's blend of the federated net, the private net and the trees
+    (to float rounding), the private net alone bit for bit; the private net never saw the valid rows."""
+    data = node["data"]
+    net = blend.fit_private_net(data, NETS)
+    assert len(net.members) == 2
+    inner = blend.inner_split(data, blend.INNER_VALID_FRACTION, NETS.seed)
+    assert inner.any() and (~inner).any()
+    nn = blend.federated_nn_predictions(node["work"] / "bundle", data)
+    tree_pred = {fold: trees.predict(data.X[data.rows(fold)]) for fold in ("valid", "test")}
+    net_pred = net.fold_predictions(data)
+    test = data.rows("test")
+    for options in ((blend.PRIVATE_NET, blend.ALL_THREE, blend.FED_PRIVATE),
+                    (blend.PRIVATE_BLEND, blend.FED_NN, blend.PRIVATE_NET)):
+        choice = {n: o for n, o in zip(data.task_names, options)}
+        res = blend.blend_partner(data, nn, tree_pred, net=net_pred)
+        assert set(blend.PRIVATE_NET_WEIGHTS) <= set(res["test_by_option"])
+        res["choice"] = dict(choice)
+        path = blend_bundle.write_blend_bundle(node["work"] / "bundle", data, trees, res, tmp_path / options[0],
+                                               TREES, private_net=net)
+        got = load_bundle(path).predict_features(data.X[test], [str(s) for s in data.smiles[test]])
+        expected = blend.apply(blend.candidates(nn["test"], tree_pred["test"],
+                                                blend.private_net_options(nn["test"], tree_pred["test"], net_pred["test"])),
+                               {n: {"choice": c} for n, c in choice.items()}, data.tasks)
+        for j, name in enumerate(data.task_names):
+            np.testing.assert_allclose(got[name].to_numpy(float), expected[:, j], rtol=1e-6, atol=1e-9)
+            if choice[name] == blend.PRIVATE_NET:
+                np.testing.assert_array_equal(got[name].to_numpy(float), net_pred["test"][:, j])
+            if choice[name] == blend.ALL_THREE:
+                three = (nn["test"][:, j] + net_pred["test"][:, j] + tree_pred["test"][:, j]) / 3.0
+                np.testing.assert_allclose(got[name].to_numpy(float), three, rtol=1e-6)
+        meta = json.loads((path / "bundle.json").read_text())
+        assert {n: e["private_net_weight"] for n, e in meta["info"]["blend"].items()} == {
+            n: blend.PRIVATE_NET_WEIGHTS.get(c, (0.0, 0.0))[1] for n, c in choice.items()}
+        assert "private net" in (path / "model_card.md").read_text()
+    # the private net is a model of its own (its predictions differ from the federated net's)
+    assert not np.allclose(net_pred["test"], nn["test"])
+    # without the private net the blended bundle refuses an option that needs it
+    with pytest.raises(ValueError, match="private net"):
+        blend_bundle.write_blend_bundle(node["work"] / "bundle", data, trees, res, tmp_path / "none", TREES)
+
+
+def test_a_second_network_combines_by_its_weights_and_round_trips(node, trees, tmp_path):
+    """``BlendMember`` with the private net as a second network: weights (1, 0) / (0, 1) / (0, 0) are the
+    federated net / the private net / the trees bit for bit, saved and loaded; where the trees are NaN the
+    nets share their weight; weights summing above 1 are refused."""
+    data = node["data"]
+    fed = load_bundle(node["work"] / "bundle")
+    net = blend_bundle.own_endpoint_net(fed.ensemble.members[0], data.task_names)
+    private = blend.fit_private_net(data, NETS)
+    X = data.X[data.rows("valid")]
+    a = net.predict(fed.features.scaler.transform(X))
+    b = trees.members[0].predict(trees.scaler.transform(X))
+    c = private.members[0].predict(private.scaler.transform(X))
+    T = len(data.tasks)
+    for (w, v), want in (((1.0, 0.0), a), ((0.0, 1.0), c), ((0.0, 0.0), b)):
+        member = BlendMember(net, trees.members[0], [w] * T, scalers=(fed.features.scaler, trees.scaler),
+                             net2=private.members[0], net2_weight=[v] * T, net2_scaler=private.scaler)
+        np.testing.assert_array_equal(member.predict(X), want)
+        member.save(tmp_path / f"m{w}{v}")
+        assert (tmp_path / f"m{w}{v}" / BlendMember.NET2_DIR / "member.json").is_file()
+        np.testing.assert_array_equal(load_member(tmp_path / f"m{w}{v}").predict(X), want)
+    member = BlendMember(net, trees.members[0], [0.25] * T, net2=private.members[0], net2_weight=[0.25] * T)
+    nan_b = b.copy()
+    nan_b[:, 0] = np.nan
+    mixed = member.combine3(a, nan_b, c)
+    np.testing.assert_allclose(mixed[:, 0], 0.5 * (a[:, 0] + c[:, 0]))
+    np.testing.assert_allclose(mixed[:, 1], 0.25 * a[:, 1] + 0.25 * c[:, 1] + 0.5 * b[:, 1])
+    with pytest.raises(ValueError, match="at most 1"):
+        BlendMember(net, trees.members[0], [0.7] * T, net2=private.members[0], net2_weight=[0.5] * T)
+    with pytest.raises(ValueError, match="needs its weights"):
+        BlendMember(net, trees.members[0], [0.5] * T, net2=private.members[0])

@@ -153,3 +153,34 @@ def test_each_rule_fills_an_endpoint_nobody_can_score(rule, option):
     trees = {f: rng.standard_normal((len(data.rows(f)), 2)) for f in ("valid", "test")}
     out, _ = blend.blend_consortium([data], {"p": nn}, {"p": trees}, fallback=rule)
     assert out["p"]["choice"]["c"] == option and out["p"]["valid_scores"]["c"] == {}
+
+
+def test_the_private_net_never_sees_the_valid_rows_and_its_options_are_chosen_on_them():
+    """The blend's private net (``blend.fit_private_net``) trains on the inner-train rows and stops on the
+    inner split: scrambling the valid and test labels leaves its predictions bit for bit; scrambling the
+    inner rows' labels moves its early stop. Its options enter the choice, which reads valid rows only."""
+    data = _partner()
+    net = blend.fit_private_net(data, SMALL)
+    scrambled = _permute_labels(_permute_labels(data, "valid", 1), "test", 2)
+    net2 = blend.fit_private_net(scrambled, SMALL)
+    for fold in ("valid", "test"):
+        X = data.X[data.rows(fold)]
+        assert np.array_equal(net.predict(X), net2.predict(X))
+    v = data.rows("valid")
+    assert np.corrcoef(net.predict(data.X[v])[:, 0], data.Y[v, 0])[0, 1] > 0.5   # it learned the target
+    assert all("valid_loss" in row for row in net.members[0].history)   # early stopping watched the inner rows
+    inner_rows = data.rows("train")[blend.inner_split(data, blend.INNER_VALID_FRACTION, SMALL.seed)]
+    moved = PartnerData(data.partner, data.X, data.Y.copy(), data.censor, data.tasks, data.split, smiles=data.smiles)
+    moved.Y[inner_rows, 0] = -moved.Y[inner_rows, 0]
+    assert not np.array_equal(blend.fit_private_net(moved, SMALL).predict(data.X[v]), net.predict(data.X[v]))
+    # a federated net that knows nothing: the choice takes an option with the private net on the regression
+    nn = {fold: np.zeros((len(data.rows(fold)), 2)) + 0.5 for fold in ("valid", "test")}
+    trees = blend.fit_private_trees(data, SMALL).fold_predictions(data)
+    res = blend.blend_partner(data, nn, trees, net=net.fold_predictions(data))
+    assert set(blend.PRIVATE_NET_WEIGHTS) <= set(res["test_by_option"])
+    assert res["chosen_by"]["y"] == "valid" and res["choice"]["y"] != blend.FED_NN
+    best = max(res["valid_scores"]["y"].values())
+    assert res["valid_scores"]["y"][res["choice"]["y"]] == best
+    # the test labels are not read: scrambling them leaves the choice
+    res2 = blend.blend_partner(_permute_labels(data, "test", 3), nn, trees, net=net.fold_predictions(data))
+    assert res2["choice"] == res["choice"]

@@ -91,7 +91,7 @@ def test_federate_runs_the_trees_and_blends_them_as_a_fourth_option(federated):
                 assert blend.FED_TREES in record["valid_scores"][ep]
         assert trees["test_metric_federated_trees_only"][name] is not None
     choices = [e["blend_choice"] for p in report["partners"] for e in p["endpoints"].values()]
-    assert set(choices) <= {blend.FED_NN, blend.PRIVATE_TREES, blend.EQUAL_BLEND, blend.FED_TREES}
+    assert set(choices) <= {blend.FED_NN, blend.PRIVATE_TREES, blend.EQUAL_BLEND, blend.FED_TREES, *blend.PRIVATE_NET_WEIGHTS}
     assert trees["blend_chose_federated_trees"] == choices.count(blend.FED_TREES)
     # each node kept the final model of every endpoint it predicted, next to its predictions
     token = next(p.parent.name for p in (node_work_dir(cfg, next(iter(partners))) / "trees").glob("*/*.json"))
