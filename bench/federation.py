@@ -86,7 +86,7 @@ def _cfg(args, out: Path, **kw) -> FederatedConfig:
                 endpoints=tuple(args.endpoints) if args.endpoints else None, max_rows=args.max_rows,
                 solo_ensemble=args.solo_ensemble, blend_fallback=args.blend_fallback,
                 min_endpoint_rows=args.min_endpoint_rows, keep_best_round=not args.keep_last_round,
-                blend_private_net=not args.no_private_net,
+                blend_private_net=args.private_net,
                 validate_norms=not args.no_norm_check)
     base.update(kw)
     return FederatedConfig(**base)
@@ -210,7 +210,7 @@ def run_base(args, partners_dir: Path | None) -> tuple[dict, Path]:
         },
         "solo_ensemble": args.solo_ensemble, "blend_fallback": args.blend_fallback,
         "blend_trees_seconds": t.get("blend_trees_seconds"), "blend_net_seconds": t.get("blend_net_seconds"),
-        "blend_private_net": not args.no_private_net,
+        "blend_private_net": args.private_net,
     }
     try:  # a diagnostic: if it fails, the measured run above is still written
         result.update(_blend_diagnostics(args, out))
@@ -514,8 +514,8 @@ def main(argv=None) -> int:
     ap.add_argument("--solo-ensemble", type=int, default=None,
                     help="members of the best-solo / pooled references and of the blend's private trees "
                          "(default: the CLI default recipe's)")
-    ap.add_argument("--no-private-net", action="store_true",
-                    help="the blend without the partner's private net options (FederatedConfig.blend_private_net off)")
+    ap.add_argument("--private-net", action="store_true",
+                    help="the blend with the partner's private-net options (FederatedConfig.blend_private_net on)")
     ap.add_argument("--blend-fallback", default="nn", choices=["nn", "consortium", "equal"],
                     help="FederatedConfig.blend_fallback for the base run")
     ap.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 8.0])

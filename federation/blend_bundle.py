@@ -304,7 +304,7 @@ def write_blend_bundle(fed_bundle_dir: Path, data: task.PartnerData, trees: blen
 
 
 def blend_node(data: task.PartnerData, fed_bundle_dir: Path, out: Path, mcfg: ModelConfig,
-               fallback: str = blend.DEFAULT_FALLBACK_RULE, private_net: bool = True) -> tuple[Path, dict]:
+               fallback: str = blend.DEFAULT_FALLBACK_RULE, private_net: bool = False) -> tuple[Path, dict]:
     """On the partner's node, after a federated run: fit the private trees (``blend.fit_private_trees``,
     the partner's own train rows), choose per endpoint on its valid rows (``blend.blend_partner``, the
     ``fallback`` rule's option where they cannot score it: ``nn`` or ``equal``; ``consortium`` needs the

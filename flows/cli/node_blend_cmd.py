@@ -91,14 +91,15 @@ def node_blend(
     seed: int = typer.Option(0, "--seed", help="Seed of the private trees (member i: seed + i)."),
     fallback: str = typer.Option("nn", "--fallback",
                                  help="Endpoints the valid rows cannot score: nn (the federated net) or equal."),
-    private_net: bool = typer.Option(True, "--private-net/--no-private-net",
+    private_net: bool = typer.Option(False, "--private-net/--no-private-net",
                                      help="Also fit a private net on this partner's rows (the default recipe's net, "
                                           "early-stopped on an inner split of its train rows) and offer it, alone "
-                                          "and mixed with the federated net and the trees, per endpoint."),
+                                          "and mixed with the federated net and the trees, per endpoint (off by "
+                                          "default: measured neutral on valid, docs/FEDERATION.md)."),
 ) -> None:
     """Package this partner's federated blend as a bundle on its node: per endpoint the federated net,
-    private LightGBM trained on its own rows, their equal blend or (with the private net, the default) the
-    options that mix in a net trained on its own rows only, chosen on its valid rows."""
+    private LightGBM trained on its own rows, their equal blend or (with --private-net) the options that
+    mix in a net trained on its own rows only, chosen on its valid rows."""
     from admet.bundle import load_bundle
     from admet.config import ModelConfig
     from federation import task

@@ -168,7 +168,7 @@ def test_node_blend_cli_end_to_end_and_predict_smiles(node, tmp_path):
 
     out = tmp_path / "blended"
     args = ["node", "blend", "--data", str(node["folder"]), "--work", str(node["work"]),
-            "--catalog", str(node["root"] / "catalog.json"), "--out", str(out), "--ensemble", "1"]
+            "--catalog", str(node["root"] / "catalog.json"), "--out", str(out), "--ensemble", "1", "--private-net"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "nothing was sent" in res.output
@@ -181,6 +181,7 @@ def test_node_blend_cli_end_to_end_and_predict_smiles(node, tmp_path):
     bundle = load_bundle(out)
     assert [m.net_weight.tolist() for m in bundle.ensemble.members] == [
         [summary["endpoints"][n]["net_weight"] for n in bundle.task_names]]
+    assert all(blend.ALL_THREE in e["valid"] for e in summary["endpoints"].values() if e["valid"])  # --private-net
     for n in bundle.task_names:  # the node's choice's weights (the private-net options included)
         option = summary["endpoints"][n]["choice"]
         w, v = blend.PRIVATE_NET_WEIGHTS.get(option, (blend_bundle.NET_WEIGHT.get(option), 0.0))
