@@ -24,7 +24,10 @@ How a partition is drawn (``partition_partners``):
    own floor (a donor below the floor gives only compounds whose rows it drops anyway). A binary endpoint
    (values all 0 / 1) counts at most ``MINORITY_FACTOR`` x its rows of the endpoint's rarer class, and while
    that class is what holds it back the partner receives compounds of that class: 100 rows of Tox21's
-   PPAR-gamma (about 3% active) left one partner of the full-catalog run with a one-class test fold. A partner the pool cannot bring to the floor keeps what it has (a warning names it). Without
+   PPAR-gamma (about 3% active) left one partner of the full-catalog run with a one-class test fold. Given
+   the key of the partners' keyed folds (``fold_secret``: a simulation's public key), an endpoint also counts
+   at most ``TEST_FACTOR`` x its test-fold labels (rarer class capped the same way), and a partner held back
+   there receives test-fold compounds: the same partner, with 25 actives, still drew 3 test compounds. A partner the pool cannot bring to the floor keeps what it has (a warning names it). Without
    it, 2 of 20 partners of the catalog held 1 and 3 test compounds and could not be scored at all.
 
 ``write_partition`` writes ``partner_XX/data.csv`` (K-MELLODDY layout), ``manifest.csv`` (one row per
@@ -188,10 +191,13 @@ def _repair(owner: np.ndarray, membership: np.ndarray, measures: np.ndarray, cfg
 def partition_partners(long_df: pd.DataFrame, n_partners: int = 20, alpha: float = 0.5, seed: int = 0,
                        min_endpoints: int = 1, min_rows: int = 30, quantity_sigma: float = 0.8,
                        min_partners_per_endpoint: int = 2, min_endpoint_rows: int = 0,
-                       n_jobs: int | None = None) -> PartnerPartition:
+                       n_jobs: int | None = None, fold_secret: bytes | None = None) -> PartnerPartition:
     """Split a pooled long table into partners (see the module docstring for the method).
 
     ``n_jobs`` only parallelizes scaffold computation (None: every core); the result does not depend on it.
+    ``fold_secret``: the key the partners' keyed scaffold folds will use (``pipelines.split.keyed_scaffold_folds``;
+    a simulation's is ``SIMULATION_FOLD_SECRET``); with it the endpoint floor also asks for test-fold labels
+    (step 6). It is used here only and never written.
     """
     cfg = PartitionConfig(n_partners, alpha, seed, min_endpoints, quantity_sigma, min_rows,
                           min_partners_per_endpoint, min_endpoint_rows)
@@ -215,7 +221,8 @@ def partition_partners(long_df: pd.DataFrame, n_partners: int = 20, alpha: float
     first_row = pd.Series(np.arange(len(table))).groupby(compound_index).first().to_numpy()
     smiles = table["smiles"].astype(str).to_numpy()[first_row]
     scaffolds = scaffolds_of(list(smiles), n_jobs=n_jobs)
-    clusters = pd.factorize(np.asarray([series_key(s, m) for s, m in zip(scaffolds, smiles, strict=True)]))[0]
+    keys = [series_key(s, m) for s, m in zip(scaffolds, smiles, strict=True)]
+    clusters = pd.factorize(np.asarray(keys))[0]
     rng = np.random.default_rng(seed)
     measures = _task_skew(endpoints, cfg, rng)
     q = rng.lognormal(0.0, quantity_sigma, size=n_partners) if quantity_sigma > 0 else np.ones(n_partners)
@@ -226,7 +233,12 @@ def partition_partners(long_df: pd.DataFrame, n_partners: int = 20, alpha: float
     owner = _repair(owner, membership, measures, cfg, rng)
     if cfg.min_endpoint_rows > 0:
         minor, binary = _minority_rows(table, compound_index, endpoint_index, membership.shape)
-        owner = _repair_endpoint_floor(owner, membership, measures, cfg, rng, minor, binary)
+        in_test = None
+        if fold_secret:
+            from pipelines.split import keyed_fold
+
+            in_test = np.asarray([keyed_fold(k, fold_secret) == "test" for k in keys])
+        owner = _repair_endpoint_floor(owner, membership, measures, cfg, rng, minor, binary, in_test)
     row_owner = owner[compound_index]
     keep = measures[row_owner, endpoint_index]
     columns = [c for c in LONG_COLUMNS if c in table.columns]
@@ -248,6 +260,10 @@ def partition_partners(long_df: pd.DataFrame, n_partners: int = 20, alpha: float
 #: floor of 100 asks for 25 of them (about 2.5 in a ~10% test fold), where 100 rows of a 3%-active assay gave
 #: a test fold of one class.
 MINORITY_FACTOR = 4
+#: With the partners' fold key known (``partition_partners(fold_secret=)``), an endpoint counts toward the floor at
+#: most this many times its test-fold labels: a floor of 100 asks for 10 (the keyed folds are 80/10/10), where 100
+#: rows gave one partner of the full-catalog run 3 test compounds.
+TEST_FACTOR = 10
 
 
 def _minority_rows(table: pd.DataFrame, compound_index: np.ndarray, endpoint_index: np.ndarray,
@@ -270,72 +286,89 @@ def _minority_rows(table: pd.DataFrame, compound_index: np.ndarray, endpoint_ind
 
 def _repair_endpoint_floor(owner: np.ndarray, membership: np.ndarray, measures: np.ndarray, cfg: PartitionConfig,
                            rng: np.random.Generator, minor: np.ndarray | None = None,
-                           binary: np.ndarray | None = None) -> np.ndarray:
+                           binary: np.ndarray | None = None, in_test: np.ndarray | None = None) -> np.ndarray:
     """Step 6 of the module docstring: give each partner ``min_endpoint_rows`` rows of one endpoint it measures
     (``minor`` / ``binary``: :func:`_minority_rows`; a binary endpoint counts at most ``MINORITY_FACTOR`` x its
-    rarer class's rows)."""
+    rarer class's rows). ``in_test`` (bool per compound: its keyed fold is ``test``): the endpoint also counts
+    at most ``TEST_FACTOR`` x its test-fold labels (a binary one: at most ``MINORITY_FACTOR`` x its test-fold
+    rarer-class labels among them), and a partner held back there receives test-fold compounds."""
     owner = owner.copy()
     floor = cfg.min_endpoint_rows
     labelled = membership > 0
     minor = np.zeros_like(membership) if minor is None else minor
     binary = np.zeros(membership.shape[1], dtype=bool) if binary is None else binary
+    test_aware = in_test is not None
+    t = (np.asarray(in_test, dtype=bool) if test_aware else np.zeros(len(owner), dtype=bool))[:, None]
+    # per compound: rows, rarer-class rows, test rows, test rarer-class rows (compound x endpoint each)
+    per_compound = np.stack([membership, minor, membership * t, minor * t])
 
-    def per_endpoint(o: np.ndarray, counts: np.ndarray) -> np.ndarray:  # partner x endpoint rows kept
-        out = np.zeros(measures.shape)
-        np.add.at(out, o, counts * measures[o])
+    def per_endpoint(o: np.ndarray) -> np.ndarray:  # (4, partner, endpoint) kept
+        out = np.zeros((4, *measures.shape))
+        for k in range(4):
+            np.add.at(out[k], o, per_compound[k] * measures[o])
         return out
 
-    def effective(rows_pe: np.ndarray, minor_pe: np.ndarray) -> np.ndarray:
-        return np.where(binary, np.minimum(rows_pe, MINORITY_FACTOR * minor_pe), rows_pe)
+    def capped(rows: np.ndarray, rare: np.ndarray) -> np.ndarray:
+        return np.where(binary, np.minimum(rows, MINORITY_FACTOR * rare), rows)
+
+    def effective(tab: np.ndarray) -> np.ndarray:
+        eff = capped(tab[0], tab[1])
+        return np.minimum(eff, TEST_FACTOR * capped(tab[2], tab[3])) if test_aware else eff
+
+    def helps(tab: np.ndarray, c: int, e: int) -> bool:
+        """Does compound ``c`` relieve what holds the partner back on endpoint ``e`` (``tab``: its counts)?"""
+        rows, rare, trows, trare = tab[:, e]
+        cap = (lambda n, r: min(n, MINORITY_FACTOR * r)) if binary[e] else (lambda n, r: n)  # noqa: E731
+        if test_aware and TEST_FACTOR * cap(trows, trare) < cap(rows, rare):  # the test fold binds
+            if not t[c, 0]:
+                return False
+            return not (binary[e] and trows >= MINORITY_FACTOR * trare and minor[c, e] == 0)
+        return not (binary[e] and rows >= MINORITY_FACTOR * rare and minor[c, e] == 0)
 
     for _ in range(cfg.n_partners):
-        best = effective(per_endpoint(owner, membership), per_endpoint(owner, minor)).max(1)
+        best = effective(per_endpoint(owner)).max(1)
         short = np.flatnonzero(best < floor)
         if short.size == 0:
             break
         moved_any = False
         for p in short[np.argsort(best[short])]:
-            table, table_minor = per_endpoint(owner, membership), per_endpoint(owner, minor)
-            eff = effective(table, table_minor)
-            rows = table.sum(1)
+            tab = per_endpoint(owner)
+            eff = effective(tab)
+            rows = tab[0].sum(1)
             # its endpoints from the one it holds most of (closest to the floor) down, until one reaches it
             for e in sorted(np.flatnonzero(measures[p]), key=lambda j: -eff[p, j]):
-                for donor in np.argsort(-table[:, e]):
+                for donor in np.argsort(-tab[0][:, e]):
                     if eff[p, e] >= floor:
                         break
                     if donor == p:
                         continue
                     candidates = np.flatnonzero((owner == donor) & labelled[:, e])
                     for c in candidates[rng.permutation(candidates.size)]:
-                        loss = membership[c] * measures[donor]
-                        if eff[p, e] >= floor or rows[donor] - loss.sum() < cfg.min_rows:
+                        loss = per_compound[:, c] * measures[donor]
+                        if eff[p, e] >= floor or rows[donor] - loss[0].sum() < cfg.min_rows:
                             continue
-                        # while the rarer class holds the partner back, only compounds of that class help
-                        if binary[e] and table[p, e] >= MINORITY_FACTOR * table_minor[p, e] and minor[c, e] == 0:
+                        if not helps(tab[:, p], c, e):
                             continue
                         # a donor keeps its own floor; one below it gives only compounds whose rows it drops anyway
-                        loss_minor = minor[c] * measures[donor]
-                        if loss.sum() > 0 and effective(table[donor] - loss, table_minor[donor] - loss_minor).max() < floor:
+                        if loss[0].sum() > 0 and effective(tab[:, donor] - loss).max() < floor:
                             continue
                         owner[c] = p
-                        gain, gain_minor = membership[c] * measures[p], minor[c] * measures[p]
-                        table[donor] -= loss
-                        table[p] += gain
-                        table_minor[donor] -= loss_minor
-                        table_minor[p] += gain_minor
-                        eff[[p, donor]] = effective(table[[p, donor]], table_minor[[p, donor]])
-                        rows[donor] -= loss.sum()
-                        rows[p] += gain.sum()
+                        gain = per_compound[:, c] * measures[p]
+                        tab[:, donor] -= loss
+                        tab[:, p] += gain
+                        eff[[p, donor]] = effective(tab[:, [p, donor]])
+                        rows[donor] -= loss[0].sum()
+                        rows[p] += gain[0].sum()
                         moved_any = True
                 if eff[p, e] >= floor:
                     break
         if not moved_any:
             break
-    best = effective(per_endpoint(owner, membership), per_endpoint(owner, minor)).max(1)
+    best = effective(per_endpoint(owner)).max(1)
     for p in np.flatnonzero(best < floor):
         log.warning("partition: %s holds at most %d rows of one endpoint (floor %d; a binary endpoint counts at "
-                    "most %dx its rarer class): the pool has no more to give", partner_id(int(p)), int(best[p]),
-                    floor, MINORITY_FACTOR)
+                    "most %dx its rarer class%s): the pool has no more to give", partner_id(int(p)), int(best[p]),
+                    floor, MINORITY_FACTOR, f", and at most {TEST_FACTOR}x its test-fold labels" if test_aware else "")
     return owner
 
 

@@ -95,14 +95,17 @@ def _whole_molecule_slice(table: pd.DataFrame, max_rows: int, seed: int) -> pd.D
 
 def prepare_partition(long_df: pd.DataFrame, out_dir: str | Path, n_partners: int = 20, alpha: float = 0.5,
                       seed: int = 0, aggregate: bool = False, min_rows: int = 30, min_endpoints: int = 1,
-                      min_endpoint_rows: int = 0, progress: Callable[[int], None] | None = None) -> PreparedPartition:
+                      min_endpoint_rows: int = 0, progress: Callable[[int], None] | None = None,
+                      fold_secret: bytes | None = None) -> PreparedPartition:
     """Validate ``long_df``, optionally aggregate replicates, partition the accepted rows into
     ``n_partners`` non-IID partners and write ``partner_XX/data.csv`` folders (with the manifest),
     ``rejected.csv``, ``data_summary.json`` and the simulated consortium's endpoint catalog
     (``catalog.json``: the embedded catalog plus the table's other endpoints) under ``out_dir``. Each
     simulated partner then prepares its ``data.csv`` as a real node does (:func:`prepare_node_data`).
 
-    ``progress(n)`` is told how many input rows are validated.
+    ``progress(n)`` is told how many input rows are validated. ``fold_secret``: the key of the simulated
+    partners' keyed folds (default the public simulation key, which their nodes use unless given another),
+    so the endpoint floor can count test-fold labels (``pipelines.partition``, step 6).
     """
     from pipelines.aggregate import aggregate_replicates
     from pipelines.partition import partition_partners, write_partition
@@ -115,8 +118,11 @@ def prepare_partition(long_df: pd.DataFrame, out_dir: str | Path, n_partners: in
     if len(accepted) + len(rejected) != len(long_df):
         raise RuntimeError(f"validation lost rows: {len(accepted)} + {len(rejected)} != {len(long_df)}")
     table = aggregate_replicates(accepted) if aggregate else accepted
+    from pipelines.split import SIMULATION_FOLD_SECRET
+
     partition = partition_partners(table, n_partners=n_partners, alpha=alpha, seed=seed, min_rows=min_rows,
-                                   min_endpoints=min_endpoints, min_endpoint_rows=min_endpoint_rows)
+                                   min_endpoints=min_endpoints, min_endpoint_rows=min_endpoint_rows,
+                                   fold_secret=fold_secret or SIMULATION_FOLD_SECRET)
     out_dir = Path(out_dir)
     write_partition(partition, out_dir)
     # the simulated operator's published catalog: every partner node prepares its data.csv against it

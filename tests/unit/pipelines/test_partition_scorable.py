@@ -3,6 +3,9 @@ the endpoint floor gives every partner enough rows of one endpoint for its test 
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 import pandas as pd
 import pytest
 
@@ -108,3 +111,28 @@ def test_a_rare_class_endpoint_gets_enough_of_its_rare_class(monkeypatch):
     monkeypatch.setattr(partition_mod, "MINORITY_FACTOR", 10**9)  # rows alone decide
     rows_only = partition_partners(table, **kw)
     assert min(int(t["value"].sum()) for t in rows_only.tables.values()) < floor_actives
+
+
+def test_with_the_fold_key_the_floor_asks_for_test_fold_labels():
+    """Given the key the partners' keyed folds use, the floor counts an endpoint at most TEST_FACTOR x its
+    test-fold labels: every partner of a 1,000-molecule regression table ends with >= 10 test compounds
+    (the floor 100 / TEST_FACTOR), counted with the folds the nodes will compute; rows alone leave one at 7."""
+    import numpy as np
+
+    from pipelines.partition import TEST_FACTOR
+
+    smiles = [f"{'C' * a}O{'C' * b}N{'C' * c}" for a in range(1, 11) for b in range(1, 11) for c in range(1, 11)]
+    table = pd.DataFrame({"smiles": smiles, "endpoint": "logS", "value": np.random.default_rng(3).normal(size=1000),
+                          "compound_id": [f"m{i}" for i in range(len(smiles))]})
+    kw = dict(n_partners=8, alpha=0.5, seed=0, min_rows=30, quantity_sigma=1.5, min_endpoint_rows=100)
+
+    def test_rows(part):
+        return [int((keyed_scaffold_folds(t["smiles"].tolist(), SIMULATION_FOLD_SECRET) == "test").sum())
+                for t in part.tables.values()]
+
+    keyed = partition_partners(table, **kw, fold_secret=SIMULATION_FOLD_SECRET)
+    assert min(test_rows(keyed)) >= 100 // TEST_FACTOR
+    assert min(len(t) for t in keyed.tables.values()) >= 100
+    assert sum(len(t) for t in keyed.tables.values()) + keyed.dropped_rows == len(table)
+    assert "fold_secret" not in json.dumps(asdict(keyed.config))          # the key is never written
+    assert min(test_rows(partition_partners(table, **kw))) < 100 // TEST_FACTOR
