@@ -437,18 +437,9 @@ def fit_private_trees(data: task.PartnerData, mcfg, fraction: float = INNER_VALI
     fit again on all the train rows with the rounds its early stopping found: the blend is chosen with the
     inner-train members (they have not seen the valid rows), and the partner keeps trees that saw all its
     train rows, as its best-solo LightGBM does; the cost is a second fit. Reads no ``valid`` or ``test`` rows."""
-    from admet.features import FeatureScaler
     from admet.members import LGBMMember
 
-    train = data.rows("train")
-    X, Y, C = data.X[train], data.Y[train], data.censor[train]
-    scaler = FeatureScaler.fit(X, clip=mcfg.feature_clip)
-    Xs = scaler.transform(X)
-    inner = inner_split(data, fraction, mcfg.seed)
-    fit_rows, stop_rows = np.flatnonzero(~inner), np.flatnonzero(inner)
-    chooser = [LGBMMember.fit(Xs[fit_rows], Y[fit_rows], C[fit_rows], data.tasks, mcfg, mcfg.seed + i,
-                              valid=(Xs[stop_rows], Y[stop_rows], C[stop_rows]))
-               for i in range(int(mcfg.ensemble))]
+    scaler, Xs, Y, C, inner, chooser = _fit_on_inner_split(LGBMMember, data, mcfg, fraction)
     if not refit:
         return PrivateTrees(scaler, chooser, inner, list(data.task_names))
     final = [LGBMMember.fit(Xs, Y, C, data.tasks, mcfg, mcfg.seed + i, rounds=m.best_iterations)
@@ -479,8 +470,17 @@ class PrivateNet:
 def fit_private_net(data: task.PartnerData, mcfg, fraction: float = INNER_VALID_FRACTION) -> PrivateNet:
     """``mcfg.ensemble`` nets (``ModelConfig``: the default recipe's architecture and training) on the
     partner's inner-train rows, early-stopped on its inner-valid rows. Reads no ``valid`` or ``test`` rows."""
-    from admet.features import FeatureScaler
     from admet.members import MTNNMember
+
+    scaler, _, _, _, _, members = _fit_on_inner_split(MTNNMember, data, mcfg, fraction)
+    return PrivateNet(scaler, members, list(data.task_names))
+
+
+def _fit_on_inner_split(member_cls, data: task.PartnerData, mcfg, fraction: float):
+    """``mcfg.ensemble`` members of ``member_cls`` (seed ``mcfg.seed + i``) on the partner's train rows scaled
+    on its own train rows, fitted on the inner-train rows and stopped on the inner split (:func:`inner_split`).
+    Returns (scaler, scaled train X, train Y, train censor, the inner mask, the members)."""
+    from admet.features import FeatureScaler
 
     train = data.rows("train")
     X, Y, C = data.X[train], data.Y[train], data.censor[train]
@@ -488,10 +488,10 @@ def fit_private_net(data: task.PartnerData, mcfg, fraction: float = INNER_VALID_
     Xs = scaler.transform(X)
     inner = inner_split(data, fraction, mcfg.seed)
     fit_rows, stop_rows = np.flatnonzero(~inner), np.flatnonzero(inner)
-    members = [MTNNMember.fit(Xs[fit_rows], Y[fit_rows], C[fit_rows], data.tasks, mcfg, mcfg.seed + i,
+    members = [member_cls.fit(Xs[fit_rows], Y[fit_rows], C[fit_rows], data.tasks, mcfg, mcfg.seed + i,
                               valid=(Xs[stop_rows], Y[stop_rows], C[stop_rows]))
                for i in range(int(mcfg.ensemble))]
-    return PrivateNet(scaler, members, list(data.task_names))
+    return scaler, Xs, Y, C, inner, members
 
 
 def valid_test_gaps(results: dict[str, dict]) -> dict:

@@ -58,14 +58,20 @@ def _permute_labels(data: PartnerData, fold: str, seed: int) -> PartnerData:
     return out
 
 
-def test_private_trees_never_see_the_valid_rows_the_choice_is_made_on():
-    data = _partner()
-    trees = blend.fit_private_trees(data, SMALL)
-    scrambled = _permute_labels(_permute_labels(data, "valid", 1), "test", 2)
-    trees2 = blend.fit_private_trees(scrambled, SMALL)
+def _blind_to_valid_and_test(fit, data: PartnerData):
+    """Fit on ``data`` and on a copy with its valid and test labels scrambled: the predictions on both folds
+    must be bit for bit the same (the model read neither fold's labels). Returns the first fit."""
+    model = fit(data, SMALL)
+    other = fit(_permute_labels(_permute_labels(data, "valid", 1), "test", 2), SMALL)
     for fold in ("valid", "test"):
         X = data.X[data.rows(fold)]
-        assert np.array_equal(trees.predict(X), trees2.predict(X))
+        assert np.array_equal(model.predict(X), other.predict(X))
+    return model
+
+
+def test_private_trees_never_see_the_valid_rows_the_choice_is_made_on():
+    data = _partner()
+    trees = _blind_to_valid_and_test(blend.fit_private_trees, data)
     # they did stop early (on the inner rows) and they learned the regression target
     rounds = trees.best_iterations[0][0]
     assert rounds is not None and rounds < SMALL.lgbm_n_estimators
@@ -160,12 +166,7 @@ def test_the_private_net_never_sees_the_valid_rows_and_its_options_are_chosen_on
     inner split: scrambling the valid and test labels leaves its predictions bit for bit; scrambling the
     inner rows' labels moves its early stop. Its options enter the choice, which reads valid rows only."""
     data = _partner()
-    net = blend.fit_private_net(data, SMALL)
-    scrambled = _permute_labels(_permute_labels(data, "valid", 1), "test", 2)
-    net2 = blend.fit_private_net(scrambled, SMALL)
-    for fold in ("valid", "test"):
-        X = data.X[data.rows(fold)]
-        assert np.array_equal(net.predict(X), net2.predict(X))
+    net = _blind_to_valid_and_test(blend.fit_private_net, data)
     v = data.rows("valid")
     assert np.corrcoef(net.predict(data.X[v])[:, 0], data.Y[v, 0])[0, 1] > 0.5   # it learned the target
     assert all("valid_loss" in row for row in net.members[0].history)   # early stopping watched the inner rows
