@@ -288,6 +288,20 @@ class XGBEndpointModels:
         return cls(meta["task_names"], models, meta["constants"])
 
 
+def mix_three(a: np.ndarray, b: np.ndarray, c: np.ndarray, w, v) -> np.ndarray:
+    """``w * a + v * c + (1 - w - v) * b`` per column (``w`` / ``v``: scalars or one value per column); a weight
+    of exactly 1 gives that part bit for bit; where ``b`` is NaN, ``a`` and ``c`` share its weight in proportion to
+    theirs (``a`` alone where both are 0). :meth:`BlendMember.combine3` and the federated blend's private-net
+    options (``federation.blend.private_net_options``) both compute with it, so the bundle predicts the option."""
+    w, v = np.asarray(w, float), np.asarray(v, float)
+    u = 1.0 - w - v
+    with np.errstate(invalid="ignore"):
+        mixed = w * a + v * c + u * np.where(np.isnan(b), 0.0, b)
+        nets = np.where(w + v > 0, (w * a + v * c) / np.where(w + v > 0, w + v, 1.0), a)
+    out = np.where(w == 1.0, a, np.where(v == 1.0, c, np.where(np.isclose(u, 1.0), b, mixed)))
+    return np.where(np.isnan(b) & (w < 1.0) & (v < 1.0), nets, out)
+
+
 @MEMBERS.register("blend")
 class BlendMember:
     """A multitask network and LightGBM, combined per endpoint: ``w * net + (1 - w) * trees``.
@@ -379,12 +393,7 @@ class BlendMember:
         w, v = self.net_weight, self.net2_weight
         if len(w) != a.shape[1]:
             raise ValueError(f"{len(w)} blend weights for {a.shape[1]} endpoints")
-        u = 1.0 - w - v
-        with np.errstate(invalid="ignore"):
-            mixed = w * a + v * c + u * np.where(np.isnan(b), 0.0, b)
-            nets = np.where(w + v > 0, (w * a + v * c) / np.where(w + v > 0, w + v, 1.0), a)
-        out = np.where(w == 1.0, a, np.where(v == 1.0, c, np.where(np.isclose(u, 1.0), b, mixed)))
-        return np.where(np.isnan(b) & (w < 1.0) & (v < 1.0), nets, out)
+        return mix_three(a, b, c, w, v)
 
     def parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(network, LightGBM) predictions, each part on its own scaling of ``X``; LightGBM NaN where

@@ -120,14 +120,11 @@ def candidates(nn: np.ndarray, trees: np.ndarray, extra: dict[str, np.ndarray] |
 
 def private_net_options(nn: np.ndarray, trees: np.ndarray, net: np.ndarray) -> dict[str, np.ndarray]:
     """The options with the private net for one fold (``PRIVATE_NET_WEIGHTS``), as ``candidates``' ``extra``:
-    where the trees are NaN the nets share their weight (as ``admet.members.BlendMember.combine3`` does)."""
+    ``admet.members.mix_three`` of (federated net, trees, private net), what the blended bundle computes."""
+    from admet.members import mix_three
+
     nn, trees, net = (np.asarray(x, float) for x in (nn, trees, net))
-    out = {}
-    for name, (w, v) in PRIVATE_NET_WEIGHTS.items():
-        with_trees = w * nn + v * net + (1.0 - w - v) * np.where(np.isnan(trees), 0.0, trees)
-        nets_only = (w * nn + v * net) / (w + v) if w + v > 0 else nn
-        out[name] = np.where(np.isnan(trees), nets_only, with_trees) if v < 1.0 else net
-    return out
+    return {name: mix_three(nn, trees, net, w, v) for name, (w, v) in PRIVATE_NET_WEIGHTS.items()}
 
 
 def choose(valid: dict[str, np.ndarray], Y_valid: np.ndarray, tasks: list[TaskSpec],
