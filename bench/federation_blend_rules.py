@@ -7,7 +7,12 @@ bundle, its private trees) under several choice rules, all reading valid rows on
 - ``partner``: one option for all of the partner's endpoints, the one with the best mean valid metric over the
   endpoints its valid rows score (three choices per partner instead of three per endpoint: less noise);
 - ``margin``: per endpoint, the equal blend unless another option beats it on valid by more than ``MARGIN``;
-- ``fixed:<option>``: no choice (the federated net alone, the equal blend).
+  ``margin_nn`` / ``margin_nn05``: the federated net unless another option beats it by more than ``MARGIN`` / 0.05;
+- ``hybrid``: ``endpoint`` where the valid rows hold >= ``HYBRID_MIN_LABELS`` labels of the endpoint, else
+  ``partner``'s pick;
+- ``fixed:<option>``: no choice (the federated net alone, the equal blend);
+- ``endpoint5`` / ``partner5`` / ``hybrid5``: the same rules over five mixes of net and trees (weight on the net
+  1, .75, .5, .25, 0) instead of three.
 
 The adoption signal is a cross-fit valid estimate per partner: choose on one random half of its valid rows,
 score the other half, both ways, over three random halvings. The test scores against the run's best solo
@@ -36,6 +41,7 @@ from federation.config import FederatedConfig  # noqa: E402
 from federation.run import load_all_partners, node_work_dir  # noqa: E402
 
 MARGIN = 0.02
+HYBRID_MIN_LABELS = 100
 HALVINGS = (0, 1, 2)
 
 
@@ -71,11 +77,26 @@ def rule_margin(valid, Y, tasks, base=blend.EQUAL_BLEND, margin=MARGIN):
     return out
 
 
+def rule_hybrid(valid, Y, tasks, min_labels=HYBRID_MIN_LABELS):
+    """Per endpoint where the valid rows hold >= ``min_labels`` labels of it, else the partner-level pick."""
+    ends, part = rule_endpoint(valid, Y, tasks), rule_partner(valid, Y, tasks)
+    n = np.sum(np.isfinite(Y), axis=0)
+    return {t.name: ends[t.name] if n[j] >= min_labels else part[t.name] for j, t in enumerate(tasks)}
+
+
+def with_weights(nn, trees):
+    """Extra options: the federated net and the trees mixed 3:1 and 1:3 (``nn_75`` / ``nn_25``)."""
+    tr = np.where(np.isnan(trees), nn, trees)
+    return {"nn_75": 0.75 * nn + 0.25 * tr, "nn_25": 0.25 * nn + 0.75 * tr}
+
+
 def rule_fixed(option):
     return lambda valid, Y, tasks: {t.name: option for t in tasks}
 
 
-RULES = {"endpoint": rule_endpoint, "partner": rule_partner, "margin": rule_margin,
+RULES = {"endpoint": rule_endpoint, "partner": rule_partner, "margin": rule_margin, "hybrid": rule_hybrid,
+         "margin_nn": lambda v, Y, t: rule_margin(v, Y, t, base=blend.FED_NN),
+         "margin_nn05": lambda v, Y, t: rule_margin(v, Y, t, base=blend.FED_NN, margin=0.05),
          "fixed:federated_nn": rule_fixed(blend.FED_NN), "fixed:equal_blend": rule_fixed(blend.EQUAL_BLEND)}
 
 
@@ -114,14 +135,20 @@ def main() -> None:
         valid = blend.candidates(nn["valid"], tr["valid"])
         test = blend.candidates(nn["test"], tr["test"])
         Yv, Yt = d.Y[d.rows("valid")], d.Y[d.rows("test")]
-        r = {"partner": d.partner, "solo": solo.get(d.partner)}
+        r = {"partner": d.partner, "solo": solo.get(d.partner), "valid_labels": int(np.isfinite(Yv).sum())}
         for name, rule in RULES.items():
             r["test:" + name] = _score(test, rule(valid, Yv, d.tasks), Yt, d.tasks)
             r["cf:" + name] = crossfit(rule, valid, Yv, d.tasks)
+        # the five-weight family: the same rules over five mixes of net and trees instead of three
+        valid5 = valid | with_weights(nn["valid"], tr["valid"])
+        test5 = test | with_weights(nn["test"], tr["test"])
+        for name in ("endpoint", "partner", "hybrid"):
+            r[f"test:{name}5"] = _score(test5, RULES[name](valid5, Yv, d.tasks), Yt, d.tasks)
+            r[f"cf:{name}5"] = crossfit(RULES[name], valid5, Yv, d.tasks)
         rows.append(r)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}), flush=True)
     summary = {}
-    for name in RULES:
+    for name in list(RULES) + ["endpoint5", "partner5", "hybrid5"]:
         ok = [r for r in rows if r["solo"] is not None and np.isfinite(r["test:" + name])]
         gains = [(r["test:" + name] - r["solo"]) / abs(r["solo"]) for r in ok if r["solo"]]
         summary[name] = {"crossfit_valid_mean": float(np.nanmean([r["cf:" + name] for r in rows])),
