@@ -85,6 +85,7 @@ def _cfg(args, out: Path, **kw) -> FederatedConfig:
                 num_cpus=args.cpus, cache_dir=Path(args.work) / "feature_cache", engine=args.engine,
                 endpoints=tuple(args.endpoints) if args.endpoints else None, max_rows=args.max_rows,
                 solo_ensemble=args.solo_ensemble, blend_fallback=args.blend_fallback,
+                blend_rule=args.blend_rule or ("endpoint" if args.private_net else "equal"),
                 min_endpoint_rows=args.min_endpoint_rows, keep_best_round=not args.keep_last_round,
                 blend_private_net=args.private_net,
                 validate_norms=not args.no_norm_check)
@@ -155,15 +156,22 @@ def _blend_diagnostics(args, out: Path) -> dict:
     base_rep = json.loads((out / "report.json").read_text())
     outcome = json.loads((out / RESULT_FILE).read_text())
     local, pooled = _reference_scores(base_rep, "best_solo"), _reference_scores(base_rep, "pooled")
-    rules, mine = {}, None
-    for rule in blend.FALLBACK_RULES:
-        mixed, _ = blend.blend_consortium(partners, nn, trees, fallback=rule, nets=nets)
+    rules, by_rule, mine = {}, {}, None
+    for rule in blend.FALLBACK_RULES:  # the fallback matters only where the rule chooses per endpoint
+        mixed, _ = blend.blend_consortium(partners, nn, trees, fallback=rule, nets=nets, rule="endpoint")
         rep = report_mod.build_report(outcome, local, pooled, blend=mixed)
         rules[rule] = _summary_line(rep["summary"])
-        if rule == cfg.blend_fallback:
+        if cfg.blend_rule == "endpoint" and rule == cfg.blend_fallback:
+            mine = mixed
+    for rule in blend.BLEND_RULES:
+        if rule == "equal" and nets:
+            continue
+        mixed, _ = blend.blend_consortium(partners, nn, trees, fallback=cfg.blend_fallback, nets=nets, rule=rule)
+        by_rule[rule] = _summary_line(report_mod.build_report(outcome, local, pooled, blend=mixed)["summary"])
+        if rule == cfg.blend_rule == "equal":
             mine = mixed
     return {"blend_choices": blend.choice_counts(mine), "valid_vs_test_diagnostic": blend.valid_test_gaps(mine),
-            "fallback_rules": rules}
+            "fallback_rules": rules, "blend_rules": by_rule}
 
 
 def _mean_fed(rep: dict, exclude=()) -> float:
@@ -209,6 +217,7 @@ def run_base(args, partners_dir: Path | None) -> tuple[dict, Path]:
             "nn_median_relative_gain_ge_5pct": (s["nn"]["median_relative_improvement"] or 0) >= 0.05,
         },
         "solo_ensemble": args.solo_ensemble, "blend_fallback": args.blend_fallback,
+        "blend_rule": args.blend_rule or ("endpoint" if args.private_net else "equal"),
         "blend_trees_seconds": t.get("blend_trees_seconds"), "blend_net_seconds": t.get("blend_net_seconds"),
         "blend_private_net": args.private_net,
     }
@@ -271,7 +280,7 @@ def run_fedtrees(args) -> dict:
              for d in partners}
     nets = {d.partner: n for d in partners if (n := blend.load_private_net_predictions(node_work_dir(cfg, d.partner), d))}
     mixed = blend.federated_blend(partners, {d.partner: node_work_dir(cfg, d.partner) / "bundle" for d in partners},
-                                  private, extra, write_choice=False, nets=nets or None)
+                                  private, extra, write_choice=False, nets=nets or None, rule="endpoint")
     outcome = json.loads((out / RESULT_FILE).read_text())
     rep = report_mod.build_report(outcome, _reference_scores(base_rep, "best_solo"),
                                   _reference_scores(base_rep, "pooled"), blend=mixed,
@@ -320,7 +329,7 @@ def run_reblend(args) -> dict:
     local, pooled = _reference_scores(base_rep, "best_solo"), _reference_scores(base_rep, "pooled")
     reps, by_rule, consortium = {}, {}, {}
     for rule in blend.FALLBACK_RULES:
-        mixed, cons = blend.blend_consortium(partners, nn, trees, fallback=rule, nets=nets)
+        mixed, cons = blend.blend_consortium(partners, nn, trees, fallback=rule, nets=nets, rule="endpoint")
         reps[rule] = report_mod.build_report(outcome, local, pooled, blend=mixed, references=base_rep.get("references"))
         by_rule[rule] = mixed
         consortium = cons or consortium
@@ -517,7 +526,9 @@ def main(argv=None) -> int:
     ap.add_argument("--private-net", action="store_true",
                     help="the blend with the partner's private-net options (FederatedConfig.blend_private_net on)")
     ap.add_argument("--blend-fallback", default="nn", choices=["nn", "consortium", "equal"],
-                    help="FederatedConfig.blend_fallback for the base run")
+                    help="FederatedConfig.blend_fallback for the base run (--blend-rule endpoint)")
+    ap.add_argument("--blend-rule", default=None, choices=["equal", "endpoint"],
+                    help="FederatedConfig.blend_rule for the base run (default: equal; endpoint with --private-net)")
     ap.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0, 8.0])
     ap.add_argument("--dp-delta", type=float, default=1e-5)
     ap.add_argument("--poison-partners", type=int, default=10)

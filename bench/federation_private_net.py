@@ -67,7 +67,7 @@ for d in partners:
     blend.save_private_net_predictions(nd, d, net)
     r = {"partner": d.partner, "solo": solo.get(d.partner)}
     for key, n in (("base", None), ("ext", net)):
-        res = blend.blend_partner(d, nn, tr, net=n)
+        res = blend.blend_partner(d, nn, tr, net=n, rule="endpoint")
         r[key] = res["metric"] if np.isfinite(res["metric"]) else None
         r["cf_" + key] = crossfit(d, nn, tr, n)
         if n is not None:

@@ -25,8 +25,22 @@ On each partner's node, after the federated run:
   cross-fit valid estimate (+0.001) and below the default blend on test (mean -0.007, 14 vs 15 of 20
   partners above best solo), so it stays opt-in. Nothing about the private net leaves the node.
 
-Per endpoint the option with the best primary metric on the partner's **valid** rows is chosen
-(``choose``); test labels are never read for the choice. Ties go to the earlier option in ``PREFERENCE``.
+Which option a partner's bundle uses is the **rule** (``FederatedConfig.blend_rule``, ``BLEND_RULES``):
+
+- ``equal`` (the default): the equal blend for every endpoint, no choice. The per-endpoint valid scores of
+  every option are still computed and written (a diagnostic). Why: on the full catalog (20 partners, two
+  partitions, ``bench/federation_blend_rules.py``), with the trees' valid predictions coming from the trees
+  the partner keeps, a cross-fit valid estimate (choose on half of each partner's valid rows, score the
+  other half) ranked "no choice" (the equal blend, or the net alone) above every choosing rule (per
+  endpoint, per partner, with a margin): a valid fold of a few dozen labels per endpoint picks noise more
+  often than it picks the better model. The equal blend is also the default ADMET family's own rule
+  (``admet.members.BlendMember``).
+- ``endpoint``: per endpoint the option with the best primary metric on the partner's **valid** rows
+  (``choose``). Ties go to the earlier option in ``PREFERENCE``. The options ``--private-net`` and
+  ``--federated-trees`` add are offered only under this rule (``FederatedConfig`` refuses them with
+  ``equal``).
+
+Under either rule test labels are never read.
 
 Why the choice is fair (issue 10 §5): none of the options was fitted or early-stopped on the valid rows
 it is chosen on. The federated NN trains on ``train`` rows only; its ``evaluate`` phase computes a
@@ -39,10 +53,13 @@ LightGBM used to be the private trees, and then the valid scores it was chosen o
 (mean valid - test +0.075 against -0.026 for the net on the 40k-row 20-partner run,
 ``bench/results/federation_best_solo_reblend.json``). The design chosen over cross-fitting two halves
 of valid: one extra LightGBM fit per partner (on 80 % of its train rows) instead of two, and the whole
-valid fold stays available to the choice. The choice reads the trees fitted on 80 % of the partner's train
-rows; the trees the partner keeps (its blended bundle, its test scores) are refit on all its train rows with
-the rounds early stopping found (``fit_private_trees(refit=True)``, the default): a second LightGBM fit.
-Without the refit the partner's kept trees saw 20 % fewer rows than its best-solo LightGBM.
+valid fold stays available to the choice. The trees the partner keeps (its blended bundle, its test scores)
+are refit on all its train rows with the rounds early stopping on the inner split found
+(``fit_private_trees(refit=True)``, the default): a second LightGBM fit. Without the refit the partner's kept
+trees saw 20 % fewer rows than its best-solo LightGBM. The valid scores are those of the kept trees too
+(``PrivateTrees.predict_valid``): they did not see the valid rows either, and the choice then judges the model
+the partner keeps. (Earlier the valid scores came from the inner-split trees, fitted on 80 % of the
+train rows: they ran below the kept trees' test scores, and the choice was biased towards the net.)
 
 Where the valid rows cannot score an endpoint (fewer than ``scoring.MIN_TEST`` labels, one class) the
 fallback rule decides (``FederatedConfig.blend_fallback``):
@@ -84,6 +101,10 @@ PRIVATE_NET_WEIGHTS = {PRIVATE_NET: (0.0, 1.0), PRIVATE_BLEND: (0.0, 0.5), FED_P
                        ALL_THREE: (1.0 / 3.0, 1.0 / 3.0)}
 #: Order of preference on ties.
 PREFERENCE = (EQUAL_BLEND, FED_NN, PRIVATE_TREES, FED_TREES, ALL_THREE, FED_PRIVATE, PRIVATE_BLEND, PRIVATE_NET)
+#: ``FederatedConfig.blend_rule`` values: ``equal`` (every endpoint the equal blend) or ``endpoint`` (per endpoint
+#: the option best on the partner's valid rows, :func:`choose`).
+BLEND_RULES = ("equal", "endpoint")
+DEFAULT_BLEND_RULE = "equal"
 #: ``FederatedConfig.blend_fallback`` values: how an endpoint the partner's valid rows cannot score is chosen.
 FALLBACK_RULES = ("nn", "consortium", "equal")
 DEFAULT_FALLBACK_RULE = "nn"
@@ -96,6 +117,9 @@ INNER_VALID_FRACTION = 0.2
 #: Consortium fallback: tie order among the most-voted options, and the first is the pick when no
 #: partner can score the endpoint (the federated NN: it is the model trained on the most data).
 CONSORTIUM_ORDER = (FED_NN, EQUAL_BLEND, PRIVATE_TREES, FED_TREES)
+#: How each rule picks, as the node's choice record says it.
+RULE_TEXT = {"equal": "equal blend of the federated net and the private trees for every endpoint (no choice)",
+             "endpoint": "per endpoint, best primary metric on the partner's valid rows"}
 BLEND_FILE = "federated_blend.json"
 TREE_PREDICTIONS_FILE = "private_trees_predictions.npz"
 NET_PREDICTIONS_FILE = "private_net_predictions.npz"
@@ -150,6 +174,16 @@ def choose(valid: dict[str, np.ndarray], Y_valid: np.ndarray, tasks: list[TaskSp
             by = {FED_NN: "nn", EQUAL_BLEND: "equal"}.get(pick, "default")
         out[t.name] = {"choice": pick, "valid": scores, "by": by}
     return out
+
+
+def by_rule(choice: dict[str, dict], rule: str) -> dict[str, dict]:
+    """``choose``'s result under ``rule`` (``BLEND_RULES``): as it is for ``endpoint``; for ``equal`` every
+    endpoint takes the equal blend (``by``: ``rule``), the valid scores kept as they are."""
+    if rule not in BLEND_RULES:
+        raise ValueError(f"blend rule {rule!r} is not one of {BLEND_RULES}")
+    if rule == "endpoint":
+        return choice
+    return {ep: {"choice": EQUAL_BLEND, "valid": c["valid"], "by": "rule"} for ep, c in choice.items()}
 
 
 def valid_votes(choice: dict[str, dict]) -> dict[str, str]:
@@ -218,15 +252,18 @@ def with_private_net(nn: dict[str, np.ndarray], trees: dict[str, np.ndarray], ne
 def blend_partner(data: task.PartnerData, nn: dict[str, np.ndarray], trees: dict[str, np.ndarray],
                   extra: dict[str, dict[str, np.ndarray]] | None = None,
                   fallback: dict[str, str] | None = None, default: str = FALLBACK,
-                  net: dict[str, np.ndarray] | None = None) -> dict:
-    """Choose on valid, score on test. ``nn`` / ``trees``: fold -> (n_fold, T_own) predictions;
-    ``extra``: option name -> fold -> predictions (e.g. federated trees); ``fallback``: endpoint ->
-    option for the endpoints the partner's valid rows cannot score; ``default`` where it names none;
-    ``net``: the private net's fold -> predictions (adds the ``PRIVATE_NET_WEIGHTS`` options)."""
+                  net: dict[str, np.ndarray] | None = None, rule: str = DEFAULT_BLEND_RULE) -> dict:
+    """Choose under ``rule`` (``BLEND_RULES``) from the valid rows, score on test. ``nn`` / ``trees``: fold ->
+    (n_fold, T_own) predictions; ``extra``: option name -> fold -> predictions (e.g. federated trees);
+    ``fallback``: endpoint -> option for the endpoints the partner's valid rows cannot score; ``default``
+    where it names none; ``net``: the private net's fold -> predictions (adds the ``PRIVATE_NET_WEIGHTS``
+    options). ``extra`` and ``net`` are options to choose among: only with ``rule="endpoint"``."""
+    if rule == "equal" and (extra or net is not None):
+        raise ValueError("the private-net and federated-tree options are chosen per endpoint: rule 'endpoint'")
     extra = with_private_net(nn, trees, net, extra)
     valid = candidates(nn["valid"], trees["valid"], {k: v["valid"] for k, v in extra.items()})
     test = candidates(nn["test"], trees["test"], {k: v["test"] for k, v in extra.items()})
-    choice = choose(valid, data.Y[data.rows("valid")], data.tasks, fallback, default)
+    choice = by_rule(choose(valid, data.Y[data.rows("valid")], data.tasks, fallback, default), rule)
     Y_test = data.Y[data.rows("test")]
     blended = scoring.endpoint_scores(apply(test, choice, data.tasks), Y_test, data.tasks)
     by_option = {name: scoring.endpoint_scores(pred, Y_test, data.tasks) for name, pred in test.items()}
@@ -257,9 +294,10 @@ def partner_votes(partners: list[task.PartnerData], nn: dict[str, dict[str, np.n
 
 def blend_consortium(partners: list[task.PartnerData], nn: dict[str, dict[str, np.ndarray]], trees: dict[str, dict],
                      extra: dict[str, dict[str, dict[str, np.ndarray]]] | None = None,
-                     fallback: str = DEFAULT_FALLBACK_RULE, nets: dict[str, dict[str, np.ndarray]] | None = None
-                     ) -> tuple[dict[str, dict], dict[str, dict]]:
-    """:func:`blend_partner` for every partner with net and tree predictions, under the ``fallback`` rule.
+                     fallback: str = DEFAULT_FALLBACK_RULE, nets: dict[str, dict[str, np.ndarray]] | None = None,
+                     rule: str = DEFAULT_BLEND_RULE) -> tuple[dict[str, dict], dict[str, dict]]:
+    """:func:`blend_partner` for every partner with net and tree predictions, under ``rule`` and (``endpoint``
+    rule) the ``fallback`` rule.
 
     ``nn`` / ``trees``: partner -> fold -> predictions; ``extra``: partner -> option -> fold -> predictions;
     ``nets``: partner -> fold -> its private net's predictions (the private-net options).
@@ -268,7 +306,7 @@ def blend_consortium(partners: list[task.PartnerData], nn: dict[str, dict[str, n
     if fallback not in FALLBACK_RULES:
         raise ValueError(f"blend fallback {fallback!r} is not one of {FALLBACK_RULES}")
     consortium: dict[str, dict] = {}
-    if fallback == "consortium":
+    if fallback == "consortium" and rule == "endpoint":
         endpoints = sorted({n for d in partners for n in d.task_names})
         consortium = consortium_fallback(partner_votes(partners, nn, trees, extra, nets), endpoints)
     picks = {ep: c["choice"] for ep, c in consortium.items()} or None
@@ -278,15 +316,16 @@ def blend_consortium(partners: list[task.PartnerData], nn: dict[str, dict[str, n
             continue
         out[data.partner] = blend_partner(data, nn[data.partner], trees[data.partner],
                                           (extra or {}).get(data.partner), picks, RULE_OPTION[fallback],
-                                          (nets or {}).get(data.partner))
+                                          (nets or {}).get(data.partner), rule)
     return out, consortium
 
 
 def federated_blend(partners: list[task.PartnerData], bundle_dirs: dict[str, Path], trees: dict[str, dict],
                     extra: dict[str, dict[str, dict[str, np.ndarray]]] | None = None,
                     write_choice: bool = True, fallback: str = DEFAULT_FALLBACK_RULE,
-                    nets: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, dict]:
-    """Per partner :func:`blend_partner`; partners without a bundle or private trees are left out.
+                    nets: dict[str, dict[str, np.ndarray]] | None = None,
+                    rule: str = DEFAULT_BLEND_RULE) -> dict[str, dict]:
+    """Per partner :func:`blend_partner` under ``rule``; partners without a bundle or private trees are left out.
 
     ``trees``: partner -> fold -> private-tree predictions (:func:`fit_private_trees`); ``extra``: partner -> option -> fold -> predictions;
     ``fallback``: ``FederatedConfig.blend_fallback``. With ``write_choice`` the per-endpoint choice, how
@@ -299,11 +338,11 @@ def federated_blend(partners: list[task.PartnerData], bundle_dirs: dict[str, Pat
             log.warning("%s: no federated bundle or private trees; no federated blend", data.partner)
             continue
         nn[data.partner] = federated_nn_predictions(folder, data)
-    out, consortium = blend_consortium(partners, nn, trees, extra, fallback, nets)
+    out, consortium = blend_consortium(partners, nn, trees, extra, fallback, nets, rule)
     for name, res in out.items():
         if write_choice:
             folder = Path(bundle_dirs[name])
-            record = {"rule": "per endpoint, best primary metric on the partner's valid rows",
+            record = {"rule": RULE_TEXT[rule],
                       "fallback": fallback, "choice": res["choice"], "chosen_by": res["chosen_by"],
                       "consortium_votes": {ep: consortium[ep]["votes"] for ep, by in res["chosen_by"].items()
                                            if by == "consortium"},
@@ -365,9 +404,9 @@ def federated_tree_option(per_endpoint: dict[str, dict[str, np.ndarray]], data: 
 class PrivateTrees:
     """The blend's private trees of one partner: LightGBM members (``admet.members.LGBMMember``, the
     default recipe's settings) on the partner's feature scaling. ``chooser``: early-stopped on an inner
-    split of its train rows, it predicts the valid rows the blend is chosen on (``predict_valid``);
-    ``members``: the same members refit on all its train rows with the rounds the chooser found, the
-    model the partner keeps (``predict``, the blended bundle). Both take raw (unscaled) features."""
+    split of its train rows, it finds the rounds; ``members``: the same members refit on all its train rows
+    with those rounds, the model the partner keeps (``predict``: the blended bundle, and the valid rows the
+    rule reads, ``predict_valid``). Both take raw (unscaled) features."""
 
     scaler: object
     """``admet.features.FeatureScaler`` fit on the partner's ``train`` rows (as the best-solo model's)."""
@@ -384,8 +423,9 @@ class PrivateTrees:
         return self._mean(self.members, X_raw)
 
     def predict_valid(self, X_raw: np.ndarray) -> np.ndarray:
-        """What the blend's choice reads on the valid rows: the chooser's prediction (fitted without them)."""
-        return self._mean(self._choosing, X_raw)
+        """What the blend reads on the valid rows: the kept members' prediction (neither they nor the
+        chooser saw the valid rows), so the valid scores judge the model the partner keeps."""
+        return self.predict(X_raw)
 
     def fold_predictions(self, data: task.PartnerData) -> dict[str, np.ndarray]:
         """``{"valid": predict_valid, "test": predict}`` on the partner's own rows."""
@@ -399,12 +439,7 @@ class PrivateTrees:
     @property
     def best_iterations(self) -> list[list[int | None]]:
         """Rounds per member and endpoint, as early stopping on the inner split found them."""
-        return [list(m.best_iterations) for m in self._choosing]
-
-    @property
-    def _choosing(self) -> list:
-        """The members the choice reads: the chooser, or ``members`` when there was no refit."""
-        return self.chooser if self.chooser is not None else self.members
+        return [list(m.best_iterations) for m in (self.chooser if self.chooser is not None else self.members)]
 
 
 def inner_split(data: task.PartnerData, fraction: float = INNER_VALID_FRACTION, seed: int = 0) -> np.ndarray:
@@ -431,9 +466,8 @@ def fit_private_trees(data: task.PartnerData, mcfg, fraction: float = INNER_VALI
     """LightGBM per endpoint on the partner's inner-train rows, early-stopped on its inner-valid rows
     (:func:`inner_split`); ``mcfg``: an ``admet.config.ModelConfig`` (its LightGBM settings, ``seed`` and
     ``ensemble``: member i uses seed ``mcfg.seed + i``). With ``refit`` (the default) each member is then
-    fit again on all the train rows with the rounds its early stopping found: the blend is chosen with the
-    inner-train members (they have not seen the valid rows), and the partner keeps trees that saw all its
-    train rows, as its best-solo LightGBM does; the cost is a second fit. Reads no ``valid`` or ``test`` rows."""
+    fit again on all the train rows with the rounds its early stopping found: the partner keeps (and the
+    blend reads) trees that saw all its train rows, as its best-solo LightGBM does; the cost is a second fit. Reads no ``valid`` or ``test`` rows."""
     from admet.members import LGBMMember
 
     scaler, Xs, Y, C, inner, chooser = _fit_on_inner_split(LGBMMember, data, mcfg, fraction)

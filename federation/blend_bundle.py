@@ -135,9 +135,11 @@ def _composition(partner: str, names: list[str], choice: dict[str, str], by: dic
         f"- private trees: {n_trees} LightGBM member(s), one booster per endpoint, trained on this partner's "
         "own rows only (early-stopped on an inner split of its train rows), on its own feature scaling; "
         "the trees never left the node;",
-        "- per endpoint, the option with the best primary metric on the partner's valid rows (the fallback "
-        "rule where they cannot score it): weight on the network 1 (federated NN), 0 (private trees) or "
-        "0.5 (equal blend).",
+        ("- every endpoint: the equal blend, weight 0.5 on the network and 0.5 on the trees (the blend's "
+         "default rule; no choice was made on the valid rows)." if by and all(v == "rule" for v in by.values())
+         else "- per endpoint, the option with the best primary metric on the partner's valid rows (the fallback "
+              "rule where they cannot score it): weight on the network 1 (federated NN), 0 (private trees) or "
+              "0.5 (equal blend)."),
     ]
     if private_net:
         lines.insert(3, f"- private net: {private_net} multitask net(s) of the default recipe trained on this partner's "
@@ -304,20 +306,26 @@ def write_blend_bundle(fed_bundle_dir: Path, data: task.PartnerData, trees: blen
 
 
 def blend_node(data: task.PartnerData, fed_bundle_dir: Path, out: Path, mcfg: ModelConfig,
-               fallback: str = blend.DEFAULT_FALLBACK_RULE, private_net: bool = False) -> tuple[Path, dict]:
+               fallback: str = blend.DEFAULT_FALLBACK_RULE, private_net: bool = False,
+               rule: str = blend.DEFAULT_BLEND_RULE) -> tuple[Path, dict]:
     """On the partner's node, after a federated run: fit the private trees (``blend.fit_private_trees``,
-    the partner's own train rows), choose per endpoint on its valid rows (``blend.blend_partner``, the
-    ``fallback`` rule's option where they cannot score it: ``nn`` or ``equal``; ``consortium`` needs the
-    other partners' votes and is not available on one node), write the blended bundle to ``out``.
+    the partner's own train rows), pick per endpoint under ``rule`` (``blend.blend_partner``: ``equal``,
+    the equal blend everywhere, or ``endpoint``, the option best on its valid rows, the ``fallback`` rule's
+    option where they cannot score it: ``nn`` or ``equal``; ``consortium`` needs the other partners' votes
+    and is not available on one node), write the blended bundle to ``out``.
     Returns (the bundle folder, the summary)."""
     if fallback not in blend.RULE_OPTION or fallback == "consortium":
         raise InputError(f"--fallback must be nn or equal on a node, got {fallback!r}")
+    if rule not in blend.BLEND_RULES:
+        raise InputError(f"--rule must be one of {', '.join(blend.BLEND_RULES)}, got {rule!r}")
+    if private_net and rule != "endpoint":
+        raise InputError("--private-net adds options to choose among per endpoint: it needs --rule endpoint")
     nn = blend.federated_nn_predictions(fed_bundle_dir, data)
     trees = blend.fit_private_trees(data, mcfg)
     tree_pred = trees.fold_predictions(data)
     net = blend.fit_private_net(data, mcfg) if private_net else None
     result = blend.blend_partner(data, nn, tree_pred, default=blend.RULE_OPTION[fallback],
-                                 net=net.fold_predictions(data) if net is not None else None)
+                                 net=net.fold_predictions(data) if net is not None else None, rule=rule)
     path = write_blend_bundle(fed_bundle_dir, data, trees, result, out, mcfg, private_net=net)
     return path, json.loads((path / SUMMARY_FILE).read_text())
 

@@ -32,6 +32,7 @@ TREE_ROUNDS, TREE_PATIENCE = 30, 5
 TREES_PROTECTED_MESSAGE = ("federated trees run without secure aggregation and without DP (each partner's trees "
                            "reach the server in the clear); turn off --secagg / DP to use them")
 BLEND_FALLBACKS = ("nn", "consortium", "equal")  # federation.blend.FALLBACK_RULES (blend imports admet; config stays light)
+BLEND_RULES = ("equal", "endpoint")  # federation.blend.BLEND_RULES
 
 
 @dataclass(slots=True)
@@ -157,6 +158,13 @@ class FederatedConfig:
     features or labels leaves it for scaling; with shared heads the per-endpoint label sums / counts
     still do). ``moments``: the older consortium scaling from every partner's summed feature and label
     moments (plain mode only: those sums leave unmasked)."""
+    blend_rule: str = "equal"
+    """Federated blend (``federation.blend.BLEND_RULES``): ``equal`` (default): every endpoint of every partner
+    takes the equal blend of the federated net and its private trees (no choice; the valid scores are still
+    reported); ``endpoint``: per endpoint the option best on the partner's valid rows. The default was chosen
+    on a cross-fit valid estimate over two 20-partner partitions (``bench/federation_blend_rules.py``,
+    docs/FEDERATION.md). ``blend_private_net`` and ``federated_trees`` add options to choose among: they
+    need ``endpoint``."""
     blend_fallback: str = "nn"
     """Federated blend (simulation, ``federation.blend``), for an endpoint a partner's own valid rows
     cannot score: ``nn`` (default): the federated NN, the model trained on the most data (chosen after
@@ -241,6 +249,11 @@ class FederatedConfig:
             problems.append("--dp-epsilon-max needs DP on (--dp-clip / --dp-noise) and a value > 0")
         if self.dp_epsilon_max is not None and self.dp_noise is not None and self.dp_noise <= 0:
             problems.append("--dp-epsilon-max needs --dp-noise > 0 (no noise: epsilon is infinite)")
+        if self.blend_rule not in BLEND_RULES:
+            problems.append(f"blend rule {self.blend_rule!r} is not one of {BLEND_RULES}")
+        if self.blend_rule == "equal" and (self.blend_private_net or self.federated_trees):
+            problems.append("--private-net / --federated-trees add blend options to choose among per endpoint: "
+                            "they need --blend-rule endpoint")
         if self.blend_fallback not in BLEND_FALLBACKS:
             problems.append(f"blend fallback {self.blend_fallback!r} is not one of {BLEND_FALLBACKS}")
         if self.federated_trees and (self.secagg or self.dp_clip is not None or self.dp_noise is not None):

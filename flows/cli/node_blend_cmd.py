@@ -89,8 +89,13 @@ def node_blend(
     ensemble: int = typer.Option(2, "--ensemble", min=1, max=50,
                                  help="LightGBM members of the private trees (the default recipe's 2)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the private trees (member i: seed + i)."),
+    rule: str | None = typer.Option(None, "--rule",
+                                    help="equal (every endpoint the mean of the federated net and the private "
+                                         "trees; the default) or endpoint (per endpoint the option best on the "
+                                         "valid rows; the default with --private-net)."),
     fallback: str = typer.Option("nn", "--fallback",
-                                 help="Endpoints the valid rows cannot score: nn (the federated net) or equal."),
+                                 help="--rule endpoint: endpoints the valid rows cannot score: nn (the federated "
+                                      "net) or equal."),
     private_net: bool = typer.Option(False, "--private-net/--no-private-net",
                                      help="Also fit a private net on this partner's rows (the default recipe's net, "
                                           "early-stopped on an inner split of its train rows) and offer it, alone "
@@ -114,6 +119,11 @@ def node_blend(
                          "(--work is the node's work folder)")
     if fallback not in ("nn", "equal"):
         raise InputError(f"--fallback must be nn or equal, got {fallback!r}")
+    rule = rule or ("endpoint" if private_net else "equal")
+    if rule not in ("equal", "endpoint"):
+        raise InputError(f"--rule must be equal or endpoint, got {rule!r}")
+    if private_net and rule != "endpoint":
+        raise InputError("--private-net adds options to choose among per endpoint: it needs --rule endpoint")
     fed = load_bundle(fed_dir)
     if (fed.info or {}).get("trained_by") != "federation" or not fed.info.get("partner"):
         raise InputError(f"{fed_dir} is not a partner's federated bundle")
@@ -136,5 +146,5 @@ def node_blend(
                          "--catalog / --endpoint-map used for `node start`")
     mcfg = ModelConfig.cli_default(featurizer=fed.features.spec, seed=seed, ensemble=ensemble)
     with console.status("fitting the private models and choosing per endpoint on the valid rows..."):
-        path, summary = blend_node(part, fed_dir, out or work / BUNDLE_DIR, mcfg, fallback, private_net)
+        path, summary = blend_node(part, fed_dir, out or work / BUNDLE_DIR, mcfg, fallback, private_net, rule)
     _print_summary(summary, path)

@@ -93,7 +93,7 @@ def test_blended_bundle_has_its_own_models_approved_percentiles(run, tmp_path):
     trees = blend.fit_private_trees(data, TREES)
     nn = blend.federated_nn_predictions(fed_dir, data)
     tree_pred = {fold: trees.predict(data.X[data.rows(fold)]) for fold in ("valid", "test")}
-    res = blend.blend_partner(data, nn, tree_pred)
+    res = blend.blend_partner(data, nn, tree_pred, rule="endpoint")
     res["choice"] = {n: blend.PRIVATE_TREES for n in data.task_names}  # the trees predict every endpoint
     bundle = load_bundle(blend_bundle.write_blend_bundle(fed_dir, data, trees, res, tmp_path / "bb", TREES))
     _check_context(bundle)

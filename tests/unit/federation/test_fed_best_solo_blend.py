@@ -93,7 +93,7 @@ def _fixed_predictions(data: PartnerData, seed: int = 0):
 def test_choice_is_made_on_valid_and_never_reads_test_labels():
     data = _partner()
     nn, trees = _fixed_predictions(data)
-    res = blend.blend_partner(data, nn, trees)
+    res = blend.blend_partner(data, nn, trees, rule="endpoint")
     assert res["choice"]["y"] in (blend.FED_NN, blend.EQUAL_BLEND)
     assert res["choice"]["c"] in (blend.PRIVATE_TREES, blend.EQUAL_BLEND)
     assert res["valid_scores"]["y"][blend.FED_NN] > res["valid_scores"]["y"][blend.PRIVATE_TREES]
@@ -102,24 +102,45 @@ def test_choice_is_made_on_valid_and_never_reads_test_labels():
     test = shuffled.rows("test")
     shuffled.Y[test] = shuffled.Y[test][np.random.default_rng(9).permutation(len(test))]
     shuffled.Y[test, 1] = 1 - shuffled.Y[test, 1]
-    res2 = blend.blend_partner(shuffled, nn, trees)
+    res2 = blend.blend_partner(shuffled, nn, trees, rule="endpoint")
     assert res2["choice"] == res["choice"] and res2["valid_scores"] == res["valid_scores"]
     assert res2["metric"] < res["metric"] - 0.3
     # swapping what is good on the valid fold does change the choice (the rule can fail)
-    swapped = blend.blend_partner(data, trees, nn)
+    swapped = blend.blend_partner(data, trees, nn, rule="endpoint")
     assert swapped["valid_scores"]["y"][blend.PRIVATE_TREES] > swapped["valid_scores"]["y"][blend.FED_NN]
     assert swapped["choice"]["y"] != blend.FED_NN and swapped["choice"]["c"] != blend.PRIVATE_TREES
+
+
+def test_the_default_rule_takes_the_equal_blend_everywhere_and_keeps_the_valid_scores():
+    """The default rule (``equal``) makes no choice: every endpoint gets the mean of net and trees, even
+    where the valid rows clearly favour one part; the valid scores are still computed for the report."""
+    data = _partner()
+    nn, trees = _fixed_predictions(data)
+    res = blend.blend_partner(data, nn, trees)
+    chosen = blend.blend_partner(data, nn, trees, rule="endpoint")
+    assert blend.DEFAULT_BLEND_RULE == "equal"
+    assert res["choice"] == {"y": blend.EQUAL_BLEND, "c": blend.EQUAL_BLEND}
+    assert res["chosen_by"] == {"y": "rule", "c": "rule"} and res["valid_scores"] == chosen["valid_scores"]
+    assert res["metric"] == res["test_by_option"][blend.EQUAL_BLEND]["metric"]
+    # the valid rows favour the net on y (noise for trees): the per-endpoint rule takes it, and on test the
+    # equal blend of a good and a noise column is worse there; the two rules really differ
+    assert chosen["choice"]["y"] == blend.FED_NN and res["endpoints"]["y"] < chosen["endpoints"]["y"]
+    # under the equal rule the extra options (private net, federated trees) have no place; an unknown rule fails
+    with pytest.raises(ValueError, match="rule 'endpoint'"):
+        blend.blend_partner(data, nn, trees, net=trees)
+    with pytest.raises(ValueError, match="blend rule"):
+        blend.blend_partner(data, nn, trees, rule="best")
 
 
 def test_endpoint_the_valid_fold_cannot_score_falls_back_to_the_federated_nn():
     data = _partner()
     data.Y[data.rows("valid"), 1] = np.nan  # no valid labels for the classification endpoint
     nn, trees = _fixed_predictions(data)
-    res = blend.blend_partner(data, nn, trees)
+    res = blend.blend_partner(data, nn, trees, rule="endpoint")
     assert res["choice"]["c"] == blend.FALLBACK == blend.FED_NN and res["valid_scores"]["c"] == {}
     assert res["chosen_by"] == {"y": "valid", "c": "nn"}
     # the scorable endpoint is still chosen on valid; the old rule is still there by name
-    eq = blend.blend_partner(data, nn, trees, default=blend.RULE_OPTION["equal"])
+    eq = blend.blend_partner(data, nn, trees, default=blend.RULE_OPTION["equal"], rule="endpoint")
     assert eq["choice"]["c"] == blend.EQUAL_BLEND and eq["chosen_by"]["c"] == "equal"
     assert eq["choice"]["y"] == res["choice"]["y"]
 

@@ -66,7 +66,7 @@ def trees(node):
 
 
 def _result(data, nn, tree_pred, choice):
-    res = blend.blend_partner(data, nn, tree_pred)
+    res = blend.blend_partner(data, nn, tree_pred, rule="endpoint")
     res["choice"] = dict(choice)  # a known choice covering every option
     return res
 
@@ -250,7 +250,7 @@ def test_private_net_options_are_packaged_exactly(node, trees, tmp_path):
     for options in ((blend.PRIVATE_NET, blend.ALL_THREE, blend.FED_PRIVATE),
                     (blend.PRIVATE_BLEND, blend.FED_NN, blend.PRIVATE_NET)):
         choice = {n: o for n, o in zip(data.task_names, options)}
-        res = blend.blend_partner(data, nn, tree_pred, net=net_pred)
+        res = blend.blend_partner(data, nn, tree_pred, net=net_pred, rule="endpoint")
         assert set(blend.PRIVATE_NET_WEIGHTS) <= set(res["test_by_option"])
         res["choice"] = dict(choice)
         path = blend_bundle.write_blend_bundle(node["work"] / "bundle", data, trees, res, tmp_path / options[0],

@@ -85,8 +85,8 @@ def test_private_trees_never_see_the_valid_rows_the_choice_is_made_on():
 
 
 def test_kept_trees_are_refit_on_all_train_rows_with_the_rounds_the_choice_found():
-    """The blend chooses with the inner-train trees; the partner keeps trees refit on all its train rows
-    (the inner-valid rows too) with exactly the rounds early stopping found."""
+    """Early stopping on the inner split finds the rounds; the partner keeps trees refit on all its train
+    rows (the inner-valid rows too) with exactly those rounds, and the blend reads the kept trees on valid."""
     data = _partner()
     trees = blend.fit_private_trees(data, SMALL)
     assert trees.chooser is not None and len(trees.chooser) == len(trees.members) == SMALL.ensemble
@@ -101,10 +101,12 @@ def test_kept_trees_are_refit_on_all_train_rows_with_the_rounds_the_choice_found
     assert mse["kept"] < 0.8 * mse["chooser"], mse  # the kept trees were fitted on these rows, the chooser was not
     folds = trees.fold_predictions(data)
     v, t = data.X[data.rows("valid")], data.X[data.rows("test")]
-    assert np.array_equal(folds["valid"], trees.predict_valid(v)) and np.array_equal(folds["test"], trees.predict(t))
-    assert not np.array_equal(trees.predict_valid(v), trees.predict(v))
+    assert np.array_equal(folds["valid"], trees.predict(v)) and np.array_equal(folds["test"], trees.predict(t))
+    # the valid predictions are the kept trees', not the inner-split trees' (what the choice read before)
+    chooser_valid = np.mean([m.predict(trees.scaler.transform(v)) for m in trees.chooser], axis=0)
+    assert not np.allclose(folds["valid"], chooser_valid)
     plain = blend.fit_private_trees(data, SMALL, refit=False)
-    assert plain.chooser is None and np.array_equal(plain.predict(v), trees.predict_valid(v))
+    assert plain.chooser is None and np.allclose(plain.predict_valid(v), chooser_valid)
 
 
 def test_best_solo_still_stops_on_valid_and_lends_the_fair_trees_to_the_blend():
@@ -127,9 +129,9 @@ def test_choice_on_valid_never_reads_test_labels_with_fair_trees():
     preds = {f: trees.predict(data.X[data.rows(f)]) for f in ("valid", "test")}
     rng = np.random.default_rng(0)
     nn = {f: rng.standard_normal(p.shape) for f, p in preds.items()}  # a net that is noise
-    res = blend.blend_partner(data, nn, preds)
+    res = blend.blend_partner(data, nn, preds, rule="endpoint")
     assert res["choice"]["y"] in (blend.PRIVATE_TREES, blend.EQUAL_BLEND) and res["chosen_by"]["y"] == "valid"
-    res2 = blend.blend_partner(_permute_labels(data, "test", 3), nn, preds)
+    res2 = blend.blend_partner(_permute_labels(data, "test", 3), nn, preds, rule="endpoint")
     assert res2["choice"] == res["choice"] and res2["valid_scores"] == res["valid_scores"]
     assert res2["endpoints"]["y"] < res["endpoints"]["y"] - 0.5
     gaps = blend.valid_test_gaps({"p": res})
@@ -157,7 +159,7 @@ def test_each_rule_fills_an_endpoint_nobody_can_score(rule, option):
     rng = np.random.default_rng(1)
     nn = {f: rng.standard_normal((len(data.rows(f)), 2)) for f in ("valid", "test")}
     trees = {f: rng.standard_normal((len(data.rows(f)), 2)) for f in ("valid", "test")}
-    out, _ = blend.blend_consortium([data], {"p": nn}, {"p": trees}, fallback=rule)
+    out, _ = blend.blend_consortium([data], {"p": nn}, {"p": trees}, fallback=rule, rule="endpoint")
     assert out["p"]["choice"]["c"] == option and out["p"]["valid_scores"]["c"] == {}
 
 
@@ -177,11 +179,12 @@ def test_the_private_net_never_sees_the_valid_rows_and_its_options_are_chosen_on
     # a federated net that knows nothing: the choice takes an option with the private net on the regression
     nn = {fold: np.zeros((len(data.rows(fold)), 2)) + 0.5 for fold in ("valid", "test")}
     trees = blend.fit_private_trees(data, SMALL).fold_predictions(data)
-    res = blend.blend_partner(data, nn, trees, net=net.fold_predictions(data))
+    res = blend.blend_partner(data, nn, trees, net=net.fold_predictions(data), rule="endpoint")
     assert set(blend.PRIVATE_NET_WEIGHTS) <= set(res["test_by_option"])
     assert res["chosen_by"]["y"] == "valid" and res["choice"]["y"] != blend.FED_NN
     best = max(res["valid_scores"]["y"].values())
     assert res["valid_scores"]["y"][res["choice"]["y"]] == best
     # the test labels are not read: scrambling them leaves the choice
-    res2 = blend.blend_partner(_permute_labels(data, "test", 3), nn, trees, net=net.fold_predictions(data))
+    res2 = blend.blend_partner(_permute_labels(data, "test", 3), nn, trees, net=net.fold_predictions(data),
+                               rule="endpoint")
     assert res2["choice"] == res["choice"]

@@ -49,18 +49,18 @@ def test_consortium_fallback_takes_what_won_on_the_other_partners_valid_rows():
     partners, nn, trees = _consortium()
     votes = blend.partner_votes(partners, nn, trees)
     assert votes == {"p0": {"y": blend.PRIVATE_TREES}, "p1": {"y": blend.PRIVATE_TREES}, "p2": {}}
-    out, cons = blend.blend_consortium(partners, nn, trees, fallback="consortium")
+    out, cons = blend.blend_consortium(partners, nn, trees, fallback="consortium", rule="endpoint")
     assert cons["y"] == {"choice": blend.PRIVATE_TREES, "votes": {blend.PRIVATE_TREES: 2}}
     assert out["p2"]["choice"]["y"] == blend.PRIVATE_TREES and out["p2"]["chosen_by"]["y"] == "consortium"
     assert out["p0"]["chosen_by"]["y"] == "valid"
     # the equal rule on the same predictions keeps the old behaviour; the nn rule (default) takes the net
-    eq, none = blend.blend_consortium(partners, nn, trees, fallback="equal")
+    eq, none = blend.blend_consortium(partners, nn, trees, fallback="equal", rule="endpoint")
     assert none == {} and eq["p2"]["choice"]["y"] == blend.EQUAL_BLEND and eq["p2"]["chosen_by"]["y"] == "equal"
-    net, none = blend.blend_consortium(partners, nn, trees)
+    net, none = blend.blend_consortium(partners, nn, trees, rule="endpoint")
     assert none == {} and net["p2"]["choice"]["y"] == blend.FED_NN and net["p2"]["chosen_by"]["y"] == "nn"
     assert net["p0"]["choice"] == out["p0"]["choice"]  # scorable endpoints: the same valid-row choice
     # the fallback follows the votes: swap the two (the net is now the good one), p2 takes the net
-    out2, cons2 = blend.blend_consortium(partners, trees, nn, fallback="consortium")
+    out2, cons2 = blend.blend_consortium(partners, trees, nn, fallback="consortium", rule="endpoint")
     assert cons2["y"]["votes"] == {blend.FED_NN: 2} and out2["p2"]["choice"]["y"] == blend.FED_NN
     # either way p2 gets the predictor that tracks "y" (the same columns), the equal blend only half of it
     assert out["p2"]["endpoints"]["y"] == out2["p2"]["endpoints"]["y"] > 0.95
@@ -70,7 +70,7 @@ def test_consortium_fallback_takes_what_won_on_the_other_partners_valid_rows():
 
 def test_nobody_can_score_on_valid_gives_the_federated_nn():
     partners, nn, trees = _consortium()
-    out, cons = blend.blend_consortium(partners, nn, trees, fallback="consortium")
+    out, cons = blend.blend_consortium(partners, nn, trees, fallback="consortium", rule="endpoint")
     assert cons["c"] == {"choice": blend.FED_NN, "votes": {}}
     assert all(r["choice"]["c"] == blend.FED_NN and r["chosen_by"]["c"] == "consortium" for r in out.values())
 
@@ -86,13 +86,13 @@ def test_ties_and_counts():
 
 def test_consortium_choice_never_reads_test_labels():
     partners, nn, trees = _consortium()
-    out, cons = blend.blend_consortium(partners, nn, trees, fallback="consortium")
+    out, cons = blend.blend_consortium(partners, nn, trees, fallback="consortium", rule="endpoint")
     rng = np.random.default_rng(5)
     for d in partners:
         test = d.rows("test")
         d.Y[test] = d.Y[test][rng.permutation(len(test))]
         d.Y[test, 1] = 1 - d.Y[test, 1]
-    out2, cons2 = blend.blend_consortium(partners, nn, trees, fallback="consortium")
+    out2, cons2 = blend.blend_consortium(partners, nn, trees, fallback="consortium", rule="endpoint")
     assert cons2 == cons
     for p in out:
         assert out2[p]["choice"] == out[p]["choice"] and out2[p]["valid_scores"] == out[p]["valid_scores"]
@@ -109,3 +109,21 @@ def test_config_switch_is_validated(tmp_path):
         FederatedConfig(out_dir=tmp_path, blend_fallback="net")
     with pytest.raises(ValueError, match="blend fallback"):
         blend.blend_consortium([], {}, {}, fallback="net")
+
+
+def test_blend_rule_config_default_and_refusals(tmp_path):
+    from federation.config import BLEND_RULES
+
+    assert BLEND_RULES == blend.BLEND_RULES and FederatedConfig(out_dir=tmp_path).blend_rule == blend.DEFAULT_BLEND_RULE
+    assert FederatedConfig(out_dir=tmp_path, blend_rule="endpoint").to_run_config()["blend-rule"] == "endpoint"
+    with pytest.raises(InputError, match="blend rule"):
+        FederatedConfig(out_dir=tmp_path, blend_rule="best")
+    with pytest.raises(InputError, match="--blend-rule endpoint"):
+        FederatedConfig(out_dir=tmp_path, blend_private_net=True)
+    FederatedConfig(out_dir=tmp_path, blend_private_net=True, blend_rule="endpoint")
+
+
+def test_consortium_fallback_is_not_consulted_under_the_equal_rule():
+    partners, nn, trees = _consortium()
+    out, cons = blend.blend_consortium(partners, nn, trees, fallback="consortium")
+    assert cons == {} and all(set(r["choice"].values()) == {blend.EQUAL_BLEND} for r in out.values())

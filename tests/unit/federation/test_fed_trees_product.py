@@ -30,18 +30,21 @@ SLICE = dict(n_partners=3, endpoints=ENDPOINTS, max_rows=600, alpha=1.0, seed=0,
 
 def test_config_carries_the_tree_settings_through_the_run_config(tmp_path):
     assert (TreeSettings().rounds, TreeSettings().patience) == (TREE_ROUNDS, TREE_PATIENCE)
-    cfg = FederatedConfig(out_dir=tmp_path, federated_trees=True, tree_rounds=7, tree_patience=2, seed=3)
+    cfg = FederatedConfig(out_dir=tmp_path, federated_trees=True, blend_rule="endpoint", tree_rounds=7, tree_patience=2, seed=3)
     back = FederatedConfig.from_run_config(cfg.to_run_config())
     assert back.to_dict() == cfg.to_dict()
     s = TreeSettings.from_config(back)
     assert (s.rounds, s.patience, s.seed) == (7, 2, 3)
     for bad in ({"secagg": True}, {"dp_clip": 1.0, "dp_noise": 0.5}):
         with pytest.raises(InputError, match="without secure aggregation and without DP"):
-            FederatedConfig(out_dir=tmp_path, federated_trees=True, **bad)
+            FederatedConfig(out_dir=tmp_path, federated_trees=True, blend_rule="endpoint", **bad)
     with pytest.raises(InputError, match="no-baselines"):
-        FederatedConfig(out_dir=tmp_path, federated_trees=True, baselines=False)
+        FederatedConfig(out_dir=tmp_path, federated_trees=True, blend_rule="endpoint", baselines=False)
     with pytest.raises(InputError, match="tree-rounds"):
-        FederatedConfig(out_dir=tmp_path, federated_trees=True, tree_rounds=0)
+        FederatedConfig(out_dir=tmp_path, federated_trees=True, blend_rule="endpoint", tree_rounds=0)
+    # the trees are an option to choose among: the no-choice equal rule refuses them
+    with pytest.raises(InputError, match="--blend-rule endpoint"):
+        FederatedConfig(out_dir=tmp_path, federated_trees=True)
 
 
 def test_federate_refuses_trees_with_secagg_in_one_line(tmp_path):
@@ -69,6 +72,7 @@ def federated(tmp_path_factory):
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     cfg = FederatedConfig(**{k: v for k, v in json.loads((out / "config.json").read_text()).items()})
+    assert cfg.blend_rule == "endpoint"  # --federated-trees without --blend-rule: the trees are chosen per endpoint
     partners = {d.partner: d for d in load_all_partners(cfg, partners_dir)}
     return cfg, out, partners, json.loads((out / "report.json").read_text()), res.output
 
