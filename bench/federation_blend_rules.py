@@ -2,15 +2,16 @@
 ``WORK/base`` folder), re-blend every partner from the run's saved predictions (the federated net of its node
 bundle, its private trees) under several choice rules, all reading valid rows only:
 
-- ``endpoint``: per endpoint, the option best on the partner's valid rows (``federation.blend.choose``,
-  the default at the time this script was written);
+- ``endpoint``: per endpoint, the option best on the partner's valid rows (``federation.blend.choose``;
+  ``FederatedConfig.blend_rule = "endpoint"``, the default when this script was written);
 - ``partner``: one option for all of the partner's endpoints, the one with the best mean valid metric over the
   endpoints its valid rows score (three choices per partner instead of three per endpoint: less noise);
 - ``margin``: per endpoint, the equal blend unless another option beats it on valid by more than ``MARGIN``;
   ``margin_nn`` / ``margin_nn05``: the federated net unless another option beats it by more than ``MARGIN`` / 0.05;
 - ``hybrid``: ``endpoint`` where the valid rows hold >= ``HYBRID_MIN_LABELS`` labels of the endpoint, else
   ``partner``'s pick;
-- ``fixed:<option>``: no choice (the federated net alone, the equal blend);
+- ``fixed:<option>``: no choice (the federated net alone; the equal blend, ``blend_rule = "equal"``, the
+  default since this script's comparison on two partitions);
 - ``endpoint5`` / ``partner5`` / ``hybrid5``: the same rules over five mixes of net and trees (weight on the net
   1, .75, .5, .25, 0) instead of three.
 
@@ -18,7 +19,12 @@ The adoption signal is a cross-fit valid estimate per partner: choose on one ran
 score the other half, both ways, over three random halvings. The test scores against the run's best solo
 model are printed beside it and never used to decide.
 
-    .venv/bin/python bench/federation_blend_rules.py WORK/base [--out bench/results/F.json]
+    .venv/bin/python bench/federation_blend_rules.py WORK/base [--refit-valid] [--out bench/results/F.json]
+
+``--refit-valid`` is for runs made before the blend read the kept trees' valid predictions
+(``federation.blend.PrivateTrees.predict_valid``): it fits the private trees again and uses the valid predictions of
+the trees the partner keeps (refit on all its train rows with the rounds the inner split found; no valid rows used)
+instead of the saved inner-split trees'. On a newer run it only repeats what the run saved.
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ pipelines.configure()
 import numpy as np  # noqa: E402
 
 from federation import blend, scoring  # noqa: E402
+from federation.baselines import solo_config  # noqa: E402
 from federation.config import FederatedConfig  # noqa: E402
 from federation.run import load_all_partners, node_work_dir  # noqa: E402
 
@@ -122,16 +129,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="a base run's folder (bench/federation.py's WORK/base)")
     ap.add_argument("--out", type=Path, default=None, help="JSON (default: RUN/../blend_rules.json)")
+    ap.add_argument("--refit-valid", action="store_true",
+                    help="fit each partner's private trees again (federation.blend.fit_private_trees) and choose on "
+                         "the valid predictions of the refit trees the partner keeps, not of the inner-split trees")
     args = ap.parse_args()
     out = args.run
     cfg = FederatedConfig.from_dict(json.loads((out / "config.json").read_text()) | {"partners_dir": str(out / "partners")})
     rep = json.loads((out / "report.json").read_text())
     solo = {p["partner"]: p["best_solo"] for p in rep["partners"]}
+    mcfg = solo_config(cfg, cfg.solo_ensemble)
     rows = []
     for d in load_all_partners(cfg, out / "partners"):
         nd = node_work_dir(cfg, d.partner)
         nn = blend.federated_nn_predictions(nd / "bundle", d)
         tr = blend.load_private_tree_predictions(nd, d)
+        if args.refit_valid:
+            kept = blend.fit_private_trees(d, mcfg)
+            tr = {"valid": kept.predict(d.X[d.rows("valid")]), "test": kept.predict(d.X[d.rows("test")])}
         valid = blend.candidates(nn["valid"], tr["valid"])
         test = blend.candidates(nn["test"], tr["test"])
         Yv, Yt = d.Y[d.rows("valid")], d.Y[d.rows("test")]
@@ -158,8 +172,8 @@ def main() -> None:
         print(f"{name:<22} cross-fit valid {summary[name]['crossfit_valid_mean']:.4f}   test: beats best solo "
               f"{summary[name]['test_beats_best_solo']:>2} of {len(rows)}, median gain "
               f"{summary[name]['test_median_relative_gain']:+.3f}, mean {summary[name]['test_mean']:.4f}")
-    (args.out or out.parent / "blend_rules.json").write_text(json.dumps({"summary": summary, "partners": rows,
-                                                                         "margin": MARGIN}, indent=1))
+    (args.out or out.parent / "blend_rules.json").write_text(json.dumps(
+        {"summary": summary, "partners": rows, "margin": MARGIN, "refit_valid": args.refit_valid}, indent=1))
 
 
 if __name__ == "__main__":
