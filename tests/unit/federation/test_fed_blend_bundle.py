@@ -202,6 +202,30 @@ def test_node_blend_cli_end_to_end_and_predict_smiles(node, tmp_path):
     assert load_bundle(node["work"] / "bundle").ensemble.family == "mtnn"
 
 
+def test_node_blend_default_rule_is_the_equal_blend_on_every_endpoint(node, tmp_path):
+    """Without --rule (and without --private-net) the node's bundle is the equal blend everywhere: the
+    summary says no choice was made, every member weighs the network 0.5, and the card says so."""
+    from flows.cli import app
+
+    out = tmp_path / "equal"
+    res = CliRunner().invoke(app, ["node", "blend", "--data", str(node["folder"]), "--work", str(node["work"]),
+                                   "--catalog", str(node["root"] / "catalog.json"), "--out", str(out),
+                                   "--ensemble", "1"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / blend_bundle.SUMMARY_FILE).read_text())
+    assert {e["choice"] for e in summary["endpoints"].values()} == {blend.EQUAL_BLEND}
+    assert {e["chosen_by"] for e in summary["endpoints"].values()} == {"rule"}
+    assert any(e["valid"] for e in summary["endpoints"].values())  # the valid scores are still reported
+    bundle = load_bundle(out)
+    assert [m.net_weight.tolist() for m in bundle.ensemble.members] == [[0.5] * len(bundle.task_names)]
+    assert "no choice was made" in (out / "model_card.md").read_text()
+    assert summary["test_metric_blend"] == summary["test_metric_by_option"][blend.EQUAL_BLEND]
+    bad = CliRunner().invoke(app, ["node", "blend", "--data", str(node["folder"]), "--work", str(node["work"]),
+                                   "--catalog", str(node["root"] / "catalog.json"), "--out", str(tmp_path / "x"),
+                                   "--rule", "equal", "--private-net"])
+    assert bad.exit_code == 2 and "--rule endpoint" in bad.output
+
+
 def _error_lines(res) -> list[str]:
     return [line for line in (res.output or "").splitlines() if line.strip()]
 
