@@ -1,8 +1,9 @@
 """A partner's federated blend as a model bundle it can predict with, on its own node.
 
-``federation.blend`` chooses, per endpoint of a partner, between its federated net (global trunk + its
+``federation.blend`` picks, per endpoint of a partner, between its federated net (global trunk + its
 private heads, the node's ``bundle/``), its private trees (``blend.PrivateTrees``: LightGBM fitted on the
-partner's own rows only) and their equal blend. This module packages that choice as one
+partner's own rows only) and their equal blend (under the default rule, ``blend_rule = "equal"``, the equal
+blend on every endpoint; under ``endpoint``, the option best on the partner's valid rows). This module packages that choice as one
 ``admet.bundle.ModelBundle`` (``blend_bundle/`` in the node's work folder) that ``fedadmet admet
 predict -m`` and ``fedadmet screen -m`` load like any bundle:
 
@@ -30,7 +31,7 @@ The blended bundle covers the partner's own endpoints only (those it has labels 
 is made); for the consortium's other endpoints the federated ``bundle/`` still predicts.
 
 Two callers: ``fedadmet node blend`` on the deployment path (:func:`blend_node`: fits the private trees
-with ``blend.fit_private_trees``, chooses on the node's valid rows, writes the bundle and a node-local
+with ``blend.fit_private_trees``, applies the rule (``--rule``), writes the bundle and a node-local
 summary), and the simulation runner (``federation.run``), which packages the private trees and the
 choice it already made (:func:`write_blend_bundle`). Neither sends anything anywhere.
 """

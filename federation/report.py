@@ -11,8 +11,9 @@
 ``metric`` names the partner's primary metric (mean over its endpoints of Spearman for
 regression and AUROC for classification; higher is better). ``local`` = ``best_solo``: the
 partner's best solo model (``federation.baselines``). ``federated_nn``: global trunk + the partner's
-heads; ``federated_blend``: per endpoint the federated net, the partner's private trees or their
-mean, chosen on its valid rows (``federation.blend``); ``federated`` is the blend where it was
+heads; ``federated_blend``: the federated net with the partner's private trees (``federation.blend``;
+``blend_rule``: their mean on every endpoint, the default, or per endpoint the net, the trees or their
+mean, chosen on its valid rows); ``federated`` is the blend where it was
 computed, else the net (``summary`` counts and deltas use ``federated``; ``summary["nn"]`` repeats
 them for the net alone). Per endpoint ``blend_choice`` names the option the blend took.
 """
@@ -155,6 +156,10 @@ def beats_target(summary: dict, n_partners: int, share: float = 0.9) -> dict:
             "n_unscorable_counted_missed": n_partners - summary["n_scored"]}
 
 
+#: The report's sentence for each ``FederatedConfig.blend_rule``.
+BLEND_TEXT = {"equal": "the mean of the federated net and the partner's private trees on every endpoint (no choice)",
+              "endpoint": "per endpoint the federated net, the partner's private trees or their mean, chosen on "
+                          "its valid rows"}
 PER_ENDPOINT_KEYS = ("best_solo", "federated_nn", "federated_blend", "pooled")
 
 
@@ -204,9 +209,9 @@ def markdown(report: dict) -> str:
              *_selected_line(report.get("selected_round")),
              f"- privacy: {json.dumps(report['privacy'])}", "",
              f"Metric: {PRIMARY} on each partner's own scaffold-split test rows. best solo: the partner's "
-             "default-recipe model on its own rows (early stopping on its own valid rows); federated blend: per "
-             "endpoint the federated net, the partner's private trees or their mean, chosen on its valid rows; "
-             "pooled: the default recipe on all partners' rows.", "",
+             "default-recipe model on its own rows (early stopping on its own valid rows); federated blend: "
+             + (BLEND_TEXT["endpoint"] if report.get("blend_rule") == "endpoint" else BLEND_TEXT["equal"])
+             + "; pooled: the default recipe on all partners' rows.", "",
              "| partner | n_train | n_test | best solo | federated NN | federated blend | pooled | rel delta | gap closed |",
              "|---|---|---|---|---|---|---|---|---|"]
     for p in report["partners"]:

@@ -288,6 +288,8 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
     tell("report", 0, 1)
     rep = report_mod.build_report(outcome, local, pooled, timing, blend=blend, references=references)
     rep["engine"] = cfg.engine
+    if blend is not None:
+        rep["blend_rule"] = cfg.blend_rule
     if fed_trees is not None:
         rep["federated_trees"] = federated_trees_summary(fed_trees, blend or {}, cfg)
     paths = report_mod.write_report(rep, out)

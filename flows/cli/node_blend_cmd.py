@@ -1,7 +1,8 @@
 """``fedadmet node blend``: after a federated run, a partner packages its federated blend on its own node.
 
 It reads the node's prepared table and its federated bundle (``WORK/bundle``, written by the node when
-the run ends), fits its private trees on its own rows, chooses per endpoint on its valid rows and writes
+the run ends), fits its private trees on its own rows, takes their equal blend with the federated net
+(``--rule equal``, the default) or chooses per endpoint on its valid rows (``--rule endpoint``) and writes
 a blended bundle (``federation.blend_bundle``) that ``fedadmet admet predict -m`` / ``fedadmet screen
 -m`` load. No network: nothing is sent anywhere.
 """
@@ -60,7 +61,10 @@ def _print_summary(summary: dict, path: Path) -> None:
     cols = ["endpoint", "choice", "by", "n valid", "valid net", "valid trees", "valid equal"]
     if private:  # the private-net options: the best of them on valid beside the others
         cols.append("valid best with private net")
-    table = Table(title=f"federated blend of {summary['partner']} (valid rows choose; test rows score)")
+    chose = any(e["chosen_by"] != "rule" for e in summary["endpoints"].values())
+    table = Table(title=f"federated blend of {summary['partner']} ("
+                        + ("valid rows choose" if chose else "equal blend on every endpoint; valid rows reported")
+                        + "; test rows score)")
     for col in (*cols, "test blend"):
         table.add_column(col, justify="left" if col in ("endpoint", "choice", "by") else "right")
     for name, e in summary["endpoints"].items():
@@ -102,9 +106,10 @@ def node_blend(
                                           "and mixed with the federated net and the trees, per endpoint (off by "
                                           "default: measured neutral on valid, docs/FEDERATION.md)."),
 ) -> None:
-    """Package this partner's federated blend as a bundle on its node: per endpoint the federated net,
-    private LightGBM trained on its own rows, their equal blend or (with --private-net) the options that
-    mix in a net trained on its own rows only, chosen on its valid rows."""
+    """Package this partner's federated blend as a bundle on its node: the equal blend of the federated net
+    and private LightGBM trained on its own rows (default), or with --rule endpoint per endpoint the net,
+    the trees, their equal blend or (with --private-net) the options that mix in a net trained on its own
+    rows only, chosen on its valid rows."""
     from admet.bundle import load_bundle
     from admet.config import ModelConfig
     from federation import task
@@ -145,6 +150,6 @@ def node_blend(
         raise InputError(f"endpoint(s) {unknown} of this table are not in the federated model; pass the "
                          "--catalog / --endpoint-map used for `node start`")
     mcfg = ModelConfig.cli_default(featurizer=fed.features.spec, seed=seed, ensemble=ensemble)
-    with console.status("fitting the private models and choosing per endpoint on the valid rows..."):
+    with console.status("fitting the private models and blending them with the federated net..."):
         path, summary = blend_node(part, fed_dir, out or work / BUNDLE_DIR, mcfg, fallback, private_net, rule)
     _print_summary(summary, path)
