@@ -43,6 +43,7 @@ pipelines.configure()
 import numpy as np  # noqa: E402
 
 from federation import blend, scoring  # noqa: E402
+from federation import report as report_mod  # noqa: E402
 from federation.baselines import solo_config  # noqa: E402
 from federation.config import FederatedConfig  # noqa: E402
 from federation.run import load_all_partners, node_work_dir  # noqa: E402
@@ -166,7 +167,8 @@ def main() -> None:
         ok = [r for r in rows if r["solo"] is not None and np.isfinite(r["test:" + name])]
         gains = [(r["test:" + name] - r["solo"]) / abs(r["solo"]) for r in ok if r["solo"]]
         summary[name] = {"crossfit_valid_mean": float(np.nanmean([r["cf:" + name] for r in rows])),
-                         "test_beats_best_solo": sum(r["test:" + name] > r["solo"] for r in ok),
+                         "test_beats_best_solo": sum(r["test:" + name] - r["solo"] > report_mod.TIE_TOLERANCE
+                                                     for r in ok),
                          "test_median_relative_gain": float(np.median(gains)) if gains else None,
                          "test_mean": float(np.mean([r["test:" + name] for r in ok])) if ok else None}
         print(f"{name:<22} cross-fit valid {summary[name]['crossfit_valid_mean']:.4f}   test: beats best solo "

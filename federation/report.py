@@ -128,10 +128,17 @@ def _num(value) -> bool:
     return isinstance(value, float) and not math.isnan(value)
 
 
+#: A partner counts as improved only when its federated metric is above best solo by more than this: two
+#: models that rank a test fold identically can differ in the last bits of the mean over endpoints
+#: (seen: 0.8482142857142857 vs 0.8482142857142856), which is a tie, not a win.
+TIE_TOLERANCE = 1e-9
+
+
 def summarize(partners: list[dict], key: str = "federated") -> dict:
-    """Counts and medians over partners that have both the best-solo and the ``key`` number."""
+    """Counts and medians over partners that have both the best-solo and the ``key`` number; a partner whose
+    ``key`` is within ``TIE_TOLERANCE`` of its best solo is a tie (not improved)."""
     rows = [p for p in partners if _num(p.get("local")) and _num(p.get(key))]
-    improved = sum(1 for p in rows if p[key] > p["local"])
+    improved = sum(1 for p in rows if p[key] - p["local"] > TIE_TOLERANCE)
     d = [scoring.deltas(p["local"], p[key]) for p in rows]
     rel = [x["relative"] for x in d if not math.isnan(x["relative"])]
     gaps = [g for g in (scoring.gap_closed(p["local"], p[key], p["pooled"]) for p in rows if _num(p.get("pooled")))

@@ -33,18 +33,22 @@ def test_run_reports_best_solo_federated_nn_blend_and_pooled(tmp_path):
         scores = scoring.endpoint_scores(nn["test"], data.Y[data.rows("test")], data.tasks)
         for ep, s in scores.items():
             assert p["endpoints"][ep]["federated_nn"] == pytest.approx(s["value"])
-        # the blend's per-endpoint choice is on the node, with the valid scores it was made from
+        # the default rule: the equal blend on every endpoint, recorded on the node with the valid scores
         record = json.loads((node_work_dir(cfg, data.partner) / blend.BLEND_FILE).read_text())
         # (the choice covers every endpoint of the partner; the report lists those its test rows score)
         assert {ep: e["blend_choice"] for ep, e in p["endpoints"].items()}.items() <= record["choice"].items()
-        for ep, scores_valid in record["valid_scores"].items():
-            if scores_valid:
-                assert record["choice"][ep] in scores_valid
-                assert scores_valid[record["choice"][ep]] == max(scores_valid.values())
+        assert set(record["choice"].values()) == {blend.EQUAL_BLEND} and set(record["chosen_by"].values()) == {"rule"}
+        assert record["rule"] == blend.RULE_TEXT["equal"]
+        assert any(set(v) == {blend.FED_NN, blend.PRIVATE_TREES, blend.EQUAL_BLEND} for v in record["valid_scores"].values())
         trees = blend.load_private_tree_predictions(node_work_dir(cfg, data.partner), data)
         assert trees["test"].shape == (len(data.rows("test")), len(data.tasks))
         assert np.isfinite(trees["test"]).any()
+        # the reported blend is the mean of the node's net and its kept trees, scored here independently
+        mean = scoring.endpoint_scores(blend.equal_blend(nn["test"], trees["test"]), data.Y[data.rows("test")], data.tasks)
+        for ep, s in mean.items():
+            assert p["endpoints"][ep]["federated_blend"] == pytest.approx(s["value"])
         assert p["pooled"] is not None and p["best_solo"] is not None
+    assert rep["blend_rule"] == "equal"
     s = rep["summary"]
     assert s["n_scored"] == 3 and s["nn"]["n_scored"] == 3
     assert set(rep["per_endpoint"]) == {"HLM_CLint", "solubility", "BBB_Martins"}

@@ -140,6 +140,16 @@ def test_choice_on_valid_never_reads_test_labels_with_fair_trees():
     assert sum(blend.choice_counts({"p": res}).values()) == 2
 
 
+def test_a_float_noise_tie_with_best_solo_is_not_counted_as_improved():
+    """Seen on the catalog run: blend 0.8482142857142857 vs best solo 0.8482142857142856 (the same ranking of
+    the test fold); that is a tie. A real, small gain still counts."""
+    rows = [{"partner": "a", "local": 0.8482142857142856, "federated": 0.8482142857142857, "pooled": 0.9},
+            {"partner": "b", "local": 0.7246347598, "federated": 0.7247467299, "pooled": 0.8},
+            {"partner": "c", "local": 0.6, "federated": 0.59, "pooled": 0.7}]
+    assert rows[0]["federated"] > rows[0]["local"]  # the naive comparison would call it a win
+    assert report_mod.summarize(rows)["n_improved"] == 1
+
+
 def test_count_target_counts_unscorable_partners_as_missed():
     # 18 partners scored and all improved, 2 could not be scored: 18 of 20 -> met
     s = {"n_improved": 18, "n_scored": 18}
