@@ -71,7 +71,7 @@ import pipelines  # noqa: E402
 
 pipelines.configure()  # a benchmark is an entry point: the CLI's runtime defaults (offline, quiet, passive OpenMP)
 
-from federation.config import FederatedConfig  # noqa: E402
+from federation.config import FederatedConfig, resolve_blend_rule  # noqa: E402
 from federation.report import beats_target  # noqa: E402
 from federation.run import run_federated  # noqa: E402
 
@@ -85,7 +85,7 @@ def _cfg(args, out: Path, **kw) -> FederatedConfig:
                 num_cpus=args.cpus, cache_dir=Path(args.work) / "feature_cache", engine=args.engine,
                 endpoints=tuple(args.endpoints) if args.endpoints else None, max_rows=args.max_rows,
                 solo_ensemble=args.solo_ensemble, blend_fallback=args.blend_fallback,
-                blend_rule=args.blend_rule or ("endpoint" if args.private_net else "equal"),
+                blend_rule=resolve_blend_rule(args.blend_rule, args.private_net),
                 min_endpoint_rows=args.min_endpoint_rows, keep_best_round=not args.keep_last_round,
                 blend_private_net=args.private_net,
                 validate_norms=not args.no_norm_check)
@@ -217,7 +217,7 @@ def run_base(args, partners_dir: Path | None) -> tuple[dict, Path]:
             "nn_median_relative_gain_ge_5pct": (s["nn"]["median_relative_improvement"] or 0) >= 0.05,
         },
         "solo_ensemble": args.solo_ensemble, "blend_fallback": args.blend_fallback,
-        "blend_rule": args.blend_rule or ("endpoint" if args.private_net else "equal"),
+        "blend_rule": resolve_blend_rule(args.blend_rule, args.private_net),
         "blend_trees_seconds": t.get("blend_trees_seconds"), "blend_net_seconds": t.get("blend_net_seconds"),
         "blend_private_net": args.private_net,
     }

@@ -306,6 +306,14 @@ def write_blend_bundle(fed_bundle_dir: Path, data: task.PartnerData, trees: blen
     return bundle.save(out)
 
 
+def check_rule(rule: str, private_net: bool) -> None:
+    """``rule`` is one of ``blend.BLEND_RULES``, and ``endpoint`` where the private net adds options."""
+    if rule not in blend.BLEND_RULES:
+        raise InputError(f"--rule must be one of {', '.join(blend.BLEND_RULES)}, got {rule!r}")
+    if private_net and rule != "endpoint":
+        raise InputError("--private-net adds options to choose among per endpoint: it needs --rule endpoint")
+
+
 def blend_node(data: task.PartnerData, fed_bundle_dir: Path, out: Path, mcfg: ModelConfig,
                fallback: str = blend.DEFAULT_FALLBACK_RULE, private_net: bool = False,
                rule: str = blend.DEFAULT_BLEND_RULE) -> tuple[Path, dict]:
@@ -317,10 +325,7 @@ def blend_node(data: task.PartnerData, fed_bundle_dir: Path, out: Path, mcfg: Mo
     Returns (the bundle folder, the summary)."""
     if fallback not in blend.RULE_OPTION or fallback == "consortium":
         raise InputError(f"--fallback must be nn or equal on a node, got {fallback!r}")
-    if rule not in blend.BLEND_RULES:
-        raise InputError(f"--rule must be one of {', '.join(blend.BLEND_RULES)}, got {rule!r}")
-    if private_net and rule != "endpoint":
-        raise InputError("--private-net adds options to choose among per endpoint: it needs --rule endpoint")
+    check_rule(rule, private_net)
     nn = blend.federated_nn_predictions(fed_bundle_dir, data)
     trees = blend.fit_private_trees(data, mcfg)
     tree_pred = trees.fold_predictions(data)

@@ -35,6 +35,12 @@ BLEND_FALLBACKS = ("nn", "consortium", "equal")  # federation.blend.FALLBACK_RUL
 BLEND_RULES = ("equal", "endpoint")  # federation.blend.BLEND_RULES
 
 
+def resolve_blend_rule(rule: str | None, choosing_options: bool) -> str:
+    """The blend rule a command runs under: ``rule`` when given, else ``endpoint`` when options to choose
+    among are asked for (``--private-net``, ``--federated-trees``), else the default ``equal``."""
+    return rule or ("endpoint" if choosing_options else "equal")
+
+
 @dataclass(slots=True)
 class FederatedConfig:
     """Everything a federated run needs; validated once in ``__post_init__``."""

@@ -68,7 +68,7 @@ def federate(
     checks.at_least(rounds, 1, "--rounds")
     checks.at_least(partners, 2, "--partners")
     checks.at_least(min_endpoint_rows, 0, "--min-endpoint-rows")
-    from federation.config import FederatedConfig
+    from federation.config import FederatedConfig, resolve_blend_rule
     from federation.run import run_federated
 
     run = dict(out_dir=out, approved_context=approved_context,
@@ -81,7 +81,7 @@ def federate(
                poison_partners=tuple(p.strip() for p in poison.split(",") if p.strip()), poison_scale=poison_scale,
                robust_f=robust_f, federated_trees=federated_trees, keep_best_round=keep_best_round,
                min_endpoint_rows=min_endpoint_rows, blend_private_net=private_net,
-               blend_rule=blend_rule or ("endpoint" if private_net or federated_trees else "equal"))
+               blend_rule=resolve_blend_rule(blend_rule, private_net or federated_trees))
     run.update({k: v for k, v in (("tree_rounds", tree_rounds), ("tree_patience", tree_patience)) if v is not None})
     if tuned is not None:
         from admet.config import ModelConfig

@@ -124,11 +124,11 @@ def node_blend(
                          "(--work is the node's work folder)")
     if fallback not in ("nn", "equal"):
         raise InputError(f"--fallback must be nn or equal, got {fallback!r}")
-    rule = rule or ("endpoint" if private_net else "equal")
-    if rule not in ("equal", "endpoint"):
-        raise InputError(f"--rule must be equal or endpoint, got {rule!r}")
-    if private_net and rule != "endpoint":
-        raise InputError("--private-net adds options to choose among per endpoint: it needs --rule endpoint")
+    from federation.blend_bundle import check_rule
+    from federation.config import resolve_blend_rule
+
+    rule = resolve_blend_rule(rule, private_net)
+    check_rule(rule, private_net)  # before the table is read
     fed = load_bundle(fed_dir)
     if (fed.info or {}).get("trained_by") != "federation" or not fed.info.get("partner"):
         raise InputError(f"{fed_dir} is not a partner's federated bundle")
