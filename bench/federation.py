@@ -80,7 +80,7 @@ log = logging.getLogger("bench.federation")
 
 def _cfg(args, out: Path, **kw) -> FederatedConfig:
     base = dict(out_dir=out, n_partners=args.partners, rounds=args.rounds, local_epochs=args.local_epochs,
-                hidden=tuple(args.hidden), heads="private", strategy="fedavg", seed=args.seed,
+                hidden=tuple(args.hidden), heads=args.heads, strategy="fedavg", seed=args.seed,
                 head_finetune_epochs=args.head_finetune_epochs,
                 num_cpus=args.cpus, cache_dir=Path(args.work) / "feature_cache", engine=args.engine,
                 endpoints=tuple(args.endpoints) if args.endpoints else None, max_rows=args.max_rows,
@@ -88,7 +88,7 @@ def _cfg(args, out: Path, **kw) -> FederatedConfig:
                 blend_rule=resolve_blend_rule(args.blend_rule, args.private_net),
                 min_endpoint_rows=args.min_endpoint_rows, keep_best_round=not args.keep_last_round,
                 blend_private_net=args.private_net,
-                validate_norms=not args.no_norm_check)
+                validate_norms=not args.no_norm_check, pooled_reference=not args.no_pooled)
     base.update(kw)
     return FederatedConfig(**base)
 
@@ -228,7 +228,7 @@ def run_base(args, partners_dir: Path | None) -> tuple[dict, Path]:
         result.update(blend_choices={}, valid_vs_test_diagnostic={"n_partner_endpoints_scored_on_valid_and_test": 0,
                                                                   "mean_valid_minus_test": {}},
                       fallback_rules={}, diagnostics_error=repr(exc))
-    print("\n== base: FedAvg, private heads; references: best solo and pooled (default recipe) ==")
+    print(f"\n== base: FedAvg, {args.heads} heads; references: best solo and pooled (default recipe) ==")
     print(_table(rep))
     print("\nper endpoint (mean over the partners that score it):")
     print(_endpoint_table(rep))
@@ -510,6 +510,11 @@ def main(argv=None) -> int:
     ap.add_argument("--head-finetune-epochs", type=int, default=0,
                     help="private heads: refit each partner's heads on the final trunk before the report")
     ap.add_argument("--hidden", type=int, nargs="+", default=[512])
+    ap.add_argument("--heads", default="private", choices=["private", "shared"],
+                    help="base run: private heads (MELLODDY, the product default) or shared heads (the whole net "
+                         "averaged; per-endpoint label sums leave each node for the target scale: docs/PRIVACY.md)")
+    ap.add_argument("--no-pooled", action="store_true",
+                    help="skip the pooled reference (its column is empty; saves its training time)")
     ap.add_argument("--modes", nargs="+", default=["base", "secagg", "dp", "poison"],
                     help="base secagg dp poison scaling dpcurve fedtrees reblend (fedtrees, reblend: after base, same --work)")
     ap.add_argument("--endpoints", nargs="+", default=None, help="restrict the catalog (small benchmark sizes)")
