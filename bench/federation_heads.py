@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from federation import blend, scoring  # noqa: E402
 from federation.config import FederatedConfig  # noqa: E402
-from federation.report import TIE_TOLERANCE  # noqa: E402
+from federation.report import summarize  # noqa: E402
 from federation.run import load_all_partners, node_work_dir, run_federated  # noqa: E402
 
 OTHER = {"private": "shared", "shared": "private"}
@@ -64,8 +64,8 @@ def _scores(cfg: FederatedConfig, partners, trees) -> dict[str, dict]:
 
 
 def _count(scores: dict[str, dict], solo: dict[str, float], key: str) -> int:
-    return sum(1 for p, r in scores.items()
-               if solo.get(p) is not None and np.isfinite(r[key]) and r[key] > solo[p] + TIE_TOLERANCE)
+    """Partners whose ``key`` beats their best solo, counted as the run's report counts them (ties are not wins)."""
+    return summarize([{"local": solo.get(p), key: r[key]} for p, r in scores.items()], key)["n_improved"]
 
 
 def main(argv=None) -> int:
@@ -86,7 +86,8 @@ def main(argv=None) -> int:
     partners = load_all_partners(first, run / "partners")
     trees = {d.partner: blend.load_private_tree_predictions(node_work_dir(first, d.partner), d) for d in partners
              if (node_work_dir(first, d.partner) / blend.TREE_PREDICTIONS_FILE).exists()}
-    solo = {p["partner"]: p["best_solo"] for p in json.loads((run / "report.json").read_text())["partners"]}
+    first_report = json.loads((run / "report.json").read_text())
+    solo = {p["partner"]: p["best_solo"] for p in first_report["partners"]}
     by_mode = {first.heads: _scores(first, partners, trees), other_mode: _scores(other, partners, trees)}
     summary = {}
     for mode, sc in by_mode.items():
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
     print(f"valid blend: shared above private for {summary['valid_blend_shared_better_partners']} of "
           f"{summary['valid_compared_partners']} partners")
     doc = {"run": str(run), "first_mode": first.heads, "other_mode": other_mode, "other_run_seconds": seconds,
-           "selected_round": {first.heads: json.loads((run / "report.json").read_text()).get("selected_round"),
+           "selected_round": {first.heads: first_report.get("selected_round"),
                               other_mode: res.report.get("selected_round")},
            "summary": summary, "partners": {m: sc for m, sc in by_mode.items()}, "best_solo": solo}
     Path(args.out).write_text(json.dumps(doc, indent=1, default=str))
