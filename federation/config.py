@@ -227,6 +227,9 @@ class FederatedConfig:
                             "fedprox or fedadam with DP")
         if self.secagg and self.dp_clip is not None:
             problems.append("SecAgg+ (legacy API) and the DP mods (Message API) cannot be combined")
+        if self.secagg and self.heads != "private":
+            problems.append("SecAgg+ sums the trunk only: it needs --heads private (shared heads would send "
+                            "the heads in the clear)")
         if self.secagg and self.strategy in STRATEGIES and not STRATEGIES.get(self.strategy).sums_only:
             sums = [n for n in STRATEGIES.names() if STRATEGIES.get(n).sums_only]
             problems.append(f"SecAgg+ only sums updates: use --strategy {' or '.join(sums)}")

@@ -42,3 +42,11 @@ def test_bad_run_config_fails_once_with_a_clear_error():
         FederatedConfig.from_run_config({"out-dir": "x", "rounds": "three"})
     with pytest.raises(InputError, match="strategy"):
         FederatedConfig.from_run_config({"out-dir": "x", "strategy": "byzantine"})
+
+
+def test_secagg_with_shared_heads_is_refused_up_front(tmp_path):
+    from federation.config import FederatedConfig
+
+    with pytest.raises(InputError, match="needs --heads private"):
+        FederatedConfig(out_dir=tmp_path, heads="shared", secagg=True, n_partners=5)
+    FederatedConfig(out_dir=tmp_path, heads="private", secagg=True, n_partners=5)  # the supported combination
