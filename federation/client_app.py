@@ -4,8 +4,8 @@ Read after ``task.py`` (what a partner does with its data) and ``node.py`` (wher
 and folders are, from ``context.run_config`` / ``context.node_config``); then ``server_app.py``.
 
 One handler per message type, routed by Flower:
-- ``query.stats``: summed feature / label moments and the partner's endpoint list (the consortium
-  scaling); ``query.setup`` (SecAgg+ mode): the round settings kept in the node's state;
+- ``query.stats``: the partner's endpoint list and training-row count (summed feature / label moments
+  only under the older ``--scaling moments``); ``query.setup`` (SecAgg+ mode): the round settings kept in the node's state;
   ``query.report``: the partner scores global trunk + own heads on its own test rows and writes its
   bundle (``federation.stages.Stage`` names the stages);
 - ``train``: local epochs; replies with the trunk (the whole model in shared-heads mode). Mods, in
@@ -73,15 +73,14 @@ def stats(msg: Message, context: Context) -> Message:
     where = node.resolve_node(context)
     data = node.load_data(where, cfg)
     partner = {"partner-id": where.partner, "task-names": data.task_names,
-               "task-types": [t.task_type for t in data.tasks]}
+               "task-types": [t.task_type for t in data.tasks],
+               "task-transforms": [t.transform for t in data.tasks]}  # the catalog's, same on every node
     metrics = {NUM_EXAMPLES: int(len(data.rows("train")))}
     content = RecordDict()
     if str(cfg.get("scaling", "moments")) == "moments":  # the older mode: every moment, unit strings
         content["moments"] = modelio.moments_record(task.local_moments(data))
         partner["task-units"] = [t.unit for t in data.tasks]
         metrics["n-invalid"] = int(data.n_invalid)
-    elif str(cfg["heads"]) == "shared":  # shared heads need one consortium target scale per endpoint
-        content["moments"] = modelio.moments_record(task.target_moments(data))
     content["partner"] = ConfigRecord(partner)
     content["metrics"] = MetricRecord(metrics)
     if int(context.node_config.get("share-counts", 0) or 0):  # node start --share-counts (off by default)

@@ -3,8 +3,10 @@
 
 Read with ``server_app.py``. Each stage is its own Flower message type ``query.<stage>`` and the
 ClientApp registers one handler per stage (``@app.query("stats")`` ...), so Flower routes them:
-- ``Stage.STATS``: every partner returns summed feature / label moments and its endpoint list; the
-  server forms the union task list and the consortium scaling (``task.consortium_scaling``);
+- ``Stage.STATS``: every partner returns its endpoint list (names, task types, the catalog's value
+  transforms) and its training-row count; the server forms the union task list and the scaling from
+  public data (``task.public_scaling``). Only the older ``--scaling moments`` mode also collects summed
+  feature / label moments (``task.consortium_scaling``);
 - ``Stage.SETUP`` (SecAgg+ mode only): the round settings are stored in each node's state, because
   Flower's legacy SecAgg+ training messages carry only the arrays and a round number;
 - ``Stage.REPORT``: each partner scores global trunk + its own heads on its own test rows and writes
@@ -110,7 +112,8 @@ def query_all(grid: Grid, nodes: list[int], stage: Stage, config: dict, arrays: 
 
 
 def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
-    """Stage 1: partner names, union task list and consortium scaling from summed moments."""
+    """Stage 1: partner names, union task list and the scaling (public data; summed moments only
+    under ``--scaling moments``)."""
     replies = query_all(grid, nodes, Stage.STATS, base_config(cfg), timeout=cfg.round_timeout)
     partner_of: dict[int, str] = {}
     contributions, per_partner_tasks, n_train = [], [], {}
@@ -129,7 +132,9 @@ def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
         partner_of[msg.metadata.src_node_id] = partner
         sent_units = list(info["task-units"]) if "task-units" in info else None
         units = sent_units or [units_of.get(str(n), "") for n in info["task-names"]]
-        tasks = [task.TaskSpec(n, t, u) for n, t, u in zip(info["task-names"], info["task-types"], units)]
+        transforms = list(info["task-transforms"]) if "task-transforms" in info else ["none"] * len(units)
+        tasks = [task.TaskSpec(n, t, u, transform=f if t == "regression" else "none")
+                 for n, t, u, f in zip(info["task-names"], info["task-types"], units, transforms)]
         per_partner_tasks.append(tasks)
         moments = record_to_numpy(msg.content["moments"]) if "moments" in msg.content.array_records else {}
         contributions.append(([t.name for t in tasks], moments))
@@ -144,7 +149,10 @@ def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
         scaling = task.consortium_scaling(n_features, tasks, contributions)
     else:
         scaler = task.public_feature_scaler(cfg.featurizer, cfg.cache_dir)
-        scaling = task.public_scaling(scaler, tasks, contributions if cfg.heads == "shared" else None)
+        # Shared heads: one target scale per endpoint, from public data the operator holds (the
+        # embedded catalog); private heads: each partner's own. No label statistic leaves a node.
+        target = task.public_target_scaler(tasks) if cfg.heads == "shared" else None
+        scaling = task.public_scaling(scaler, tasks, target)
     log.info("stats: %d partners, %d endpoints, %d features (%s scaling)", len(partner_of), len(tasks),
              scaling.n_features, cfg.scaling)
     return partner_of, scaling, n_train, failed, shared_counts

@@ -8,8 +8,9 @@ a feature matrix and a label matrix for the partner's own endpoints, split by sc
 train / valid / test, and caches the arrays in the partner's node-local work folder.
 Scaling (``ConsortiumScaling``): by default features are scaled by ``public_feature_scaler`` (fit on
 public molecules, nothing from a partner) and, with private heads, each partner scales its own targets
-(``partner_targets``); ``local_moments`` gives the sums, sums of squares and counts of the older
-``moments`` mode (and the label sums of shared heads). Rows never leave the partner.
+(``partner_targets``); with shared heads the target scale is fit on the embedded public data
+(``public_target_scaler``). ``local_moments`` gives the sums, sums of squares and counts of the older
+``moments`` mode only. Rows never leave the partner.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class PartnerData:
     X: np.ndarray
     """float32 (n, d) raw (unscaled) features of the valid molecules."""
     Y: np.ndarray
-    """float (n, T_own) labels in original units, NaN = not measured."""
+    """float (n, T_own) labels on the model scale (the catalog unit, log10 where the catalog's
+    transform says so), NaN = not measured."""
     censor: np.ndarray
     """int8 (n, T_own)."""
     tasks: list[TaskSpec]
@@ -163,7 +165,7 @@ def load_partner(data_dir: Path, partner: str, featurizer: str, cache_dir: Path 
     prep = prepare_partner(data_dir, partner, work_dir, settings)
     table = prep.prepared
     digest = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).values.tobytes())
-    digest.update(f"{featurizer}|{seed}|keyed-folds".encode())
+    digest.update(f"{featurizer}|{seed}|keyed-folds|catalog-transforms".encode())
     key = digest.hexdigest()[:16]
     cache = Path(work_dir) / f"partner_arrays_{key}.npz" if work_dir else None
     if cache is not None and cache.exists():
@@ -174,7 +176,11 @@ def load_partner(data_dir: Path, partner: str, featurizer: str, cache_dir: Path 
                                z["split"].astype(object), meta["n_invalid"], z["smiles"].astype(object))
     types = {str(k): str(v) for k, v in prep.summary.get("task_types", {}).items()}
     units = dict(zip(table["endpoint"].astype(str), table["unit"].astype(str), strict=True))
-    td = task_data_from_long(table, task_types=types, units=units)
+    # The catalog's value transforms (log10 for VDss, half-life, clearances): the partner trains on the
+    # model scale the rest of the project uses (``admet.fit``), and every metric here is a rank or
+    # AUROC, which the transform leaves unchanged.
+    transforms = {str(k): str(v) for k, v in prep.summary.get("transforms", {}).items()}
+    td = task_data_from_long(table, task_types=types, units=units, transforms=transforms)
     fold_of = dict(zip(table["inchikey"].astype(str), table["fold"].astype(str)))
     td.split = np.asarray([fold_of[k] for k in td.inchikeys], dtype=object)
     X, valid = featurize(td.smiles, featurizer, cache_dir)
@@ -258,24 +264,52 @@ def public_feature_scaler(featurizer: str, cache_dir: Path | None) -> FeatureSca
 
 
 def public_scaling(scaler: FeatureScaler, tasks: list[TaskSpec],
-                   target_moments: list[tuple[list[str], dict[str, np.ndarray]]] | None = None) -> ConsortiumScaling:
-    """Scaling from the public feature scaler; targets from summed label moments (shared heads) or
-    identity placeholders that each partner replaces with its own (private heads, ``partner_targets``)."""
-    names = [t.name for t in tasks]
-    ts, tss, tc = np.zeros(len(tasks)), np.zeros(len(tasks)), np.zeros(len(tasks))
-    for own, m in target_moments or []:
-        cols = [names.index(n) for n in own]
-        ts[cols] += m["target-sum"]
-        tss[cols] += m["target-sumsq"]
-        tc[cols] += m["target-count"]
-    return ConsortiumScaling(scaler, list(tasks), TargetScaler.from_moments(ts, tss, tc,
-                                                                            [t.is_classification for t in tasks]))
+                   target: TargetScaler | None = None) -> ConsortiumScaling:
+    """Scaling from the public feature scaler and ``target`` (shared heads: :func:`public_target_scaler`),
+    or identity placeholders that each partner replaces with its own (private heads, ``partner_targets``)."""
+    if target is None:
+        zeros = np.zeros(len(tasks))
+        target = TargetScaler.from_moments(zeros, zeros, zeros, [t.is_classification for t in tasks])
+    return ConsortiumScaling(scaler, list(tasks), target)
 
 
-def target_moments(data: PartnerData) -> dict[str, np.ndarray]:
-    """Per-endpoint label sums / sums of squares / counts of the training rows (shared heads only)."""
-    m = local_moments(data)
-    return {k: v for k, v in m.items() if k.startswith("target-")}
+#: Embedded rows with these ``split`` values are left out of the public target scale: the shared
+#: heads' scale is fit on the public sets' training side only.
+PUBLIC_SCALE_EXCLUDED_SPLITS = ("test",)
+
+
+def public_target_scaler(tasks: list[TaskSpec]) -> TargetScaler:
+    """One target scale per endpoint for shared heads, fit on public data the operator holds: the
+    embedded catalog's exact measurements of that endpoint (its official test rows left out), on the
+    model scale (the task's transform). Nothing from any partner.
+
+    A regression endpoint the embedded data does not measure has no public scale: shared heads are
+    refused for it with one message (``--heads private`` scales per partner; ``--scaling moments``
+    sums the partners' label moments, unmasked)."""
+    from admet.transforms import forward
+    from pipelines.catalog import load_catalog, load_embedded
+
+    known = set(load_catalog()["endpoint"].astype(str))
+    regression = [t for t in tasks if not t.is_classification]
+    missing = sorted(t.name for t in regression if t.name not in known)
+    if missing:
+        raise InputError(f"shared heads need a public target scale per endpoint; the embedded data does not "
+                         f"measure {missing}: use --heads private (each partner scales its own targets) or "
+                         f"--scaling moments (the partners' label sums are summed, unmasked)")
+    Y = np.full((1, len(tasks)), np.nan)
+    if regression:
+        table = load_embedded([t.name for t in regression])
+        table = table[~table["split"].isin(PUBLIC_SCALE_EXCLUDED_SPLITS)
+                      & table["relation"].fillna("=").astype(str).str.strip().isin(["=", ""])]
+        values = {str(e): pd.to_numeric(g["value"], errors="coerce").to_numpy(float)
+                  for e, g in table.groupby("endpoint")}
+        longest = max((len(v) for v in values.values()), default=1)
+        Y = np.full((longest, len(tasks)), np.nan)
+        for j, t in enumerate(tasks):
+            if t.name in values:
+                col = forward(values[t.name], t.transform, t.name)
+                Y[:len(col), j] = col
+    return TargetScaler.fit(Y, [t.is_classification for t in tasks])
 
 
 def partner_targets(scaling: ConsortiumScaling, data: PartnerData) -> ConsortiumScaling:
@@ -287,12 +321,16 @@ def partner_targets(scaling: ConsortiumScaling, data: PartnerData) -> Consortium
 
 
 def union_tasks(per_partner: list[list[TaskSpec]]) -> list[TaskSpec]:
-    """All endpoints seen by any partner, sorted by name; a name with two types is an error."""
+    """All endpoints seen by any partner, sorted by name; a name with two types or two value
+    transforms is an error."""
     seen: dict[str, TaskSpec] = {}
     for tasks in per_partner:
         for t in tasks:
             if t.name in seen and seen[t.name].task_type != t.task_type:
                 raise InputError(f"endpoint {t.name!r} is regression at one partner and classification at another")
+            if t.name in seen and seen[t.name].transform != t.transform:
+                raise InputError(f"endpoint {t.name!r} is trained on {seen[t.name].transform!r} at one partner and "
+                                 f"{t.transform!r} at another: the partners prepared with different catalogs")
             seen.setdefault(t.name, t)
     return [seen[n] for n in sorted(seen)]
 

@@ -142,6 +142,9 @@ NODE_ACCEPTED = "accepted.csv"
 NODE_REJECTED = "rejected.csv"
 NODE_PREPARED = "prepared.csv"
 NODE_SUMMARY = "summary.json"
+#: Part of a prepared folder's input key: a folder prepared by an older version (without the summary's
+#: ``transforms``) is prepared again instead of read back.
+PREPARATION_VERSION = "node-prep/2"
 CONSORTIUM_CATALOG = "catalog.json"
 
 
@@ -212,6 +215,10 @@ def prepare_node_table(raw: pd.DataFrame, catalog, endpoint_map: dict[str, str] 
         "n_conflicts": int(prepared["conflict"].sum()) if len(prepared) else 0,
         "endpoints": {str(k): int(v) for k, v in prepared["endpoint"].value_counts().sort_index().items()},
         "task_types": {str(k): types[str(k)] for k in sorted(set(prepared["endpoint"].astype(str)))},
+        # The catalog's value transform per endpoint (``log10`` for VDss, half-life, clearances): the
+        # node trains on it (``federation.task.load_partner``); prepared.csv keeps the catalog's unit.
+        "transforms": {str(k): catalog.endpoints[str(k)].transform
+                       for k in sorted(set(prepared["endpoint"].astype(str)))},
         "folds": {str(k): int(v) for k, v in prepared["fold"].value_counts().sort_index().items()},
         "catalog_sha256": catalog.sha256,
         "fold_secret_check": fold_secret_fingerprint(secret),
@@ -245,6 +252,7 @@ def prepare_node_data(data: str | Path, out_dir: str | Path, settings: NodeDataS
     path = _table_path(data)
     catalog, mapping, secret = settings.load()
     digest = hashlib.sha256(path.read_bytes())
+    digest.update(PREPARATION_VERSION.encode())
     digest.update(catalog.sha256.encode())
     digest.update(json.dumps(sorted((mapping or {}).items())).encode())
     digest.update(hashlib.sha256(secret or b"").digest())

@@ -1,0 +1,66 @@
+"""Partners train on the catalog's value transform, and shared heads take their target scale from
+public data: the embedded catalog's training-side rows, on the model scale, nothing from a partner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from admet.tasks import TaskSpec
+from federation import partners as partners_mod
+from federation import task
+from federation.config import FederatedConfig
+from federation.run import load_all_partners, node_work_dir
+from pipelines.catalog import datasets_dir, load_catalog
+from pipelines.errors import InputError
+
+
+def _embedded_rows(endpoint: str) -> pd.DataFrame:
+    """The endpoint's rows read straight from its vendored file (not through ``load_embedded``)."""
+    catalog = load_catalog().set_index("endpoint")
+    frame = pd.read_csv(datasets_dir() / catalog.loc[endpoint, "file"], dtype={"split": str})
+    return frame[frame["endpoint"] == endpoint]
+
+
+def test_public_target_scale_is_the_log_scale_of_the_public_training_rows():
+    tasks = [TaskSpec("VDss_Lombardo", "regression", "L/kg", transform="log10"),
+             TaskSpec("AMES", "classification", "binary"), TaskSpec("Caco2_Wang", "regression")]
+    scale = task.public_target_scaler(tasks)
+    vdss = _embedded_rows("VDss_Lombardo")
+    train_side = np.log10(vdss.loc[vdss["split"].fillna("") != "test", "value"].astype(float))
+    assert len(train_side) < len(vdss)  # the official test rows exist and are left out
+    assert scale.mean[0] == pytest.approx(train_side.mean(), rel=1e-9)
+    assert scale.std[0] == pytest.approx(train_side.std(ddof=0), rel=1e-9)
+    raw = vdss["value"].astype(float)
+    assert abs(scale.mean[0] - raw.mean()) > 1.0  # on the log scale, not the unit's
+    assert (scale.mean[1], scale.std[1]) == (0.0, 1.0)  # classification passes through
+    caco = _embedded_rows("Caco2_Wang")
+    assert scale.mean[2] == pytest.approx(caco.loc[caco["split"] != "test", "value"].astype(float).mean())
+
+
+def test_public_target_scale_refuses_an_endpoint_without_public_data():
+    with pytest.raises(InputError, match=r"'my_assay'.*--heads private"):
+        task.public_target_scaler([TaskSpec("my_assay", "regression", "uM")])
+    # a classification endpoint needs no scale, public data or not
+    assert task.public_target_scaler([TaskSpec("my_flag", "classification")]).std.tolist() == [1.0]
+
+
+def test_partner_labels_are_on_the_catalog_transform(tmp_path):
+    cfg = FederatedConfig(out_dir=tmp_path / "run", n_partners=2, endpoints=("VDss_Lombardo", "Caco2_Wang"),
+                          max_rows=400, seed=0, engine="inprocess", baselines=False)
+    partners_dir = partners_mod.prepare_partners(cfg)
+    for data in load_all_partners(cfg, partners_dir):
+        spec = {t.name: t for t in data.tasks}
+        assert spec["VDss_Lombardo"].transform == "log10" and spec["Caco2_Wang"].transform == "none"
+        # the node's own prepared table (catalog unit, replicates merged), matched by SMILES
+        prepared = pd.read_csv(node_work_dir(cfg, data.partner) / "prepared" / "prepared.csv")
+        for name in ("VDss_Lombardo", "Caco2_Wang"):
+            rows = prepared[prepared["endpoint"] == name]
+            value_of = dict(zip(rows["smiles"], rows["value"].astype(float)))
+            col = data.Y[:, data.task_names.index(name)]
+            have = ~np.isnan(col)
+            assert have.sum() >= 20
+            want = np.array([value_of[smi] for smi in data.smiles[have]])
+            want = np.log10(want) if name == "VDss_Lombardo" else want
+            np.testing.assert_allclose(col[have], want, rtol=1e-9)
