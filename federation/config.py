@@ -161,8 +161,8 @@ class FederatedConfig:
     scaling: str = "public"
     """``public``: feature scaling fit on a public reference set (MOSES molecules shipped with the
     package) and, under private heads, each partner scales its own targets (nothing about a partner's
-    features or labels leaves it for scaling; with shared heads the per-endpoint label sums / counts
-    still do). ``moments``: the older consortium scaling from every partner's summed feature and label
+    features or labels leaves it for scaling; shared heads take one target scale per endpoint fit on
+    the embedded public data, ``task.public_target_scaler``). ``moments``: the older consortium scaling from every partner's summed feature and label
     moments (plain mode only: those sums leave unmasked)."""
     blend_rule: str = "equal"
     """Federated blend (``federation.blend.BLEND_RULES``): ``equal`` (default): every endpoint of every partner

@@ -12,6 +12,7 @@ from federation import partners as partners_mod
 from federation import task
 from federation.config import FederatedConfig
 from federation.run import load_all_partners, node_work_dir
+from federation.stages import RESULT_FILE
 from pipelines.catalog import datasets_dir, load_catalog
 from pipelines.errors import InputError
 
@@ -64,3 +65,24 @@ def test_partner_labels_are_on_the_catalog_transform(tmp_path):
             want = np.array([value_of[smi] for smi in data.smiles[have]])
             want = np.log10(want) if name == "VDss_Lombardo" else want
             np.testing.assert_allclose(col[have], want, rtol=1e-9)
+
+
+def test_federate_with_shared_heads_refuses_an_unscaled_endpoint_before_any_round(tmp_path):
+    """A consortium assay the embedded data does not measure: one error line, exit 2, no round run."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    caco = _embedded_rows("Caco2_Wang").head(240)
+    table = pd.DataFrame({"smiles": caco["smiles"].to_numpy(), "endpoint": "my_assay",
+                          "value": np.linspace(1.0, 50.0, len(caco)), "unit": "uM"})
+    path = tmp_path / "custom.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["federate", "--data", str(path), "--partners", "2", "--rounds", "1",
+                                      "--heads", "shared", "--engine", "inprocess", "--no-baselines",
+                                      "--min-endpoint-rows", "0", "--no-approved-context", "--out", str(out)])
+    text = result.stdout + (result.stderr or "")
+    assert result.exit_code == 2, text
+    assert "my_assay" in text and "--heads private" in text and "Traceback" not in text
+    assert (out / "partners").is_dir() and not list(out.rglob(RESULT_FILE))  # partitioned, never federated
