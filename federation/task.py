@@ -68,7 +68,8 @@ class PartnerData:
 
 @dataclass(slots=True)
 class ConsortiumScaling:
-    """Feature and target scaling computed from the partners' summed moments."""
+    """The consortium's feature and target scaling and its task list (with the catalog's value transforms),
+    as the server sends it to every node."""
 
     features: FeatureScaler
     """Mean / std from the summed moments, clipped to +/- ``FEATURE_CLIP``."""
@@ -91,13 +92,17 @@ class ConsortiumScaling:
             "task-names": [t.name for t in self.tasks],
             "task-types": [t.task_type for t in self.tasks],
             "task-units": [t.unit for t in self.tasks],
+            "task-transforms": [t.transform for t in self.tasks],
             "target-mean": [float(v) for v in self.target.mean],
             "target-std": [float(v) for v in self.target.std],
         }
 
     @classmethod
     def from_config(cls, cfg) -> "ConsortiumScaling":
-        tasks = [TaskSpec(n, t, u) for n, t, u in zip(cfg["task-names"], cfg["task-types"], cfg["task-units"])]
+        names = list(cfg["task-names"])
+        transforms = list(cfg["task-transforms"]) if "task-transforms" in cfg else ["none"] * len(names)
+        tasks = [TaskSpec(n, t, u, transform=f)
+                 for n, t, u, f in zip(names, cfg["task-types"], cfg["task-units"], transforms, strict=True)]
         is_cls = np.array([t.is_classification for t in tasks], dtype=bool)
         target = TargetScaler(np.asarray(cfg["target-mean"], float), np.asarray(cfg["target-std"], float), is_cls)
         features = FeatureScaler(np.asarray(cfg["feature-mean"], np.float32),

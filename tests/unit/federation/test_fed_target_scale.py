@@ -86,3 +86,28 @@ def test_federate_with_shared_heads_refuses_an_unscaled_endpoint_before_any_roun
     assert result.exit_code == 2, text
     assert "my_assay" in text and "--heads private" in text and "Traceback" not in text
     assert (out / "partners").is_dir() and not list(out.rglob(RESULT_FILE))  # partitioned, never federated
+
+
+@pytest.mark.parametrize("heads", ["private", "shared"])
+def test_a_federated_bundle_predicts_a_log_trained_endpoint_in_the_catalog_unit(tmp_path, heads):
+    """The node's bundle knows VDss was trained on log10 and gives L/kg back (10 ** the model scale)."""
+    from admet.bundle import load_bundle
+    from federation.run import run_federated
+
+    cfg = FederatedConfig(out_dir=tmp_path / heads, n_partners=2, rounds=1, local_epochs=1, hidden=(32,),
+                          endpoints=("VDss_Lombardo", "Caco2_Wang"), max_rows=400, seed=0, engine="inprocess",
+                          baselines=False, heads=heads, approved_context=False, min_endpoint_rows=0)
+    run_federated(cfg)
+    data = load_all_partners(cfg, cfg.out_dir / "partners")[0]
+    bundle = load_bundle(node_work_dir(cfg, data.partner) / "bundle")
+    spec = {t.name: t for t in bundle.tasks}
+    assert spec["VDss_Lombardo"].transform == "log10" and spec["Caco2_Wang"].transform == "none"
+    X = data.X[data.rows("train")][:20]
+    smiles = list(data.smiles[data.rows("train")][:20])
+    unit = bundle.predict_features(X, smiles)
+    model = bundle.predict_model_space(X, smiles).mean
+    j = bundle.task_names.index("VDss_Lombardo")
+    np.testing.assert_allclose(unit["VDss_Lombardo"].to_numpy(float), 10.0 ** model[:, j], rtol=1e-6)
+    assert (unit["VDss_Lombardo"] > 0).all()
+    k = bundle.task_names.index("Caco2_Wang")
+    np.testing.assert_allclose(unit["Caco2_Wang"].to_numpy(float), model[:, k], rtol=1e-9)
