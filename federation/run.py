@@ -253,7 +253,7 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
     torch.set_num_threads(1)
     partners = load_all_partners(cfg, partners_dir)
     if cfg.heads == "shared" and cfg.scaling == "public":  # an endpoint with no public scale: one clear
-        task.public_target_scaler(task.union_tasks([p.tasks for p in partners]))  # error before any round
+        task.check_public_target_scale(task.union_tasks([p.tasks for p in partners]))  # error before any round
     tell("federated rounds", 0, cfg.rounds)
     outcome = simulate(cfg, partners_dir, progress)
     local = pooled = blend = references = fed_trees = None

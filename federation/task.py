@@ -283,6 +283,19 @@ def public_scaling(scaler: FeatureScaler, tasks: list[TaskSpec],
 PUBLIC_SCALE_EXCLUDED_SPLITS = ("test",)
 
 
+def check_public_target_scale(tasks: list[TaskSpec]) -> None:
+    """:class:`InputError` naming every regression endpoint the embedded data does not measure (no public
+    target scale for shared heads); cheap: reads the catalog only."""
+    from pipelines.catalog import load_catalog
+
+    known = set(load_catalog()["endpoint"].astype(str))
+    missing = sorted(t.name for t in tasks if not t.is_classification and t.name not in known)
+    if missing:
+        raise InputError(f"shared heads need a public target scale per endpoint; the embedded data does not "
+                         f"measure {missing}: use --heads private (each partner scales its own targets) or "
+                         f"--scaling moments (the partners' label sums are summed, unmasked)")
+
+
 def public_target_scaler(tasks: list[TaskSpec]) -> TargetScaler:
     """One target scale per endpoint for shared heads, fit on public data the operator holds: the
     embedded catalog's exact measurements of that endpoint (its official test rows left out), on the
@@ -292,15 +305,10 @@ def public_target_scaler(tasks: list[TaskSpec]) -> TargetScaler:
     refused for it with one message (``--heads private`` scales per partner; ``--scaling moments``
     sums the partners' label moments, unmasked)."""
     from admet.transforms import forward
-    from pipelines.catalog import load_catalog, load_embedded
+    from pipelines.catalog import load_embedded
 
-    known = set(load_catalog()["endpoint"].astype(str))
+    check_public_target_scale(tasks)
     regression = [t for t in tasks if not t.is_classification]
-    missing = sorted(t.name for t in regression if t.name not in known)
-    if missing:
-        raise InputError(f"shared heads need a public target scale per endpoint; the embedded data does not "
-                         f"measure {missing}: use --heads private (each partner scales its own targets) or "
-                         f"--scaling moments (the partners' label sums are summed, unmasked)")
     Y = np.full((1, len(tasks)), np.nan)
     if regression:
         table = load_embedded([t.name for t in regression])
