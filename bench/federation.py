@@ -12,7 +12,7 @@ rows of one endpoint, so its test fold can score it) and the federated model is 
 federated valid loss (``--keep-last-round`` for the last round's), as ``fedadmet federate`` does.
 
 One command runs, side by side on the same partition, the same rounds and epochs for everyone:
-  base    FedAvg, private heads (MELLODDY): per-partner table n rows / best solo / federated NN /
+  base    FedAvg, the default heads (``--heads``): per-partner table n rows / best solo / federated NN /
           federated blend / pooled / relative gain vs best solo / gap closed vs pooled, and per endpoint
           (mean over the partners that score it). Best solo = the partner's default-recipe model
           (``federation.baselines``: blend x ``--solo-ensemble`` members, default the CLI's, early
@@ -420,7 +420,8 @@ def run_scaling(args) -> dict:
     results, partners_dir = {}, None
     for mode in ("moments", "public"):
         out = Path(args.work) / f"scaling_{mode}"
-        res = run_federated(_cfg(args, out, partners_dir=partners_dir, scaling=mode, baselines=False))
+        heads = {"heads": "private"} if args.heads == "auto" else {}  # partner-local target scaling is private heads
+        res = run_federated(_cfg(args, out, partners_dir=partners_dir, scaling=mode, baselines=False, **heads))
         partners_dir = partners_dir or out / "partners"
         results[mode] = {"mean_federated": _mean_fed(res.report),
                          "per_partner": {p["partner"]: p["federated"] for p in res.report["partners"]},
@@ -438,10 +439,10 @@ def run_dp_curve(args) -> dict:
     settings = [("none", None)] + [(f"eps_{e:g}", e) for e in args.epsilons]
     for name, eps in settings:
         out = Path(args.work) / f"dpcurve_{name}"
-        kw = {}
+        kw = {"heads": "private"} if args.heads == "auto" else {}  # no-DP point on the DP runs' heads
         if eps is not None:
             z = noise_for_epsilon(eps, args.rounds, args.partners, args.dp_delta)
-            kw = dict(dp_clip=args.dp_clip, dp_noise=z, dp_delta=args.dp_delta)
+            kw.update(dp_clip=args.dp_clip, dp_noise=z, dp_delta=args.dp_delta)
         res = run_federated(_cfg(args, out, partners_dir=partners_dir if partners_dir.exists() else None,
                                  baselines=False, **kw))
         rep = res.report
@@ -463,6 +464,8 @@ def run_poison(args) -> dict:
     bad = ("partner_03", "partner_07")
     f = args.robust_f
     common = dict(n_partners=n, baselines=False, rounds=args.poison_rounds, robust_f=f)
+    if args.heads == "auto":  # auto gives robust rules private heads: the clean FedAvg run takes them too
+        common["heads"] = "private"
     runs = {
         "clean_fedavg": dict(strategy="fedavg", validate_norms=False),
         "poisoned_fedavg": dict(strategy="fedavg", validate_norms=False, poison_partners=bad),
@@ -510,9 +513,11 @@ def main(argv=None) -> int:
     ap.add_argument("--head-finetune-epochs", type=int, default=0,
                     help="private heads: refit each partner's heads on the final trunk before the report")
     ap.add_argument("--hidden", type=int, nargs="+", default=[512])
-    ap.add_argument("--heads", default="private", choices=["private", "shared"],
-                    help="base run: private heads (MELLODDY, the product default) or shared heads (the whole net "
-                         "averaged; per-endpoint label sums leave each node for the target scale: docs/PRIVACY.md)")
+    ap.add_argument("--heads", default="auto", choices=["auto", "private", "shared"],
+                    help="auto (the product default: shared heads in plain FedAvg, private under SecAgg+, DP or a "
+                         "robust strategy), private (MELLODDY: only the trunk travels) or shared (the whole net "
+                         "averaged; per-endpoint label counts leave each node: docs/PRIVACY.md). The dp curve's "
+                         "no-DP run takes private heads under auto, like its DP runs")
     ap.add_argument("--no-pooled", action="store_true",
                     help="skip the pooled reference (its column is empty; saves its training time)")
     ap.add_argument("--modes", nargs="+", default=["base", "secagg", "dp", "poison"],

@@ -78,7 +78,8 @@ def main(argv=None) -> int:
     other_mode = OTHER[first.heads]
     other_dir = run.parent / f"{run.name}_heads_{other_mode}"
     other = FederatedConfig.from_dict(first.to_dict() | {
-        "heads": other_mode, "out_dir": str(other_dir), "partners_dir": str(run / "partners"),
+        "heads": other_mode, "heads_auto": False, "heads_note": "", "out_dir": str(other_dir),
+        "partners_dir": str(run / "partners"),
         "baselines": False, "pooled_reference": False})
     t0 = time.perf_counter()
     res = run_federated(other)

@@ -26,6 +26,9 @@ SCALING_MODES = ("public", "moments")
 #: SecAgg+ with 2 partners: each can subtract its own update from the sum and read the other's.
 SECAGG_MIN_PARTNERS = 3
 HEAD_MODES = ("private", "shared")
+#: ``heads="auto"`` (the default): shared heads in plain mode, private heads under SecAgg+ or DP, and
+#: private heads when an endpoint has no public target scale (``federation.stages.settle_heads``).
+HEADS_AUTO = "auto"
 #: Federated trees' round defaults (``federation.trees.TreeSettings`` reads them from here: one source).
 TREE_ROUNDS, TREE_PATIENCE = 30, 5
 #: Why federated trees are refused with SecAgg+ / DP (``federation.trees.refuse_protected_modes`` says it too).
@@ -55,8 +58,19 @@ class FederatedConfig:
     rounds: int = 5
     local_epochs: int = 2
     strategy: str = "fedavg"
-    heads: str = "private"
-    """``private``: MELLODDY, only the trunk travels; ``shared``: the whole model is averaged."""
+    heads: str = HEADS_AUTO
+    """``private``: MELLODDY, only the trunk travels; ``shared``: the whole model is averaged (heads
+    weighted by each partner's label count per endpoint). ``auto`` (the default) is resolved here:
+    shared in plain mode (it won on the valid rows of both 20-partner partitions,
+    ``bench/federation_heads.py``), private under SecAgg+ (it sums the trunk only), DP (the heads
+    then never leave a node) or a robust strategy (a coordinate-wise median or Krum's pick ignores the
+    label-count weights that keep a rarely measured endpoint's head from being outvoted by untrained
+    copies); and, when the task list is known, private if an endpoint has no public
+    target scale (``federation.stages.settle_heads``)."""
+    heads_auto: bool = False
+    """Set when ``heads`` came from ``auto``: the run may still fall back to private heads."""
+    heads_note: str = ""
+    """How the head mode was chosen (the report prints it)."""
     head_finetune_epochs: int = 0
     """Private heads only: before the report each partner refits its own heads on the final global
     trunk (trunk frozen, train rows only) for this many epochs, since its heads were last trained
@@ -201,6 +215,17 @@ class FederatedConfig:
         self.hidden = tuple(int(h) for h in self.hidden)
         self.endpoints = tuple(self.endpoints) if self.endpoints else None
         self.poison_partners = tuple(self.poison_partners)
+        if self.heads == HEADS_AUTO:
+            self.heads_auto = True
+            robust = self.strategy in STRATEGIES and STRATEGIES.get(self.strategy).method != "mean"
+            if self.secagg or self.dp_clip is not None or robust:
+                why = "SecAgg+" if self.secagg else "DP" if self.dp_clip is not None else f"--strategy {self.strategy}"
+                self.heads = "private"
+                self.heads_note = f"default under {why}: private heads (only the trunk leaves a node)"
+            else:
+                self.heads, self.heads_note = "shared", "default: shared heads"
+        elif not self.heads_note:
+            self.heads_note = f"{self.heads} heads, set by the operator"
         problems = []
         if self.strategy not in STRATEGIES:
             problems.append(f"strategy {self.strategy!r} is not one of {STRATEGIES.names()}")

@@ -86,7 +86,8 @@ def build_report(outcome: dict, local: dict[str, dict] | None = None, pooled: di
     rounds = outcome.get("round_log", [])
     bytes_per_round = float(np.mean([r["bytes"] for r in rounds])) if rounds else 0.0
     report = {
-        "strategy": outcome["strategy"], "heads": outcome.get("heads"), "rounds": outcome["rounds"],
+        "strategy": outcome["strategy"], "heads": outcome.get("heads"), "heads_note": outcome.get("heads_note", ""),
+        "rounds": outcome["rounds"],
         "bytes_per_round": bytes_per_round,
         "bytes_measured_as": BYTES_MEASURED_AS,
         "model_bytes": outcome.get("model_bytes"),
@@ -214,6 +215,7 @@ def markdown(report: dict) -> str:
              f"- bytes per round (down + up, measured: {report['bytes_measured_as']}): "
              f"{report['bytes_per_round']:.0f} (the global arrays alone: {report['model_bytes']} B)",
              *_selected_line(report.get("selected_round")),
+             *([f"- heads: {report['heads_note']}"] if report.get("heads_note") else []),
              f"- privacy: {json.dumps(report['privacy'])}", "",
              f"Metric: {PRIMARY} on each partner's own scaffold-split test rows. best solo: the partner's "
              "default-recipe model on its own rows (early stopping on its own valid rows); federated blend: "

@@ -26,7 +26,7 @@ from federation import partners as partners_mod
 from federation import report as report_mod
 from federation import task
 from federation.config import FederatedConfig
-from federation.stages import RESULT_FILE
+from federation.stages import RESULT_FILE, settle_heads
 from pipelines import RUNTIME_DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -252,8 +252,10 @@ def run_federated(config: FederatedConfig, progress=None) -> FederatedResult:
     warm_feature_cache(cfg, partners_dir)
     torch.set_num_threads(1)
     partners = load_all_partners(cfg, partners_dir)
-    if cfg.heads == "shared" and cfg.scaling == "public":  # an endpoint with no public scale: one clear
-        task.check_public_target_scale(task.union_tasks([p.tasks for p in partners]))  # error before any round
+    # An endpoint with no public target scale: a default run falls back to private heads, shared heads
+    # the operator asked for stop here with one clear error (before any round).
+    settle_heads(cfg, task.union_tasks([p.tasks for p in partners]))
+    cfg.write(out / "config.json")
     tell("federated rounds", 0, cfg.rounds)
     outcome = simulate(cfg, partners_dir, progress)
     local = pooled = blend = references = fed_trees = None

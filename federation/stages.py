@@ -58,6 +58,25 @@ def target_scaling(cfg: FederatedConfig) -> str:
     return "partner" if cfg.scaling == "public" and cfg.heads == "private" else "consortium"
 
 
+def settle_heads(cfg: FederatedConfig, tasks: list[task.TaskSpec]) -> None:
+    """Once the consortium's task list is known: shared heads on the public target scale need one public
+    scale per regression endpoint. Where the embedded data lacks one, a default (``heads=auto``) run
+    falls back to private heads (each partner scales its own targets; ``cfg`` is changed in place and
+    ``heads_note`` says why); shared heads the operator asked for stop with one :class:`InputError`."""
+    if cfg.heads != "shared" or cfg.scaling != "public":
+        return
+    missing = task.missing_public_target_scale(tasks)
+    if not missing:
+        return
+    if not cfg.heads_auto:
+        task.check_public_target_scale(tasks)  # raises, naming the endpoints and the two ways out
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    cfg.heads = "private"
+    cfg.heads_note = (f"default fell back to private heads: no public target scale for {shown} "
+                      "(each partner scales its own targets)")
+    log.warning("heads: %s", cfg.heads_note)
+
+
 def catalog_units() -> dict[str, str]:
     """Canonical unit per endpoint of the consortium catalog (the server's; nodes send no unit strings)."""
     from pipelines.catalog import load_catalog
@@ -144,6 +163,7 @@ def collect_stats(grid: Grid, nodes: list[int], cfg: FederatedConfig):
     if len(contributions) < 2:
         raise InputError(f"federated statistics need at least 2 partners; got {len(contributions)} (failed: {failed})")
     tasks = task.union_tasks(per_partner_tasks)
+    settle_heads(cfg, tasks)  # before any round config is built from cfg
     if cfg.scaling == "moments":
         n_features = len(contributions[0][1]["feature-sum"])
         scaling = task.consortium_scaling(n_features, tasks, contributions)
@@ -255,7 +275,8 @@ def finish_run(grid: Grid, cfg: FederatedConfig, setup: RunSetup, final_arrays: 
     for name in sorted(set(setup.partner_of.values()) - set(partners)) if cfg.final_report else []:
         log.warning("report: no scores from %s", name)
     outcome = {
-        "strategy": cfg.strategy, "heads": cfg.heads, "rounds": cfg.rounds, "resumed_from": setup.offset,
+        "strategy": cfg.strategy, "heads": cfg.heads, "heads_note": cfg.heads_note, "rounds": cfg.rounds,
+        "resumed_from": setup.offset,
         "tasks": [t.to_dict() for t in setup.scaling.tasks], "partners": partners, "n_train": setup.n_train,
         "partner_of_node": {str(k): v for k, v in setup.partner_of.items()},
         "stats_failed": setup.stats_failed, "round_log": [*setup.history, *round_log], "rejections": rejections,

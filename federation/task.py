@@ -283,13 +283,18 @@ def public_scaling(scaler: FeatureScaler, tasks: list[TaskSpec],
 PUBLIC_SCALE_EXCLUDED_SPLITS = ("test",)
 
 
-def check_public_target_scale(tasks: list[TaskSpec]) -> None:
-    """:class:`InputError` naming every regression endpoint the embedded data does not measure (no public
-    target scale for shared heads); cheap: reads the catalog only."""
+def missing_public_target_scale(tasks: list[TaskSpec]) -> list[str]:
+    """The regression endpoints the embedded data does not measure: no public target scale for shared
+    heads. Cheap: reads the catalog only."""
     from pipelines.catalog import load_catalog
 
     known = set(load_catalog()["endpoint"].astype(str))
-    missing = sorted(t.name for t in tasks if not t.is_classification and t.name not in known)
+    return sorted(t.name for t in tasks if not t.is_classification and t.name not in known)
+
+
+def check_public_target_scale(tasks: list[TaskSpec]) -> None:
+    """:class:`InputError` naming every endpoint of :func:`missing_public_target_scale`."""
+    missing = missing_public_target_scale(tasks)
     if missing:
         raise InputError(f"shared heads need a public target scale per endpoint; the embedded data does not "
                          f"measure {missing}: use --heads private (each partner scales its own targets) or "

@@ -1,7 +1,7 @@
 """Federated tuning: each Optuna trial is a short run of the consortium's own Flower app.
 
 A trial builds a ``federation.config.FederatedConfig`` from the sampled hyperparameters (same
-recipe as ``fedadmet federate``: FedAvg through ``federation.strategy``, private heads, the same
+recipe as ``fedadmet federate``: FedAvg through ``federation.strategy``, its default heads, the same
 consortium scaling, the same ClientApp training) and runs the project's one ServerApp / ClientApp
 over the in-process fallback transport (``federation.inprocess``; a Ray start per trial would
 cost more than the trial). After every round the strategy's federated validation loss (weighted
@@ -60,7 +60,7 @@ class FederatedObjective:
         return federated_config_for(
             model_config, out_dir=self.run_dir, partners_dir=self.partners_dir,
             n_partners=len(self.partner_dirs), rounds=self.rounds, local_epochs=self.local_epochs,
-            strategy="fedavg", heads="private", seed=self.seed, baselines=False, final_report=False,
+            strategy="fedavg", heads="auto", seed=self.seed, baselines=False, final_report=False,
             audit=False, engine="inprocess")
 
     def __call__(self, trial: optuna.Trial) -> float:

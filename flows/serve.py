@@ -82,7 +82,7 @@ def _round_name(p: dict) -> str:
 
 @flow(name="federated-round", description="One more federated round on a partition, resumed from the "
       "run folder's last checkpoint.", flow_run_name=run_names.namer(_round_name))
-def federated_round(partners_dir: str, out_dir: str, local_epochs: int = 1, heads: str = "private",
+def federated_round(partners_dir: str, out_dir: str, local_epochs: int = 1, heads: str = "auto",
                     strategy: str = "fedavg", engine: str = "inprocess", num_cpus: int = 2) -> dict:
     from federation.config import FederatedConfig
     from federation.partners import partner_folders

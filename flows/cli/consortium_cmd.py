@@ -115,7 +115,7 @@ def consortium_run(
     rounds: int = typer.Option(5, "--rounds", min=1),
     local_epochs: int = typer.Option(2, "--local-epochs", min=1),
     strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | fedprox | fedadam | fedmedian | trimmed | krum | multikrum | bulyan"),
-    heads: str = typer.Option("private", "--heads", help="private (MELLODDY) | shared"),
+    heads: str = typer.Option("auto", "--heads", help="auto (default: shared heads, the whole net averaged; private under --secagg / DP or when an endpoint has no public target scale) | private (MELLODDY: only the trunk travels) | shared"),
     hidden: str = typer.Option("512", "--hidden", help="Trunk layer widths, comma-separated."),
     min_partners: int | None = typer.Option(None, "--min-partners", help="Fewest partners the run and each round need (default: the --quorum share of the registered)."),
     quorum: float = typer.Option(2 / 3, "--quorum", help="Share of the registered partners the run and each round need without --min-partners."),

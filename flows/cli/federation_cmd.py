@@ -21,7 +21,7 @@ def federate(
     partners: int = typer.Option(20, "--partners", help="Number of partners when partitioning."),
     rounds: int = typer.Option(5, "--rounds", help="Federated rounds."),
     strategy: str = typer.Option("fedavg", "--strategy", help="fedavg | fedprox | fedadam | fedmedian | trimmed | krum | multikrum | bulyan (the robust ones are Flower's, after the norm check)"),
-    heads: str = typer.Option("private", "--heads", help="private (MELLODDY: only the trunk travels) | shared"),
+    heads: str = typer.Option("auto", "--heads", help="auto (default: shared heads, the whole net averaged; private under --secagg / DP or when an endpoint has no public target scale) | private (MELLODDY: only the trunk travels) | shared"),
     secagg: bool = typer.Option(False, "--secagg", help="Secure aggregation (SecAgg+, Flower's legacy API path)."),
     dp_clip: float | None = typer.Option(None, "--dp-clip", help="DP: client-side clipping norm."),
     dp_noise: float | None = typer.Option(None, "--dp-noise", help="DP: Gaussian noise multiplier."),

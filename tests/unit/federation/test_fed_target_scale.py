@@ -111,3 +111,55 @@ def test_a_federated_bundle_predicts_a_log_trained_endpoint_in_the_catalog_unit(
     assert (unit["VDss_Lombardo"] > 0).all()
     k = bundle.task_names.index("Caco2_Wang")
     np.testing.assert_allclose(unit["Caco2_Wang"].to_numpy(float), model[:, k], rtol=1e-9)
+
+
+def test_a_default_federation_falls_back_to_private_heads_for_an_unscaled_endpoint(tmp_path):
+    """The same consortium assay under the default heads: the run goes on with private heads (each
+    partner scales its own targets), and the report says why."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    caco = _embedded_rows("Caco2_Wang").head(240)
+    table = pd.DataFrame({"smiles": caco["smiles"].to_numpy(), "endpoint": "my_assay",
+                          "value": np.linspace(1.0, 50.0, len(caco)), "unit": "uM"})
+    path = tmp_path / "custom.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["federate", "--data", str(path), "--partners", "2", "--rounds", "1",
+                                      "--hidden", "32", "--engine", "inprocess", "--no-baselines",
+                                      "--min-endpoint-rows", "0", "--no-approved-context", "--out", str(out)])
+    assert result.exit_code == 0, result.stdout + (result.stderr or "")
+    outcome = json.loads(next(out.rglob(RESULT_FILE)).read_text())
+    assert outcome["heads"] == "private"
+    assert "my_assay" in outcome["heads_note"] and "fell back" in outcome["heads_note"]
+    assert json.loads((out / "config.json").read_text())["heads"] == "private"
+    assert "my_assay" in (out / "report.md").read_text()
+
+
+def test_default_heads_follow_the_privacy_mode_and_the_strategy():
+    """auto: shared in plain FedAvg; private under SecAgg+, DP, or a robust (non-mean) rule; an explicit
+    choice is kept (and SecAgg+ with explicit shared heads is refused, not silently changed)."""
+    from federation import stages
+
+    def heads(**kw):
+        return FederatedConfig(out_dir="run", **kw).heads
+
+    assert heads() == "shared" and heads(strategy="fedprox") == "shared"
+    assert heads(secagg=True) == "private" and heads(dp_clip=1.0, dp_noise=0.5) == "private"
+    assert heads(strategy="fedmedian") == "private" and heads(strategy="krum") == "private"
+    assert heads(heads="private") == "private"
+    with pytest.raises(InputError, match="SecAgg"):
+        FederatedConfig(out_dir="run", heads="shared", secagg=True)
+    # the fallback only applies to the default: explicit shared heads keep the one clear error
+    unscaled = [TaskSpec("my_assay", "regression", "uM"), TaskSpec("Caco2_Wang", "regression")]
+    explicit = FederatedConfig(out_dir="run", heads="shared")
+    with pytest.raises(InputError, match="my_assay"):
+        stages.settle_heads(explicit, unscaled)
+    default = FederatedConfig(out_dir="run")
+    stages.settle_heads(default, unscaled[1:])
+    assert default.heads == "shared"
+    stages.settle_heads(default, unscaled)
+    assert default.heads == "private" and "my_assay" in default.heads_note
