@@ -118,7 +118,7 @@ def _check_common(outcome, grid, shapes, train_reply):
 @pytest.fixture(scope="module")
 def plain(small):
     """The plain (no SecAgg+, no DP) private-heads run, shared by the tests that compare with it."""
-    return _run(small, "plain")
+    return _run(small, "plain", heads="private")
 
 
 def _global_dtypes(out) -> dict[str, str]:
@@ -135,9 +135,11 @@ def test_plain_private_heads_sends_trunk_scalars_and_names_only(plain):
 
 
 def test_shared_heads_adds_heads_and_label_counts_but_no_label_moments(small):
-    """Shared heads: the heads and per-endpoint label counts travel; the target scale is the operator's
-    (public data), so the statistics reply is the private-heads one: no label sums leave the node."""
-    outcome, grid, shapes = _run(small, "shared", heads="shared")
+    """Shared heads, the default of a plain run (no ``heads`` given): the heads and per-endpoint label
+    counts travel; the target scale is the operator's (public data), so the statistics reply is the
+    private-heads one: no label sums leave the node."""
+    outcome, grid, shapes = _run(small, "shared")
+    assert outcome["heads"] == "shared" and outcome["heads_note"] == "default: shared heads"
     assert any(k.startswith("head.") for k in shapes) and any(k.startswith("trunk.") for k in shapes)
 
     def train(own):  # label counts per own endpoint weight the shared heads
@@ -149,7 +151,7 @@ def test_shared_heads_adds_heads_and_label_counts_but_no_label_moments(small):
 
 def test_moments_scaling_sends_every_partner_moment(small):
     """The older mode (plain only): feature-length and endpoint-length sums leave every node."""
-    outcome, grid, shapes = _run(small, "moments", scaling="moments")
+    outcome, grid, shapes = _run(small, "moments", scaling="moments", heads="private")
     n_features = shapes["trunk.0"][1]
 
     def stats(n):
