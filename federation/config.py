@@ -44,6 +44,16 @@ def resolve_blend_rule(rule: str | None, choosing_options: bool) -> str:
     return rule or ("endpoint" if choosing_options else "equal")
 
 
+def default_heads(strategy: str, secagg: bool = False, dp: bool = False) -> tuple[str, str]:
+    """What ``heads="auto"`` means before the task list is known: ``(mode, why)``. Private under SecAgg+
+    (it sums the trunk only), DP, or a robust (non-mean) rule; else shared."""
+    robust = strategy in STRATEGIES and STRATEGIES.get(strategy).method != "mean"
+    if secagg or dp or robust:
+        why = "SecAgg+" if secagg else "DP" if dp else f"--strategy {strategy}"
+        return "private", f"default under {why}: private heads (only the trunk leaves a node)"
+    return "shared", "default: shared heads"
+
+
 @dataclass(slots=True)
 class FederatedConfig:
     """Everything a federated run needs; validated once in ``__post_init__``."""
@@ -217,13 +227,7 @@ class FederatedConfig:
         self.poison_partners = tuple(self.poison_partners)
         if self.heads == HEADS_AUTO:
             self.heads_auto = True
-            robust = self.strategy in STRATEGIES and STRATEGIES.get(self.strategy).method != "mean"
-            if self.secagg or self.dp_clip is not None or robust:
-                why = "SecAgg+" if self.secagg else "DP" if self.dp_clip is not None else f"--strategy {self.strategy}"
-                self.heads = "private"
-                self.heads_note = f"default under {why}: private heads (only the trunk leaves a node)"
-            else:
-                self.heads, self.heads_note = "shared", "default: shared heads"
+            self.heads, self.heads_note = default_heads(self.strategy, self.secagg, self.dp_clip is not None)
         elif not self.heads_note:
             self.heads_note = f"{self.heads} heads, set by the operator"
         problems = []

@@ -179,7 +179,7 @@ def _federation_stage(cfg: DemoConfig, result: DemoResult) -> dict:
 
     out = federated_training_flow(out_dir=str(cfg.out_dir), partners_dir=str(cfg.out_dir / "partners"),
                                   n_partners=cfg.n_partners, rounds=cfg.rounds, local_epochs=cfg.local_epochs,
-                                  heads="shared", hidden=cfg.hidden, seed=cfg.seed, baselines=cfg.baselines,
+                                  hidden=cfg.hidden, seed=cfg.seed, baselines=cfg.baselines,
                                   num_cpus=cfg.num_cpus, featurizer=cfg.featurizer,
                                   solo_ensemble=cfg.solo_ensemble, pooled_reference=cfg.pooled_reference)
     table_path = Path(out["partner_table"])

@@ -76,7 +76,7 @@ def _describe(p: dict) -> str:
       "Flower federation, and report local-only vs federated vs pooled per partner.",
       flow_run_name=run_names.namer(_describe))
 def federated_training_flow(out_dir: str, partners_dir: str | None = None, n_partners: int = 20,
-                            rounds: int = 5, local_epochs: int = 2, heads: str = "shared",
+                            rounds: int = 5, local_epochs: int = 2, heads: str = "auto",
                             strategy: str = "fedavg", hidden: tuple[int, ...] = (512,),
                             endpoints: tuple[str, ...] | None = None, alpha: float = 0.5, seed: int = 0,
                             baselines: bool = True, num_cpus: int = 2,
@@ -85,11 +85,15 @@ def federated_training_flow(out_dir: str, partners_dir: str | None = None, n_par
     from flows.logs import project_loggers_at
 
     project_loggers_at(logging.INFO)  # a served run is a fresh process: INFO lines would be dropped
+    # the run's tag names the mode "auto" gives (a fallback for unscaled endpoints is in the report)
+    from federation.config import HEADS_AUTO, default_heads
+
+    head_tag = default_heads(strategy)[0] if heads == HEADS_AUTO else heads
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run_names.tag_run(run_names.standard_tags(
         "federated-training", partners=run_names.partner_set(partners_dir, n_partners),
-        strategy=strategy, heads=heads, model=featurizer, rounds=rounds))
+        strategy=strategy, heads=head_tag, model=featurizer, rounds=rounds))
     if partners_dir is None:
         partition_task(out / "partners", n_partners, alpha, seed, endpoints)
         partners_dir = str(out / "partners")
