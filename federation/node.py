@@ -56,6 +56,9 @@ class Node:
     data_settings: NodeDataSettings | None = None
     """How this node prepares its table (consortium catalog, mapping file, fold secret); None: a
     simulated partner (the partition's ``catalog.json``, the public simulation fold key)."""
+    private_heads_only: bool = False
+    """``node start --private-heads-only``: the partner's heads never leave it; a message of a
+    shared-heads run is refused (an audited error reply)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -84,7 +87,8 @@ def resolve_node(context: Context) -> Node:
             endpoint_map_path=Path(str(nc["endpoint-map"])) if nc.get("endpoint-map") else None,
             fold_secret_path=Path(str(nc["fold-secret-file"])) if nc.get("fold-secret-file") else None,
         )
-        return Node(partner, data_path, work, cache, audit, cfg, settings)
+        only_private = bool(int(nc.get("private-heads-only", 0) or 0))
+        return Node(partner, data_path, work, cache, audit, cfg, settings, only_private)
     if cfg.partners_dir is None:
         raise InputError("no partner data: set node config data-path (or partners-dir in the run config)")
     from federation import task
@@ -127,9 +131,20 @@ def check_catalog(node: Node, cfg: ConfigRecord) -> None:
                          "the operator's catalog.json (node start --catalog)")
 
 
+def check_heads(node: Node, cfg: ConfigRecord) -> None:
+    """Refuse (an error reply, audited; nothing prepared or sent) a shared-heads message on a node
+    started with ``--private-heads-only``."""
+    if node.private_heads_only and str(cfg.get("heads", "private")) == "shared":
+        raise InputError(f"{node.partner}: this node keeps its heads private (node start --private-heads-only) "
+                         "and the run uses shared heads; not taking part. The operator can run with "
+                         "--heads private")
+
+
 def load_data(node: Node, cfg: ConfigRecord) -> task.PartnerData:
-    """The partner's featurized data (cached in its work folder), once the run's catalog is checked."""
+    """The partner's featurized data (cached in its work folder), once the run's catalog and head mode
+    are checked."""
     check_catalog(node, cfg)
+    check_heads(node, cfg)
     import torch
 
     from federation import task

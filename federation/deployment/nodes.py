@@ -85,6 +85,8 @@ class SuperNodeSpec:
     """A file of further FAB hashes this node runs (the consortium app's hash is always approved)."""
     extra_approved: tuple[str, ...] = ()
     """More approved FAB hashes (tests approve their fixture app this way)."""
+    private_heads_only: bool = False
+    """Refuse shared-heads runs: this partner's heads never leave its node (``node start --private-heads-only``)."""
     share_counts: bool = False
     """Send the consortium this node's accepted / rejected row counts per reason (stats stage; off by default)."""
     warm_clientapp: bool = False
@@ -169,6 +171,8 @@ def _node_config_arg(spec: SuperNodeSpec) -> str:
     ]
     if spec.share_counts:
         pairs.append(("share-counts", 1))
+    if spec.private_heads_only:
+        pairs.append(("private-heads-only", 1))
     settings = spec.data_settings
     if settings is not None:
         for key, path in (("catalog", settings.catalog_path), ("endpoint-map", settings.endpoint_map_path),

@@ -344,6 +344,10 @@ def node_start(
     share_counts: bool = typer.Option(False, "--share-counts",
                                       help="Send the consortium this table's accepted / rejected row counts per "
                                            "reason (counts only; off by default; docs/PRIVACY.md)."),
+    private_heads_only: bool = typer.Option(False, "--private-heads-only",
+                                            help="Keep this partner's task heads on the node whatever the run "
+                                                 "asks: a shared-heads run (the plain-mode default) is refused "
+                                                 "with an audited error reply (docs/PRIVACY.md)."),
     warm_clientapp: bool = typer.Option(False, "--warm-clientapp",
                                         help="Run each message's ClientApp as a fork of one pre-imported process "
                                              "(no interpreter start and imports per message; see docs/FEDERATION.md, "
@@ -367,7 +371,8 @@ def node_start(
                          data_path=data.resolve(), run_dir=run_dir.resolve(), runtime_port=port,
                          data_settings=settings, audit_dir=audit_dir.resolve() if audit_dir else None,
                          approved_apps=approved_apps.resolve() if approved_apps else None,
-                         warm_clientapp=warm_clientapp, share_counts=share_counts)
+                         warm_clientapp=warm_clientapp, share_counts=share_counts,
+                         private_heads_only=private_heads_only)
     prepared_dir = node_work_dir(spec) / "prepared"
     with console.status("preparing the table (standardize, validate, convert, aggregate)..."):
         prep = prepare_node_data(spec.data_path, prepared_dir, settings)

@@ -33,9 +33,9 @@ def partner(tmp_path_factory):
     return root, sorted(p for p in partners_dir.iterdir() if p.is_dir())[0]
 
 
-def _stats(root, folder, catalog_path, name, **extra):
+def _stats(root, folder, catalog_path, name, heads="auto", **extra):
     published = EndpointCatalog.embedded()
-    cfg = FederatedConfig(out_dir=root / f"out_{name}", n_partners=2, catalog_sha256=published.sha256)
+    cfg = FederatedConfig(out_dir=root / f"out_{name}", n_partners=2, catalog_sha256=published.sha256, heads=heads)
     grid = SequentialGrid(client_app, 1, cfg.to_run_config())
     node_config = {"data-path": str(folder), "partner-id": folder.name, "work-dir": str(root / f"work_{name}"),
                    "audit-dir": str(root / f"audit_{name}"), "catalog": str(catalog_path), **extra}
@@ -86,3 +86,18 @@ def test_a_partner_that_opts_in_sends_its_preparation_counts_and_nothing_more(pa
         f"rejected.{r}": n for r, n in summary["rejected_by_reason"].items()}
     assert all(isinstance(v, int) for v in counts.values())
     assert audit[-1]["configs"]["shared-counts"] == {k: "int" for k in counts}  # audited like every field
+
+
+def test_a_private_heads_only_node_refuses_a_shared_heads_run_and_audits_it(partner):
+    """``node start --private-heads-only``: the default plain run (shared heads) is refused before the
+    node prepares anything; the same node answers a private-heads run."""
+    root, folder = partner
+    same = EndpointCatalog.embedded().write(root / "catalog.json")
+    reply, audit, _ = _stats(root, folder, same, "only_private", **{"private-heads-only": 1})
+    assert reply.has_error() and "--private-heads-only" in reply.error.reason
+    assert "--heads private" in reply.error.reason and "/" not in reply.error.reason.replace("--", "")
+    assert audit[-1]["message_type"] == "query.stats" and "shared heads" in audit[-1]["error"]
+    assert not (root / "work_only_private" / "prepared").exists()
+    reply, audit, _ = _stats(root, folder, same, "only_private_ok", heads="private", **{"private-heads-only": 1})
+    assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
+    assert reply.content["metrics"]["num-examples"] > 0
