@@ -26,8 +26,9 @@ SCALING_MODES = ("public", "moments")
 #: SecAgg+ with 2 partners: each can subtract its own update from the sum and read the other's.
 SECAGG_MIN_PARTNERS = 3
 HEAD_MODES = ("private", "shared")
-#: ``heads="auto"`` (the default): shared heads in plain mode, private heads under SecAgg+ or DP, and
-#: private heads when an endpoint has no public target scale (``federation.stages.settle_heads``).
+#: ``heads="auto"`` (the default): shared heads in plain mode with a mean rule, private heads under SecAgg+,
+#: DP or a robust rule (``default_heads``), and private heads when an endpoint has no public target scale
+#: (``federation.stages.settle_heads``).
 HEADS_AUTO = "auto"
 #: Federated trees' round defaults (``federation.trees.TreeSettings`` reads them from here: one source).
 TREE_ROUNDS, TREE_PATIENCE = 30, 5
