@@ -36,7 +36,7 @@ from flwr.serverapp.exception import PrivacyBudgetExhausted
 from federation.config import FederatedConfig
 from federation.dp import ACCOUNTING, AccountedClientSideDP
 from federation.metered_grid import MeteredGrid
-from federation.stages import RESULT_FILE, finish_run, setup_run
+from federation.stages import RESULT_FILE, finish_run, resume_arrays, setup_run
 from federation.strategy import make_strategy, numpy_to_record, record_to_numpy
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,8 @@ def _earlier_best(setup, cfg: FederatedConfig, token: str) -> list:
     earlier = setup.checkpointer.best() if cfg.keep_best_round and setup.offset > 0 else None
     if earlier is None or earlier.meta.get("run-token") != token or earlier.round > setup.offset:
         return [None, math.inf, 0]
-    return [numpy_to_record(earlier.arrays), float(earlier.meta["valid_loss"]), earlier.round]
+    arrays = resume_arrays(earlier.arrays, setup.arrays, cfg.heads)  # shared heads: the task list may differ
+    return [numpy_to_record(arrays), float(earlier.meta["valid_loss"]), earlier.round]
 
 
 def make_server_app(progress: Progress | None = None, on_evaluate: OnEvaluate | None = None) -> ServerApp:

@@ -203,6 +203,28 @@ class RunSetup:
     """Data-preparation counts of the partners that opted in (``node start --share-counts``)."""
 
 
+def resume_arrays(saved: dict[str, np.ndarray], fresh: dict[str, np.ndarray], heads: str) -> dict[str, np.ndarray]:
+    """The global arrays a resumed run starts from. The trunk must be the checkpoint's, key for key and
+    shape for shape. Under shared heads the partners who answer the resumed run's statistics stage may
+    measure other endpoints than before (a site that crashed holds the only labels of one): the heads
+    of endpoints still in the task list come from the checkpoint, those new to it start fresh, and
+    those no partner measures any more are dropped (logged). Private heads: the global model is the
+    trunk alone, so it must match exactly."""
+    if list(saved) == list(fresh) and all(saved[k].shape == fresh[k].shape for k in fresh):
+        return saved
+    trunk = [k for k in fresh if k.startswith(modelio.TRUNK_PREFIX)]
+    same_trunk = ([k for k in saved if k.startswith(modelio.TRUNK_PREFIX)] == trunk
+                  and all(saved[k].shape == fresh[k].shape for k in trunk))
+    if heads != "shared" or not same_trunk:
+        raise InputError("checkpoint does not match this run's model (different tasks or architecture)")
+    kept = [k for k in fresh if k in saved and saved[k].shape == fresh[k].shape]
+    dropped = sorted(k for k in saved if k not in fresh)
+    log.info("resume: shared heads of the checkpoint kept for %d array(s); %d new head array(s) start fresh, "
+             "%d dropped (endpoints no answering partner measures)", len(kept) - len(trunk),
+             len(fresh) - len(kept), len(dropped))
+    return {k: saved[k] if k in kept else fresh[k] for k in fresh}
+
+
 def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
     """Wait for partners, run the statistics stage, build (or resume) the global model."""
     out = Path(cfg.out_dir)
@@ -235,9 +257,7 @@ def setup_run(grid: Grid, cfg: FederatedConfig) -> RunSetup:
     if cfg.resume:
         ckpt = checkpointer.latest()
         if ckpt is not None:
-            if list(ckpt.arrays) != list(arrays):
-                raise InputError("checkpoint does not match this run's model (different tasks or architecture)")
-            arrays, offset = ckpt.arrays, ckpt.round
+            arrays, offset = resume_arrays(ckpt.arrays, arrays, cfg.heads), ckpt.round
             run_token = str(ckpt.meta.get("run-token", run_token))
             history = [r for r in ckpt.meta.get("round_log", []) if int(r.get("round", 0)) <= offset]
             history_rejections = [r for r in ckpt.meta.get("rejections", []) if int(r.get("round", 0)) <= offset]

@@ -45,8 +45,10 @@ def nodes(tmp_path_factory):
 @pytest.fixture(scope="module")
 def admet_run(nodes):
     cons, root = nodes
+    # MELLODDY mode, asked for: this module checks that only the trunk travels (the plain default is
+    # shared heads; test_deployment_admet_dropout.py runs the default on the same engine)
     cfg = FederatedConfig(out_dir=root / "out", n_partners=3, rounds=2, local_epochs=1, hidden=(32,),
-                          min_partners=3, baselines=False, seed=0)
+                          min_partners=3, baselines=False, seed=0, heads="private")
     lines: list[str] = []
     result = run_admet_on_consortium(cons.run_dir, cfg, timeout=900, on_line=lines.append)
     return result, cons, lines

@@ -77,6 +77,10 @@ def test_crashed_site_is_named_and_the_run_resumes_from_its_checkpoint(tmp_path)
         assert sorted(resumed.report["round_log"][0]["accepted"]) == PARTNERS
         assert sorted(resumed.report["round_log"][-1]["accepted"]) == ["partner_00", "partner_01"]
         assert json.loads(latest.read_text())["round"] == 3
+        # the default heads (shared, plain mode) travelled: the checkpoint holds the heads of the
+        # endpoints the two remaining partners measure
+        assert first.report["heads"] == resumed.report["heads"] == "shared"
+        assert any(k.startswith("head.") for k in json.loads(latest.read_text())["keys"])
     finally:
         leftovers = cons.close()
         assert not leftovers, f"processes left running: {leftovers}"
