@@ -104,7 +104,10 @@ def test_message_api_round_trip_with_a_nan_partner(consortium):
 def test_resume_continues_and_fedavg_is_the_weighted_mean_of_what_arrived(consortium):
     root, partners_dir, cache = consortium
     out = root / "resume"
-    first = FederatedConfig(out_dir=out, partners_dir=partners_dir, cache_dir=cache, **{**SLICE, "rounds": 1})
+    # private heads, asked for: every array is then weighted by num-examples (shared heads weight each
+    # head by its partner's label count; test_message_api_round_trip_with_a_nan_partner runs those)
+    first = FederatedConfig(out_dir=out, partners_dir=partners_dir, cache_dir=cache, heads="private",
+                            **{**SLICE, "rounds": 1})
     outcome, grid = _run(first, partners_dir)
     # without DP the new global model is exactly the num-examples-weighted mean of the accepted replies
     (received,) = grid.train_replies()
@@ -118,7 +121,8 @@ def test_resume_continues_and_fedavg_is_the_weighted_mean_of_what_arrived(consor
     global_1 = _flat(_checkpoint(out, 1), keys)
     assert np.abs(global_1 - weights @ stack / weights.sum()).max() < 1e-6
     assert np.abs(global_1 - stack.mean(0)).max() > 1e-4  # the weights matter (so the check can fail)
-    again = FederatedConfig(out_dir=out, partners_dir=partners_dir, cache_dir=cache, resume=True, **SLICE)
+    again = FederatedConfig(out_dir=out, partners_dir=partners_dir, cache_dir=cache, resume=True, heads="private",
+                            **SLICE)
     outcome, _ = _run(again, partners_dir)
     assert outcome["resumed_from"] == 1
     assert [r["round"] for r in outcome["round_log"]] == [1, 2]  # the resumed run keeps round 1's history
@@ -153,7 +157,7 @@ def test_an_earlier_round_is_kept_when_later_rounds_are_worse(consortium):
     root, partners_dir, cache = consortium
     out = root / "ascent"
     cfg = FederatedConfig(out_dir=out, partners_dir=partners_dir, cache_dir=cache, validate_norms=False,
-                          poison_partners=tuple(f"partner_0{i}" for i in range(4)), poison_scale=5.0,
+                          heads="private", poison_partners=tuple(f"partner_0{i}" for i in range(4)), poison_scale=5.0,
                           **{**SLICE, "rounds": 3})
     outcome, grid = _run(cfg, partners_dir)
     losses = {r["round"]: r["valid_loss"] for r in outcome["round_log"]}
