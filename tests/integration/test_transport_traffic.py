@@ -35,7 +35,7 @@ def outcomes(tmp_path_factory):
     out = {}
     for mode in ("plain", "secagg"):
         cfg = FederatedConfig(out_dir=root / mode, partners_dir=partners_dir, cache_dir=root / "cache",
-                              secagg=(mode == "secagg"), **SLICE)
+                              secagg=(mode == "secagg"), heads="private", **SLICE)  # same arrays in both modes
         run_config = run_config_for(cfg, partners_dir)
         grid = SequentialGrid(client_app, N, run_config)
         if mode == "plain":  # the first partner opts in to sharing its preparation counts
