@@ -1,5 +1,5 @@
-"""Federated tuning: each trial is a short run of the project's Flower app (FedAvg strategy, private
-heads) over real partner folders, reported round by round; a hopeless trial is pruned on the
+"""Federated tuning: each trial is a short run of the project's Flower app (FedAvg strategy, the default
+heads: shared in plain mode) over real partner folders, reported round by round; a hopeless trial is pruned on the
 per-round federated validation loss; the tuned values build the ``FederatedConfig`` of a run."""
 
 from __future__ import annotations
@@ -48,17 +48,17 @@ def test_federated_trials_report_each_round_and_hopeless_ones_are_pruned(partner
     assert pruned[0].params["lr"] == pytest.approx(1e-7)
     assert sorted(done[0].intermediate_values) == [1, 2, 3]  # one report per federated round
     assert np.isfinite(study.best_value)
-    # the trials ran the app's strategy with private heads: the server's round log names the partners
+    # the trials ran the app's strategy with the default heads (shared in plain FedAvg, so no node keeps
+    # a private heads file): the server's round log names the partners
     result = json.loads((tmp_path / "w" / "federation_result.json").read_text())
-    assert result["strategy"] == "fedavg" and result["heads"] == "private"
+    assert result["strategy"] == "fedavg" and result["heads"] == "shared"
     assert all(len(r["accepted"]) + len(r["rejected"]) == 3 for r in result["round_log"])
-    assert {p.name for p in (tmp_path / "w" / "nodes").iterdir() if (p / "private_heads.npz").exists()} == \
-        {"partner_00", "partner_01", "partner_02"}
+    assert not list((tmp_path / "w" / "nodes").glob("*/private_heads.npz"))
     # partner data featurized once for the featurizer, shared by all trials
     assert len(list((tmp_path / "w" / "nodes").glob("*/partner_arrays_*.npz"))) == 3
     # the best trial's values are a FederatedConfig for `fedadmet federate`
     best = study.best_trial
-    assert best.user_attrs["federated_config"]["heads"] == "private"
+    assert best.user_attrs["federated_config"]["heads"] == "shared"
     cfg = federated_config_for(ModelConfig(**best.user_attrs["model_config"]), out_dir=tmp_path / "run")
     assert cfg.hidden == (64,) and cfg.lr == pytest.approx(3e-3) and cfg.featurizer == "morgan_count"
 
