@@ -24,6 +24,16 @@ def _embedded_rows(endpoint: str) -> pd.DataFrame:
     return frame[frame["endpoint"] == endpoint]
 
 
+def _unscaled_assay_table(tmp_path):
+    """A consortium assay the embedded data does not measure (``my_assay``, uM) on 240 public molecules."""
+    caco = _embedded_rows("Caco2_Wang").head(240)
+    table = pd.DataFrame({"smiles": caco["smiles"].to_numpy(), "endpoint": "my_assay",
+                          "value": np.linspace(1.0, 50.0, len(caco)), "unit": "uM"})
+    path = tmp_path / "custom.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
 def test_public_target_scale_is_the_log_scale_of_the_public_training_rows():
     tasks = [TaskSpec("VDss_Lombardo", "regression", "L/kg", transform="log10"),
              TaskSpec("AMES", "classification", "binary"), TaskSpec("Caco2_Wang", "regression")]
@@ -73,11 +83,7 @@ def test_federate_with_shared_heads_refuses_an_unscaled_endpoint_before_any_roun
 
     from flows.cli import app
 
-    caco = _embedded_rows("Caco2_Wang").head(240)
-    table = pd.DataFrame({"smiles": caco["smiles"].to_numpy(), "endpoint": "my_assay",
-                          "value": np.linspace(1.0, 50.0, len(caco)), "unit": "uM"})
-    path = tmp_path / "custom.csv"
-    table.to_csv(path, index=False)
+    path = _unscaled_assay_table(tmp_path)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["federate", "--data", str(path), "--partners", "2", "--rounds", "1",
                                       "--heads", "shared", "--engine", "inprocess", "--no-baselines",
@@ -122,11 +128,7 @@ def test_a_default_federation_falls_back_to_private_heads_for_an_unscaled_endpoi
 
     from flows.cli import app
 
-    caco = _embedded_rows("Caco2_Wang").head(240)
-    table = pd.DataFrame({"smiles": caco["smiles"].to_numpy(), "endpoint": "my_assay",
-                          "value": np.linspace(1.0, 50.0, len(caco)), "unit": "uM"})
-    path = tmp_path / "custom.csv"
-    table.to_csv(path, index=False)
+    path = _unscaled_assay_table(tmp_path)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["federate", "--data", str(path), "--partners", "2", "--rounds", "1",
                                       "--hidden", "32", "--engine", "inprocess", "--no-baselines",
