@@ -289,11 +289,15 @@ class ApplicabilityDomain:
         for start in range(0, len(bits), block):
             chunk = bits[start:start + block]
             q = _bits_to_csr(chunk)
-            inter = np.asarray(q @ dense, dtype=np.float32)
+            # in place on the block's one float32 array (no second and third block-sized array); the
+            # same float32 operations in the same order as computing union and sim separately
+            sim = np.asarray(q @ dense, dtype=np.float32)  # shared on-bits
             qc = np.array([len(b) if b is not None else 0 for b in chunk], dtype=np.float32)
-            union = qc[:, None] + counts[None, :] - inter
-            sim = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-            top = np.partition(sim, sim.shape[1] - k, axis=1)[:, -k:]
+            union = qc[:, None] + counts[None, :]
+            union -= sim
+            np.divide(sim, union, out=sim, where=union > 0)  # union 0 only where both are empty: sim 0
+            sim.partition(sim.shape[1] - k, axis=1)
+            top = sim[:, -k:]
             valid = np.array([b is not None for b in chunk])
             best_out[start:start + len(chunk)] = np.where(valid, top.max(axis=1), np.nan)
             knn_out[start:start + len(chunk)] = np.where(valid, top.mean(axis=1), np.nan)

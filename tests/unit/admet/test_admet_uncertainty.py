@@ -9,7 +9,7 @@ from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
 from admet.conformal import ConformalRegressor, ProbabilityCalibrator, conformal_quantile
-from admet.domain import ApplicabilityDomain
+from admet.domain import KNN, ApplicabilityDomain, morgan_on_bits
 
 
 def test_conformal_quantile_is_the_finite_sample_rank():
@@ -77,14 +77,17 @@ def test_domain_similarity_equals_rdkit_tanimoto_and_flags_outliers():
     ad = ApplicabilityDomain.fit(train, cal, percentile=5)
     queries = ["CCOc1ccccc1C(=O)N", "CCCCCCCCCCCCCCCCCC(=O)O", "not a smiles", "c1ccc2[nH]ccc2c1C"]
     sim = ad.max_similarity(queries)
+    _, knn = ad.similarities_bits(morgan_on_bits(queries))
     gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
     ref = [gen.GetFingerprint(Chem.MolFromSmiles(s)) for s in train]
-    for q, s in zip(queries, sim):
+    for q, s, m in zip(queries, sim, knn):
         mol = Chem.MolFromSmiles(q)
         if mol is None:
-            assert np.isnan(s)
+            assert np.isnan(s) and np.isnan(m)
             continue
-        assert s == pytest.approx(max(DataStructs.BulkTanimotoSimilarity(gen.GetFingerprint(mol), ref)), abs=1e-6)
+        tanimoto = sorted(DataStructs.BulkTanimotoSimilarity(gen.GetFingerprint(mol), ref))
+        assert s == pytest.approx(tanimoto[-1], abs=1e-6)
+        assert m == pytest.approx(np.mean(tanimoto[-KNN:]), abs=1e-6)  # mean of the KNN nearest
     assert sim[0] == pytest.approx(1.0)
     flags = ad.in_domain(sim)
     assert flags[0] and not flags[1]
