@@ -4,6 +4,7 @@
     .venv/bin/python bench/admet_throughput.py --quick          # 500 molecules, no stream, no ADMET-AI
     .venv/bin/python bench/admet_throughput.py --n 2000 --stream-n 0
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/admet_throughput.py --predict-path   # issue 9
+    OMP_NUM_THREADS=1 .venv/bin/python bench/admet_throughput.py --stages BUNDLE [BUNDLE ...]  # CPU per stage
 
 fedadmet: ``admet.predict.predict_file`` (read, standardize, featurize, every endpoint with ensemble
 spread, conformal interval, applicability-domain flag and approved-drug percentile, written to
@@ -307,6 +308,105 @@ def predict_path(bundle_dir: Path, n: int, repeats: int, out_name: str) -> int:
     return 0 if all(r["outputs_identical"] for r in results.values()) else 1
 
 
+def bundle_recipe(bundle_dir: Path) -> dict:
+    """What a bundle is (family, members, features, endpoints) and its own held-out quality on the
+    catalog's test fold (mean Spearman over regression endpoints, mean AUROC over binary ones), read
+    from the bundle's ``config.json`` / ``metrics.json``: context for a speed table, never a choice."""
+    import numpy as np
+
+    config = json.loads((bundle_dir / "config.json").read_text())
+    test = json.loads((bundle_dir / "metrics.json").read_text()).get("test", {})
+    spearman = [m["spearman"] for m in test.values() if m.get("spearman") is not None]
+    auroc = [m["auroc"] for m in test.values() if m.get("auroc") is not None]
+    return {"model": config.get("model"), "ensemble": config.get("ensemble"),
+            "featurizer": config.get("featurizer"), "endpoints": len(test),
+            "test_mean_spearman": float(np.mean(spearman)) if spearman else None,
+            "test_mean_auroc": float(np.mean(auroc)) if auroc else None,
+            "regression_endpoints": len(spearman), "binary_endpoints": len(auroc)}
+
+
+def _cpu_ms(fn, n: int) -> float:
+    """CPU milliseconds per molecule of ``fn()`` over ``n`` molecules, fastest of two runs."""
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return 1000 * best / n
+
+
+def _stage_costs(bundle_dir: Path, smiles: list[str], table: Path) -> dict[str, float]:
+    from admet.bundle import load_bundle
+    from admet.predict import predict_file
+    from admet.prediction_inputs import featurize_for_prediction
+    from pipelines.featurize.base import get_featurizer, parse_spec
+    from pipelines.standardize import parse_smiles
+
+    n = len(smiles)
+    bundle = load_bundle(bundle_dir)
+    spec = bundle.featurizer_spec
+    out = WORK / "stages_out.parquet"
+
+    def run_file():
+        predict_file(bundle_dir, table, out, chunk_size=1000, n_jobs=1, bundle=bundle)
+
+    run_file()  # warm-up: imports, first-call costs, the domain's unpacked reference
+    costs = {}
+    def parse_each(featurizer=None):
+        # one molecule at a time, as the predict path does (rdkit2d over a list of 1,000 molecules
+        # parsed up front measured about 1.4x slower here than parsing and featurizing each in turn)
+        for text in smiles:
+            mol, _ = parse_smiles(text)
+            if featurizer is not None and mol is not None:
+                featurizer.featurize_mol(mol)
+
+    costs["parse"] = _cpu_ms(parse_each, n)
+    for name in parse_spec(spec):
+        costs[f"parse+{name}"] = _cpu_ms(lambda f=get_featurizer(name): parse_each(f), n)
+    prepared = featurize_for_prediction(smiles, spec)
+    costs["featurize_for_prediction"] = _cpu_ms(lambda: featurize_for_prediction(smiles, spec), n)
+    costs["predict_inputs"] = _cpu_ms(lambda: bundle.predict_inputs(smiles, prepared), n)
+    costs["predict_file"] = _cpu_ms(run_file, n)
+    return costs
+
+
+def stages(bundle_dirs: list[Path], n: int, out_name: str) -> int:
+    """CPU milliseconds per molecule of each prediction stage, one process, one thread, first ``n``
+    MOSES molecules: each featurizer alone on parsed molecules, the whole per-molecule preparation
+    (``featurize_for_prediction``: parse, features, domain inputs, physchem), the model + domain +
+    intervals (``predict_inputs``) and ``predict_file`` end to end; fastest of two repeats."""
+    import torch
+
+    from pipelines.featurize.base import parse_spec
+
+    torch.set_num_threads(1)
+    lib = write_library(n, WORK / f"moses_{n}.smi")
+    smiles = [line.strip() for line in open(lib)]
+    table = WORK / f"stages_{n}.smi"
+    table.write_text("smiles\n" + "\n".join(smiles) + "\n")
+    results, rows = {}, []
+    for bundle_dir in bundle_dirs:
+        r = _stage_costs(Path(bundle_dir), smiles, table)
+        recipe = bundle_recipe(Path(bundle_dir))
+        results[str(bundle_dir)] = {"recipe": recipe, "cpu_ms_per_molecule": r}
+        names = parse_spec(recipe["featurizer"])
+        rows.append([f"{recipe['model']} x{recipe['ensemble']}, {recipe['featurizer']}", recipe["endpoints"],
+                     r["parse"], "; ".join(f"{k} {r['parse+' + k]:.2f}" for k in names),
+                     r["featurize_for_prediction"],
+                     r["predict_inputs"], r["predict_file"]])
+    text = ac.markdown_table(["bundle", "endpoints", "parse (ms)", "parse + each featurizer (ms)",
+                              "preparation (ms)",
+                              "model + domain + intervals (ms)", "predict_file, 1 process (ms)"], rows)
+    print(text)
+    payload = {"benchmark": "admet_throughput_stages", "n": n, "results": results, "markdown": text,
+               "machine": ac.machine_info(),
+               "what": "CPU ms per molecule (time.process_time), one process, torch 1 thread, fastest of 2; "
+                       "preparation = featurize_for_prediction (parse, features, domain inputs, physchem); "
+                       "predict_file includes standardization, InChIKey, the model and Parquet writing"}
+    print(f"\nwrote {ac.write_json(out_name, payload)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -330,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the one-prediction-path check (issue 9): predict_smiles and one screening "
                              "chunk, before vs after, on --n molecules (default 2000) -> predict_path_unified.json")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats for --predict-path")
+    parser.add_argument("--stages", nargs="+", type=Path, metavar="BUNDLE",
+                        help="only the CPU cost per molecule of each prediction stage for these bundles, one "
+                             "process, --n molecules (default 2000) -> --out (admet_throughput_stages.json)")
     parser.add_argument("--child", nargs=4, metavar=("BUNDLE", "INPUT", "OUT", "STATS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -348,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         child(*args.child, chunk_size=args.chunk_size)
         return 0
+    if args.stages:
+        out = args.out if args.out != "admet_throughput.json" else "admet_throughput_stages.json"
+        return stages(args.stages, args.n or 2000, Path(out).name)
     if args.predict_path:
         bundle = Path(args.bundle) if args.bundle else ac.REPO / "models" / "fedadmet-base-1.1"
         return predict_path(bundle, args.n or 2000, args.repeats, "predict_path_unified.json")
