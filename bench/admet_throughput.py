@@ -352,6 +352,7 @@ def _stage_costs(bundle_dir: Path, smiles: list[str], table: Path) -> dict[str, 
 
     run_file()  # warm-up: imports, first-call costs, the domain's unpacked reference
     costs = {}
+
     def parse_each(featurizer=None):
         # one molecule at a time, as the predict path does (rdkit2d over a list of 1,000 molecules
         # parsed up front measured about 1.4x slower here than parsing and featurizing each in turn)
@@ -372,7 +373,7 @@ def _stage_costs(bundle_dir: Path, smiles: list[str], table: Path) -> dict[str, 
 
 def stages(bundle_dirs: list[Path], n: int, out_name: str) -> int:
     """CPU milliseconds per molecule of each prediction stage, one process, one thread, first ``n``
-    MOSES molecules: each featurizer alone on parsed molecules, the whole per-molecule preparation
+    MOSES molecules: parsing, parsing + each featurizer (one molecule at a time), the whole preparation
     (``featurize_for_prediction``: parse, features, domain inputs, physchem), the model + domain +
     intervals (``predict_inputs``) and ``predict_file`` end to end; fastest of two repeats."""
     import torch
